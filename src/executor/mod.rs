@@ -1,0 +1,2 @@
+//! The run engine: schedules ready steps, drives each step's life against JOB, and
+//! reports everything as `RunEvent`s.

@@ -1,0 +1,428 @@
+//! JOB's vocabulary, independent of protocol generation: instance ids, job/step and
+//! host statuses, operation codes, script-language codes. The client, the runner and
+//! the emulator all speak in these terms.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A job instance id (`job_instance_id`), unique and increasing per JOB install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobInstanceId(pub u64);
+
+/// A step instance id (`step_instance_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepInstanceId(pub u64);
+
+impl fmt::Display for JobInstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for StepInstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Job and step status (`RunStatusEnum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum RunStatus {
+    /// 1: created, not started.
+    Blank,
+    /// 2: running.
+    Running,
+    /// 3: succeeded.
+    Success,
+    /// 4: failed.
+    Fail,
+    /// 5: skipped.
+    Skipped,
+    /// 6: failed, error ignored by an operator.
+    IgnoreError,
+    /// 7: waiting for a person (manual confirm, rolling confirm).
+    WaitingUser,
+    /// 8: terminated by hand.
+    Terminated,
+    /// 9: abnormal state.
+    Abnormal,
+    /// 10: being stopped.
+    Stopping,
+    /// 11: stopped.
+    StopSuccess,
+    /// 12: stop failed (v2 docs only).
+    StopFailed,
+    /// 13: a confirmation was refused.
+    ConfirmTerminated,
+    /// 14: abandoned.
+    Abandoned,
+    /// 15: a rolling step waiting for its next batch.
+    RollingWaiting,
+}
+
+impl RunStatus {
+    /// JOB's numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            RunStatus::Blank => 1,
+            RunStatus::Running => 2,
+            RunStatus::Success => 3,
+            RunStatus::Fail => 4,
+            RunStatus::Skipped => 5,
+            RunStatus::IgnoreError => 6,
+            RunStatus::WaitingUser => 7,
+            RunStatus::Terminated => 8,
+            RunStatus::Abnormal => 9,
+            RunStatus::Stopping => 10,
+            RunStatus::StopSuccess => 11,
+            RunStatus::StopFailed => 12,
+            RunStatus::ConfirmTerminated => 13,
+            RunStatus::Abandoned => 14,
+            RunStatus::RollingWaiting => 15,
+        }
+    }
+
+    /// The status for a code, if JOB defines one.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => RunStatus::Blank,
+            2 => RunStatus::Running,
+            3 => RunStatus::Success,
+            4 => RunStatus::Fail,
+            5 => RunStatus::Skipped,
+            6 => RunStatus::IgnoreError,
+            7 => RunStatus::WaitingUser,
+            8 => RunStatus::Terminated,
+            9 => RunStatus::Abnormal,
+            10 => RunStatus::Stopping,
+            11 => RunStatus::StopSuccess,
+            12 => RunStatus::StopFailed,
+            13 => RunStatus::ConfirmTerminated,
+            14 => RunStatus::Abandoned,
+            15 => RunStatus::RollingWaiting,
+            _ => return None,
+        })
+    }
+
+    /// JOB's `finished` / `is_finished` (`FINISHED_STATUS_SET`). Not terminal: an
+    /// operator can move a failed job back to running.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Success
+                | RunStatus::Fail
+                | RunStatus::Skipped
+                | RunStatus::IgnoreError
+                | RunStatus::Terminated
+                | RunStatus::Abnormal
+                | RunStatus::StopSuccess
+                | RunStatus::ConfirmTerminated
+                | RunStatus::Abandoned
+        )
+    }
+
+    /// A short English label for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunStatus::Blank => "not started",
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Fail => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::IgnoreError => "error ignored",
+            RunStatus::WaitingUser => "waiting for confirmation",
+            RunStatus::Terminated => "terminated",
+            RunStatus::Abnormal => "abnormal",
+            RunStatus::Stopping => "stopping",
+            RunStatus::StopSuccess => "stopped",
+            RunStatus::StopFailed => "stop failed",
+            RunStatus::ConfirmTerminated => "confirmation refused",
+            RunStatus::Abandoned => "abandoned",
+            RunStatus::RollingWaiting => "waiting for next batch",
+        }
+    }
+}
+
+impl From<RunStatus> for u8 {
+    fn from(status: RunStatus) -> u8 {
+        status.code()
+    }
+}
+
+impl TryFrom<u8> for RunStatus {
+    type Error = String;
+    fn try_from(code: u8) -> Result<Self, String> {
+        RunStatus::from_code(code).ok_or_else(|| format!("unknown JOB status {code}"))
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.label(), self.code())
+    }
+}
+
+/// Host (execute object) status codes (`ExecuteObjectTaskStatusEnum`).
+pub mod host_status {
+    /// Unknown error.
+    pub const UNKNOWN_ERROR: u16 = 0;
+    /// Agent abnormal.
+    pub const AGENT_ERROR: u16 = 1;
+    /// Invalid host.
+    pub const INVALID_HOST: u16 = 2;
+    /// Succeeded last time (skipped on retry of failed hosts).
+    pub const LAST_SUCCESS: u16 = 3;
+    /// Waiting.
+    pub const WAITING: u16 = 5;
+    /// Running.
+    pub const RUNNING: u16 = 7;
+    /// Succeeded.
+    pub const SUCCESS: u16 = 9;
+    /// Failed.
+    pub const FAILED: u16 = 11;
+    /// Submit failed.
+    pub const SUBMIT_FAILED: u16 = 12;
+    /// Task timeout.
+    pub const TASK_TIMEOUT: u16 = 13;
+    /// Script failed.
+    pub const SCRIPT_FAILED: u16 = 101;
+    /// Script timed out.
+    pub const SCRIPT_TIMEOUT: u16 = 102;
+    /// Script terminated.
+    pub const SCRIPT_TERMINATED: u16 = 103;
+    /// Script exited non-zero.
+    pub const SCRIPT_NON_ZERO_EXIT: u16 = 104;
+    /// File transfer failed.
+    pub const FILE_TRANSFER_FAILED: u16 = 202;
+    /// Source file does not exist.
+    pub const SOURCE_FILE_NOT_EXIST: u16 = 203;
+    /// Terminated by GSE.
+    pub const TERMINATE_SUCCESS: u16 = 403;
+
+    /// A short English label for a host status code.
+    pub fn label(code: u16) -> &'static str {
+        match code {
+            0 => "unknown error",
+            1 => "agent abnormal",
+            2 => "invalid host",
+            3 => "succeeded last time",
+            5 => "waiting",
+            7 => "running",
+            9 => "success",
+            11 => "failed",
+            12 => "submit failed",
+            13 => "task timeout",
+            15 => "log error",
+            16 => "script log timeout",
+            17 => "file log timeout",
+            18 => "agent not installed",
+            101 => "script failed",
+            102 => "script timed out",
+            103 => "script terminated",
+            104 => "script exit code non-zero",
+            202 => "file transfer failed",
+            203 => "source file does not exist",
+            301 => "file task system error",
+            303 => "file task timeout",
+            310 => "agent abnormal",
+            311 => "user does not exist",
+            312 => "wrong user password",
+            320 => "file fetch failed",
+            321 => "file too large",
+            329 => "file transfer error",
+            399 => "task error",
+            403 => "terminated",
+            404 => "terminate failed",
+            _ => "unknown status",
+        }
+    }
+
+    /// Whether the host is still waiting or running.
+    pub fn is_pending(code: u16) -> bool {
+        matches!(code, WAITING | RUNNING)
+    }
+
+    /// Whether the host finished successfully (including "succeeded last time").
+    pub fn is_success(code: u16) -> bool {
+        matches!(code, SUCCESS | LAST_SUCCESS)
+    }
+}
+
+/// `operate_job_instance` operation codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOperation {
+    /// 1: terminate the job.
+    Terminate,
+    /// 2: start a job created with `start_task: false`.
+    Start,
+}
+
+impl JobOperation {
+    /// JOB's code.
+    pub fn code(self) -> u8 {
+        match self {
+            JobOperation::Terminate => 1,
+            JobOperation::Start => 2,
+        }
+    }
+
+    /// The operation for a code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            1 => Some(JobOperation::Terminate),
+            2 => Some(JobOperation::Start),
+            _ => None,
+        }
+    }
+}
+
+/// `operate_step_instance` operation codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOperation {
+    /// 2: retry the failed hosts.
+    RetryFailed,
+    /// 3: ignore the error and go on.
+    IgnoreError,
+    /// 6: confirm a manual step and continue.
+    ConfirmContinue,
+    /// 8: retry all hosts.
+    RetryAll,
+    /// 9: refuse a manual confirmation (ends the job).
+    ConfirmTerminate,
+    /// 10: ask for the confirmation again.
+    ConfirmRestart,
+    /// 11: go to the next step after a stop.
+    NextStep,
+    /// 12: skip a step that is being stopped.
+    Skip,
+    /// 13: start the next rolling batch.
+    RollingContinue,
+}
+
+impl StepOperation {
+    /// JOB's code.
+    pub fn code(self) -> u8 {
+        match self {
+            StepOperation::RetryFailed => 2,
+            StepOperation::IgnoreError => 3,
+            StepOperation::ConfirmContinue => 6,
+            StepOperation::RetryAll => 8,
+            StepOperation::ConfirmTerminate => 9,
+            StepOperation::ConfirmRestart => 10,
+            StepOperation::NextStep => 11,
+            StepOperation::Skip => 12,
+            StepOperation::RollingContinue => 13,
+        }
+    }
+
+    /// The operation for a code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            2 => StepOperation::RetryFailed,
+            3 => StepOperation::IgnoreError,
+            6 => StepOperation::ConfirmContinue,
+            8 => StepOperation::RetryAll,
+            9 => StepOperation::ConfirmTerminate,
+            10 => StepOperation::ConfirmRestart,
+            11 => StepOperation::NextStep,
+            12 => StepOperation::Skip,
+            13 => StepOperation::RollingContinue,
+            _ => return None,
+        })
+    }
+}
+
+/// JOB step types (`StepExecuteTypeEnum`).
+pub mod step_type {
+    /// A script step.
+    pub const SCRIPT: u8 = 1;
+    /// A file step.
+    pub const FILE: u8 = 2;
+    /// A manual confirmation.
+    pub const MANUAL_CONFIRM: u8 = 3;
+    /// A SQL step.
+    pub const SQL: u8 = 4;
+}
+
+/// JOB's script-language codes (`script_type` / `script_language`).
+pub mod language_code {
+    /// shell
+    pub const SHELL: u8 = 1;
+    /// bat
+    pub const BAT: u8 = 2;
+    /// perl
+    pub const PERL: u8 = 3;
+    /// python
+    pub const PYTHON: u8 = 4;
+    /// powershell
+    pub const POWERSHELL: u8 = 5;
+    /// sql
+    pub const SQL: u8 = 6;
+}
+
+/// A host as JOB names it on the wire: cloud area and IPv4 address, plus the CMDB id
+/// where known.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HostAddr {
+    /// `bk_cloud_id`.
+    pub cloud_id: u64,
+    /// IPv4 address.
+    pub ip: String,
+}
+
+impl HostAddr {
+    /// Parses `cloud:ip` or a bare `ip` (cloud 0).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (cloud, ip) = match text.split_once(':') {
+            Some((cloud, ip)) => (cloud.trim().parse::<u64>().ok()?, ip.trim()),
+            None => (0, text),
+        };
+        ip.parse::<std::net::Ipv4Addr>().ok()?;
+        Some(HostAddr {
+            cloud_id: cloud,
+            ip: ip.to_owned(),
+        })
+    }
+
+    /// `<cloud>_<ip>`, the form of `[FILESRCIP]` and of sandbox folder names.
+    pub fn folder_name(&self) -> String {
+        format!("{}_{}", self.cloud_id, self.ip)
+    }
+}
+
+impl fmt::Display for HostAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.cloud_id, self.ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_set_matches_job() {
+        let finished: Vec<u8> = (1..=15)
+            .filter_map(RunStatus::from_code)
+            .filter(|s| s.is_finished())
+            .map(RunStatus::code)
+            .collect();
+        assert_eq!(finished, vec![3, 4, 5, 6, 8, 9, 11, 13, 14]);
+    }
+
+    #[test]
+    fn host_addr_parsing() {
+        assert_eq!(
+            HostAddr::parse("0:10.0.0.1").unwrap().folder_name(),
+            "0_10.0.0.1"
+        );
+        assert_eq!(HostAddr::parse("10.0.0.2").unwrap().cloud_id, 0);
+        assert!(HostAddr::parse("0:10.0.0.256").is_none());
+        assert!(HostAddr::parse("-1:10.0.0.1").is_none());
+        assert!(HostAddr::parse("a:b").is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! TODO(job-protocol): v4

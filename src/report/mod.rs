@@ -1,0 +1,2 @@
+//! Consumes `RunEvent`s: progress bars on a TTY, plain lines otherwise, and the final
+//! table, JSON report and JUnit file.

@@ -1,0 +1,1 @@
+//! Run folders, the append-only journal, and the per-plan lock.
