@@ -40,6 +40,6 @@ pub fn serve(_args: EmulatorArgs) -> Result<ExitCode, Error> {
 }
 
 /// Runs `baton __sandbox-exec`.
-pub fn sandbox_exec(_args: SandboxExecArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("sandbox exec is not implemented yet".into()))
+pub fn sandbox_exec(args: SandboxExecArgs) -> Result<ExitCode, Error> {
+    crate::emulator::sandbox::exec_main(&args.root, &args.command)
 }

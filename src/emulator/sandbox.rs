@@ -81,3 +81,13 @@ impl HostSandboxes {
         unimplemented!("sandbox path mapping")
     }
 }
+
+/// Entry point of `baton __sandbox-exec --root DIR -- PROGRAM ARGS...`: enters a new
+/// mount namespace whose `/` is `root` and replaces the process with `command`.
+/// Returns only on failure.
+pub fn exec_main(
+    _root: &Path,
+    _command: &[String],
+) -> Result<std::process::ExitCode, crate::error::Error> {
+    unimplemented!("sandbox exec helper")
+}
