@@ -179,7 +179,13 @@ impl HostSandboxes {
             let real = join(&base, &resolved);
             let meta = match std::fs::symlink_metadata(&real) {
                 Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A file in the middle of the path (`/a.txt/x`) means nothing is there.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
                     missing = true;
                     continue;
                 }
