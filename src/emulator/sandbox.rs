@@ -279,7 +279,11 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Entry point of `baton __sandbox-exec --root DIR -- PROGRAM ARGS...`: enters a new
 /// mount namespace whose `/` is `root` and replaces the process with `command`.
-/// Returns only on failure.
+///
+/// The first invocation unshares the namespaces, re-runs itself as PID 1 of the new
+/// PID namespace and returns that run's exit status (128 + signal when killed); the
+/// second builds the sandbox and execs `command`, returning only on failure. Must run
+/// before any thread is started: `unshare(CLONE_NEWUSER)` refuses threaded processes.
 pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, crate::error::Error> {
     if command.is_empty() {
         return Err(crate::error::Error::Usage(

@@ -594,3 +594,30 @@ async fn pushed_files_are_what_scripts_see() {
         Some("payload")
     );
 }
+
+#[tokio::test]
+async fn floods_of_output_are_capped_without_blocking_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = namespaced(dir.path());
+    let result = run(
+        &sb,
+        &script(
+            1,
+            "head -c 8000000 /dev/zero | tr '\\0' x | fold -w 100\nhead -c 300000 /dev/zero | tr '\\0' y\necho done >&2",
+        ),
+    )
+    .await;
+    assert_eq!(result.status, host_status::SUCCESS);
+    assert!(result.log.len() <= 5 * 1024 * 1024 + 200);
+    assert!(
+        result
+            .log
+            .ends_with("(log truncated: more than 5 MiB of output)\n")
+    );
+    // The probe run by HostSandboxes::new cleans up after itself.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("hosts")]);
+}
