@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod client;
+pub mod hosts;
 pub mod rules;
 pub mod types;
 pub mod v2;
