@@ -48,7 +48,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use crate::plan::model::{
-    AccountRef, Plan, Protocol, RollingMode, ScopeType, ScriptLanguage, Step,
+    AccountRef, Plan, Protocol, RollingMode, Scope, ScopeType, ScriptLanguage, Step,
 };
 
 /// HTTP method of a JOB call.
@@ -261,6 +261,7 @@ impl Errors {
         );
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -306,9 +307,9 @@ pub(crate) fn no_kind() -> Vec<BuildError> {
 
 /// v2's `bk_biz_id`. JOB reads a `bk_biz_id` in its built-in business-set range as a
 /// business set, so such a set can be addressed; any other business set cannot.
-pub(crate) fn v2_biz_id(plan: &Plan, errors: &mut Errors) -> Option<u64> {
+pub(crate) fn v2_biz_id(scope: Option<Scope>, errors: &mut Errors) -> Option<u64> {
     const BIZ_SET_IDS: std::ops::RangeInclusive<u64> = 8_000_000..=9_999_999;
-    match plan.scope {
+    match scope {
         None => {
             errors.add(
                 "scope",
@@ -334,8 +335,12 @@ pub(crate) fn v2_biz_id(plan: &Plan, errors: &mut Errors) -> Option<u64> {
 }
 
 /// v3/v4's `bk_scope_type` and `bk_scope_id` written into `body`.
-pub(crate) fn write_gateway_scope(plan: &Plan, body: &mut Map<String, Value>, errors: &mut Errors) {
-    match plan.scope {
+pub(crate) fn write_gateway_scope(
+    scope: Option<Scope>,
+    body: &mut Map<String, Value>,
+    errors: &mut Errors,
+) {
+    match scope {
         None => errors.add(
             "scope",
             "the plan has no `scope`: JOB needs the business (`scope: {type: biz, id: N}`)",

@@ -1,7 +1,9 @@
 //! The JOB HTTP API: shared vocabulary and rules, request building and the three
 //! protocol generations (v2 ESB, v3 and v4 gateway), and the HTTP client.
 
+pub mod auth;
 pub mod build;
+pub mod calls;
 pub mod client;
 pub mod hosts;
 pub mod rules;
