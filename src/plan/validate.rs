@@ -170,36 +170,49 @@ pub fn validate(
         &mut runtime_fields,
     );
 
+    let renderer = Renderer {
+        plan: &plan,
+        vars: &resolved,
+        templates: &templates,
+        script_files: &script_files,
+        upstream_refs: &upstream_refs,
+    };
+    checker.rendered_steps(&renderer, protocol, &runtime_fields);
+
     let graph = match graph {
         Some(graph) if checker.errors.is_empty() => graph,
         _ => return Err(checker.finish_with_errors()),
     };
-
-    let mut validated = ValidatedPlan {
+    sort_issues(&mut checker.warnings);
+    Ok(ValidatedPlan {
         source: source.clone(),
         plan,
         protocol,
         vars: resolved,
         graph,
-        warnings: Vec::new(),
+        warnings: checker.warnings,
         templates,
         script_files,
         upstream_refs,
-    };
-    checker.rendered_steps(&validated, &runtime_fields);
-    if !checker.errors.is_empty() {
-        return Err(checker.finish_with_errors());
-    }
-    sort_issues(&mut checker.warnings);
-    validated.warnings = checker.warnings;
-    Ok(validated)
+    })
 }
 
 impl ValidatedPlan {
+    fn renderer(&self) -> Renderer<'_> {
+        Renderer {
+            plan: &self.plan,
+            vars: &self.vars,
+            templates: &self.templates,
+            script_files: &self.script_files,
+            upstream_refs: &self.upstream_refs,
+        }
+    }
+
     /// A copy of step `index` with every template rendered and script files inlined
-    /// into `content` (their `file` cleared).
+    /// into `content` (their `file` cleared). The rendered values are checked against
+    /// JOB's limits and path rules, since runtime values were unknown at validation.
     pub fn render_step(&self, index: usize, ctx: &RenderContext) -> Result<Step, RenderError> {
-        let step = self.render_templates(index, ctx)?;
+        let step = self.renderer().render_templates(index, ctx)?;
         check_rendered_limits(&step, &HashSet::new(), &format!("steps[{index}]")).map_err(
             |(field, message)| RenderError::Invalid {
                 step: step.id.clone(),
@@ -210,6 +223,46 @@ impl ValidatedPlan {
         Ok(step)
     }
 
+    /// Whether step `index` should run: its `when` renders to something other than
+    /// `false`, `no`, `0` or nothing (case-insensitive). No `when` means yes.
+    pub fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
+        self.renderer().evaluate_when(index, ctx)
+    }
+
+    /// The plan's `description` rendered with the variables (secrets masked).
+    pub fn render_description(&self) -> Option<String> {
+        let text = self.plan.description.as_ref()?;
+        let renderer = self.renderer();
+        let context = renderer.context_with_steps(&RenderContext::preview(), Map::new());
+        Some(
+            self.templates
+                .render("description", text, &context)
+                .unwrap_or_else(|_| text.clone()),
+        )
+    }
+
+    /// Step index by id.
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.plan.steps.iter().position(|s| s.id == id)
+    }
+
+    /// Step ids whose results step `index`'s templates read.
+    pub fn upstream_refs(&self, index: usize) -> &[String] {
+        self.upstream_refs.get(index).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Renders steps; shared by [`ValidatedPlan`] and by validation itself, which renders
+/// every step before the graph is known to be sound.
+struct Renderer<'a> {
+    plan: &'a Plan,
+    vars: &'a ResolvedVars,
+    templates: &'a TemplateSet,
+    script_files: &'a HashMap<String, String>,
+    upstream_refs: &'a [Vec<String>],
+}
+
+impl Renderer<'_> {
     /// Renders without JOB's limit checks (validation applies them field-aware).
     fn render_templates(&self, index: usize, ctx: &RenderContext) -> Result<Step, RenderError> {
         let mut step = self
@@ -266,7 +319,7 @@ impl ValidatedPlan {
 
     /// Whether step `index` should run: its `when` renders to something other than
     /// `false`, `no`, `0` or nothing (case-insensitive). No `when` means yes.
-    pub fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
+    fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
         let step = self
             .plan
             .steps
@@ -288,40 +341,19 @@ impl ValidatedPlan {
         Ok(is_truthy(&rendered))
     }
 
-    /// The plan's `description` rendered with the variables (secrets masked).
-    pub fn render_description(&self) -> Option<String> {
-        let text = self.plan.description.as_ref()?;
-        let context = self.context_for_plan(&RenderContext::preview());
-        Some(
-            self.templates
-                .render("description", text, &context)
-                .unwrap_or_else(|_| text.clone()),
-        )
-    }
-
-    /// Step index by id.
-    pub fn step_index(&self, id: &str) -> Option<usize> {
-        self.plan.steps.iter().position(|s| s.id == id)
-    }
-
-    /// Step ids whose results step `index`'s templates read.
-    pub fn upstream_refs(&self, index: usize) -> &[String] {
-        self.upstream_refs.get(index).map_or(&[], Vec::as_slice)
-    }
-
-    fn context_for_plan(&self, ctx: &RenderContext) -> Value {
-        self.context_with_steps(ctx, Map::new())
-    }
-
     fn context_for(&self, index: usize, ctx: &RenderContext) -> Value {
         let mut steps = Map::new();
-        for id in self.upstream_refs(index) {
+        let refs = self.upstream_refs.get(index).map_or(&[][..], Vec::as_slice);
+        for id in refs {
             if let Some(result) = ctx.step_results.get(id) {
                 steps.insert(id.clone(), template::step_value(result));
             } else if ctx.preview {
                 let keys = self
-                    .step_index(id)
-                    .map(|i| self.plan.steps[i].outputs.clone())
+                    .plan
+                    .steps
+                    .iter()
+                    .find(|s| &s.id == id)
+                    .map(|s| s.outputs.clone())
                     .unwrap_or_default();
                 steps.insert(id.clone(), template::placeholder_step_value(id, &keys));
             }
@@ -429,7 +461,7 @@ fn check_rendered_limits(
             return Err((
                 "task_name".into(),
                 format!(
-                    "is {chars} characters after rendering; JOB allows at most {}",
+                    "{chars} characters after rendering; JOB allows at most {}",
                     rules::MAX_TASK_NAME_CHARS
                 ),
             ));
@@ -449,7 +481,7 @@ fn check_rendered_limits(
             return Err((
                 "script.params".into(),
                 format!(
-                    "is {} bytes after rendering; JOB allows at most {limit}{}",
+                    "{} bytes after rendering; JOB allows at most {limit}{}",
                     params.len(),
                     if sensitive {
                         " for sensitive params"
@@ -467,7 +499,7 @@ fn check_rendered_limits(
         return Err((
             "script.content".into(),
             format!(
-                "is {} bytes after rendering; JOB stores at most {}",
+                "{} bytes after rendering; JOB stores at most {}",
                 content.len(),
                 rules::MAX_SCRIPT_CONTENT_BYTES
             ),
@@ -825,9 +857,8 @@ impl Checker<'_> {
                         "give either `content` or `file`, not both",
                     );
                 }
-                if (over.content.is_some() || over.file.is_some()) && over.language.is_none() {
-                    self.error(&field, "`language` is needed with `content` or `file`");
-                }
+                // No `language` check here: an override may replace a script's text
+                // and keep the job plan step's own language (seed 002 does).
                 if let Some(timeout) = over.timeout {
                     self.timeout(&format!("{field}.timeout"), timeout.0);
                 }
@@ -1091,27 +1122,39 @@ impl Checker<'_> {
 
     /// Renders every step with preview values (real variable values, so lengths are
     /// right) and checks the results, including what the protocol can carry.
-    fn rendered_steps(&mut self, validated: &ValidatedPlan, runtime_fields: &HashSet<String>) {
+    fn rendered_steps(
+        &mut self,
+        renderer: &Renderer<'_>,
+        protocol: Protocol,
+        runtime_fields: &HashSet<String>,
+    ) {
         let ctx = RenderContext {
             preview: true,
             mask_secrets: false,
             ..RenderContext::default()
         };
         let build_ctx = BuildContext {
-            protocol: validated.protocol,
-            plan: &validated.plan,
+            protocol,
+            plan: renderer.plan,
         };
-        for i in 0..validated.plan.steps.len() {
+        // Steps that already have an error still get their rendered values checked
+        // (all problems at once), but a render failure there is a consequence of the
+        // reported error, and the protocol check would only repeat it.
+        let steps_with_errors: HashSet<usize> = self
+            .errors
+            .iter()
+            .filter_map(|e| step_of_field(&e.field))
+            .collect();
+        for (i, step) in renderer.plan.steps.iter().enumerate() {
             let prefix = format!("steps[{i}]");
-            let rendered = match validated.render_templates(i, &ctx) {
+            let had_errors = steps_with_errors.contains(&i);
+            let rendered = match renderer.render_templates(i, &ctx) {
                 Ok(rendered) => rendered,
+                Err(_) if had_errors => continue,
                 Err(RenderError::Template { field, message, .. }) => {
                     self.error(
                         format!("{prefix}.{field}"),
-                        format!(
-                            "step `{}`, field `{field}`: {message}",
-                            validated.plan.steps[i].id
-                        ),
+                        format!("step `{}`, field `{field}`: {message}", step.id),
                     );
                     continue;
                 }
@@ -1122,11 +1165,14 @@ impl Checker<'_> {
             };
             if let Err((field, message)) = check_rendered_limits(&rendered, runtime_fields, &prefix)
             {
-                let message = validated.vars.mask(&message);
+                let message = renderer.vars.mask(&message);
                 self.error(
                     format!("{prefix}.{field}"),
-                    format!("step `{}`: `{field}` {message}", rendered.id),
+                    format!("step `{}`, field `{field}`: {message}", rendered.id),
                 );
+                continue;
+            }
+            if had_errors {
                 continue;
             }
             if let Err(problems) = build_request(&build_ctx, &rendered) {
@@ -1136,17 +1182,26 @@ impl Checker<'_> {
                     } else {
                         format!("{prefix}.{}", problem.field)
                     };
-                    let message = validated.vars.mask(&problem.message);
+                    let message = renderer.vars.mask(&problem.message);
                     let shown = if problem.field.is_empty() {
                         format!("step `{}`: {message}", rendered.id)
                     } else {
-                        format!("step `{}`: `{}` {message}", rendered.id, problem.field)
+                        format!(
+                            "step `{}`, field `{}`: {message}",
+                            rendered.id, problem.field
+                        )
                     };
                     self.error(field, shown);
                 }
             }
         }
     }
+}
+
+/// The step index of a field path such as `steps[3].script.params`.
+fn step_of_field(field: &str) -> Option<usize> {
+    let rest = field.strip_prefix("steps[")?;
+    rest[..rest.find(']')?].parse().ok()
 }
 
 /// Locates graph problems: unknown and self `needs` at the entry, a cycle at the
