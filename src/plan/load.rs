@@ -46,8 +46,8 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
         text: Arc::from(""),
         issues: vec![Issue::unlocated("plan", message)],
     };
-    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(|problem| unreadable(problem))?;
-    let text = decode_text(&bytes).map_err(unreadable)?;
+    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(&unreadable)?;
+    let text = decode_text(&bytes).map_err(&unreadable)?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
