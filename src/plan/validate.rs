@@ -109,6 +109,8 @@ pub struct ValidatedPlan {
     script_files: HashMap<String, String>,
     /// Per step, the upstream step ids its templates read (sorted, unique).
     upstream_refs: Vec<Vec<String>>,
+    /// Step index by id (the first step with an id; ids are unique once valid).
+    index_by_id: HashMap<String, usize>,
 }
 
 /// Loads and validates the plan at `path`.
@@ -170,12 +172,17 @@ pub fn validate(
         &mut runtime_fields,
     );
 
+    let mut index_by_id = HashMap::with_capacity(plan.steps.len());
+    for (i, step) in plan.steps.iter().enumerate() {
+        index_by_id.entry(step.id.clone()).or_insert(i);
+    }
     let renderer = Renderer {
         plan: &plan,
         vars: &resolved,
         templates: &templates,
         script_files: &script_files,
         upstream_refs: &upstream_refs,
+        index_by_id: &index_by_id,
     };
     checker.rendered_steps(&renderer, protocol, &runtime_fields);
 
@@ -194,6 +201,7 @@ pub fn validate(
         templates,
         script_files,
         upstream_refs,
+        index_by_id,
     })
 }
 
@@ -205,6 +213,7 @@ impl ValidatedPlan {
             templates: &self.templates,
             script_files: &self.script_files,
             upstream_refs: &self.upstream_refs,
+            index_by_id: &self.index_by_id,
         }
     }
 
@@ -243,7 +252,7 @@ impl ValidatedPlan {
 
     /// Step index by id.
     pub fn step_index(&self, id: &str) -> Option<usize> {
-        self.plan.steps.iter().position(|s| s.id == id)
+        self.index_by_id.get(id).copied()
     }
 
     /// Step ids whose results step `index`'s templates read.
@@ -260,6 +269,7 @@ struct Renderer<'a> {
     templates: &'a TemplateSet,
     script_files: &'a HashMap<String, String>,
     upstream_refs: &'a [Vec<String>],
+    index_by_id: &'a HashMap<String, usize>,
 }
 
 impl Renderer<'_> {
@@ -349,11 +359,9 @@ impl Renderer<'_> {
                 steps.insert(id.clone(), template::step_value(result));
             } else if ctx.preview {
                 let keys = self
-                    .plan
-                    .steps
-                    .iter()
-                    .find(|s| &s.id == id)
-                    .map(|s| s.outputs.clone())
+                    .index_by_id
+                    .get(id)
+                    .map(|&i| self.plan.steps[i].outputs.clone())
                     .unwrap_or_default();
                 steps.insert(id.clone(), template::placeholder_step_value(id, &keys));
             }
@@ -1316,4 +1324,205 @@ fn count_hosts(plan: &Plan, targets: &Targets) -> Option<usize> {
         ids.extend(set.host_ids.iter().copied());
     }
     Some(ips.len() + ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+
+    const PLAN: &str = r#"version: 1
+name: release
+vars:
+  version: { default: 1.2.3 }
+  region: { default: sh }
+  token: { secret: true, default: t0ps3cret }
+scope: { type: biz, id: 2 }
+defaults: { account: root }
+hosts:
+  web: { ips: ["0:10.0.0.1"] }
+steps:
+  - id: build
+    script: { language: shell, file: build.sh }
+    targets: web
+    outputs: [tag]
+  - id: deploy
+    needs: [build]
+    when: "{{#if region}}yes{{/if}}"
+    task_name: "deploy {{version}} in {{run.id}}"
+    script:
+      language: shell
+      content: "deploy {{steps.build.outputs.tag}} {{steps.build.job_instance_id}} {{steps.build.status}}"
+      params: "--token {{token}}"
+    targets: web
+  - id: skip-me
+    needs: [deploy]
+    when: " No "
+    script: { language: shell, content: "echo" }
+    targets: web
+"#;
+
+    fn validated(plan: &str) -> Result<ValidatedPlan, PlanErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("build.sh"), "make VERSION={{version}}\n").unwrap();
+        let loaded = load::parse("plan.yaml", Arc::from(plan), dir.path())?;
+        validate(loaded, &ValidateOptions::default())
+    }
+
+    fn finished_build(outputs: &[(&str, &str)]) -> RenderContext {
+        let outputs: BTreeMap<String, String> = outputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RenderContext {
+            run_id: "run-7".into(),
+            step_results: HashMap::from([(
+                "build".to_owned(),
+                StepResult {
+                    job_instance_id: 42,
+                    status: "success".into(),
+                    outputs,
+                },
+            )]),
+            ..RenderContext::default()
+        }
+    }
+
+    #[test]
+    fn render_step_fills_vars_results_and_inlines_script_files() {
+        let plan = validated(PLAN).unwrap();
+        let build = plan.render_step(0, &RenderContext::default()).unwrap();
+        let script = build.script.unwrap();
+        assert_eq!(script.content.as_deref(), Some("make VERSION=1.2.3\n"));
+        assert_eq!(script.file, None);
+
+        let deploy = plan
+            .render_step(1, &finished_build(&[("tag", "v9")]))
+            .unwrap();
+        assert_eq!(deploy.task_name.as_deref(), Some("deploy 1.2.3 in run-7"));
+        let script = deploy.script.unwrap();
+        assert_eq!(script.content.as_deref(), Some("deploy v9 42 success"));
+        assert_eq!(script.params.as_deref(), Some("--token t0ps3cret"));
+    }
+
+    #[test]
+    fn masked_and_preview_renders_hide_secrets_and_show_placeholders() {
+        let plan = validated(PLAN).unwrap();
+        let deploy = plan.render_step(1, &RenderContext::preview()).unwrap();
+        let script = deploy.script.unwrap();
+        assert_eq!(script.params.as_deref(), Some("--token ******"));
+        assert_eq!(
+            script.content.as_deref(),
+            Some(
+                "deploy <steps.build.outputs.tag> <steps.build.job_instance_id> <steps.build.status>"
+            )
+        );
+        assert_eq!(
+            deploy.task_name.as_deref(),
+            Some("deploy 1.2.3 in <run.id>")
+        );
+        assert!(plan.vars.secret_values().contains(&"t0ps3cret"));
+    }
+
+    #[test]
+    fn a_missing_runtime_value_names_step_field_and_name() {
+        let plan = validated(PLAN).unwrap();
+        match plan.render_step(1, &finished_build(&[])) {
+            Err(RenderError::Template {
+                step, field, name, ..
+            }) => {
+                assert_eq!(step, "deploy");
+                assert_eq!(field, "script.content");
+                assert_eq!(name.as_deref(), Some("steps.build.outputs.tag"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = plan.render_step(1, &RenderContext::default()).unwrap_err();
+        assert!(
+            error.to_string().starts_with("step `deploy`, field `"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn when_is_false_for_false_no_zero_and_empty() {
+        let plan = validated(PLAN).unwrap();
+        let ctx = finished_build(&[("tag", "v1")]);
+        assert!(plan.evaluate_when(0, &ctx).unwrap(), "no `when` runs");
+        assert!(plan.evaluate_when(1, &ctx).unwrap());
+        assert!(!plan.evaluate_when(2, &ctx).unwrap());
+        for (text, expected) in [
+            ("false", false),
+            ("FALSE", false),
+            ("no", false),
+            ("0", false),
+            ("", false),
+            ("  ", false),
+            ("yes", true),
+            ("1", true),
+            ("off", true),
+        ] {
+            assert_eq!(is_truthy(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn runtime_limits_are_checked_on_render() {
+        let long = PLAN.replace(
+            "deploy {{version}} in {{run.id}}",
+            "{{steps.build.outputs.tag}}",
+        );
+        let plan = validated(&long).unwrap();
+        let tag = "x".repeat(600);
+        match plan.render_step(1, &finished_build(&[("tag", &tag)])) {
+            Err(RenderError::Invalid { field, message, .. }) => {
+                assert_eq!(field, "task_name");
+                assert!(message.contains("600 characters"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn outputs_must_be_declared_and_steps_upstream() {
+        let undeclared = PLAN.replace("outputs: [tag]", "outputs: [version]");
+        let errors = validated(&undeclared).unwrap_err();
+        assert!(
+            errors.issues.iter().any(|i| i
+                .message
+                .contains("reads output `tag`, which step `build` does not declare")),
+            "{:?}",
+            errors.issues
+        );
+        let unlinked = PLAN.replace("needs: [build]", "needs: []");
+        let errors = validated(&unlinked).unwrap_err();
+        assert!(
+            errors
+                .issues
+                .iter()
+                .any(|i| i.field == "steps[1].script.content"
+                    && i.message.contains("`needs` of `deploy` is missing `build`"))
+        );
+    }
+
+    #[test]
+    fn protocol_comes_from_the_flag_then_the_plan_then_v3() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("build.sh"), "make\n").unwrap();
+        let with_api = PLAN.replace("name: release", "name: release\napi: v2");
+        for (text, flag, expected) in [
+            (PLAN, None, Protocol::V3),
+            (with_api.as_str(), None, Protocol::V2),
+            (with_api.as_str(), Some(Protocol::V4), Protocol::V4),
+        ] {
+            let loaded = load::parse("plan.yaml", Arc::from(text), dir.path()).unwrap();
+            let options = ValidateOptions {
+                api: flag,
+                ..ValidateOptions::default()
+            };
+            assert_eq!(validate(loaded, &options).unwrap().protocol, expected);
+        }
+    }
 }

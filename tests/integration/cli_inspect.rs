@@ -476,7 +476,7 @@ fn unreadable_and_broken_files_are_clean_errors() {
     let output = baton(dir.path(), &["validate", "missing.yaml"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr_of(&output).contains("plan: cannot read"),
+        stderr_of(&output).contains("missing.yaml: cannot read"),
         "{}",
         stderr_of(&output)
     );
