@@ -1525,4 +1525,35 @@ steps:
             assert_eq!(validate(loaded, &options).unwrap().protocol, expected);
         }
     }
+
+    #[test]
+    fn rolling_batches_are_capped_when_the_host_count_is_known() {
+        let ips: Vec<String> = (0..501)
+            .map(|i| format!("\"0:10.0.{}.{}\"", i / 250, i % 250 + 1))
+            .collect();
+        let plan = PLAN
+            .replace(
+                r#"web: { ips: ["0:10.0.0.1"] }"#,
+                &format!("web: {{ ips: [{}] }}", ips.join(", ")),
+            )
+            .replace(
+                "    outputs: [tag]\n",
+                "    outputs: [tag]\n    rolling: { expression: \"1\" }\n",
+            );
+        let errors = validated(&plan).unwrap_err();
+        assert!(
+            errors
+                .issues
+                .iter()
+                .any(|i| i.field == "steps[0].rolling.expression"
+                    && i.message.contains("makes 501 batches for 501 hosts")),
+            "{:?}",
+            errors.issues
+        );
+        let uncountable = plan.replace("web: { ips:", "web: { dynamic_groups: [g1], ips:");
+        assert!(
+            validated(&uncountable).is_ok(),
+            "dynamic groups make the count unknown"
+        );
+    }
 }
