@@ -136,3 +136,97 @@ fn seed_plans_name_what_other_protocols_cannot_carry() {
         );
     }
 }
+
+/// Reads every `script.file` of `plan` (relative to `dir`) into `content`, as the plan
+/// loader does before requests are built.
+fn inline_script_files(plan: &mut Plan, dir: &std::path::Path) {
+    for step in &mut plan.steps {
+        if let Some(script) = &mut step.script
+            && let Some(file) = script.file.take()
+        {
+            let path = dir.join(&file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            script.content = Some(text);
+        }
+    }
+}
+
+#[test]
+fn shipped_runbooks_build_every_step_on_their_protocol() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let mut seen = Vec::new();
+    for name in [
+        "release-web.yaml",
+        "collect-logs.yaml",
+        "cross-business-copy.yaml",
+    ] {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schemas/plan.schema.json"),
+            "{name}: schema modeline first"
+        );
+        let mut plan: Plan = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        inline_script_files(&mut plan, &dir);
+        let protocol = plan.api.unwrap_or(Protocol::V3);
+        let ctx = BuildContext {
+            protocol,
+            plan: &plan,
+        };
+        for step in &plan.steps {
+            let call = build_request(&ctx, step)
+                .unwrap_or_else(|errors| panic!("{name} step {}: {errors:?}", step.id));
+            seen.push((name, step.id.clone(), call.api));
+        }
+    }
+    let apis: Vec<&str> = seen.iter().map(|(_, _, api)| *api).collect();
+    for api in [
+        "fast_execute_script",
+        "fast_transfer_file",
+        "execute_job_plan",
+        "fast_push_file",
+        "execute_platform_job",
+    ] {
+        assert!(apis.contains(&api), "no runbook exercises {api}: {seen:?}");
+    }
+}
+
+#[test]
+fn release_web_rolls_stop_and_start_by_a_quarter() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let text = std::fs::read_to_string(dir.join("release-web.yaml")).expect("release-web.yaml");
+    let mut plan: Plan = serde_yaml::from_str(&text).expect("release-web parses");
+    inline_script_files(&mut plan, &dir);
+    let ctx = BuildContext {
+        protocol: Protocol::V3,
+        plan: &plan,
+    };
+    for id in ["stop-web", "start-web"] {
+        let step = plan.steps.iter().find(|s| s.id == id).expect(id);
+        let call = build_request(&ctx, step).expect(id);
+        assert_eq!(
+            call.body["rolling_config"],
+            serde_json::json!({"expression": "25%", "mode": 1}),
+            "{id}"
+        );
+        assert_eq!(
+            call.body["target_server"]["ip_list"]
+                .as_array()
+                .map(Vec::len),
+            Some(4)
+        );
+    }
+    let build = plan.steps.iter().find(|s| s.id == "build").expect("build");
+    assert_eq!(build.outputs, ["sha256", "package"]);
+    let start = plan
+        .steps
+        .iter()
+        .find(|s| s.id == "start-web")
+        .expect("start-web");
+    assert_eq!(
+        start.script.as_ref().and_then(|s| s.params.as_deref()),
+        Some("{{version}} {{steps.build.outputs.sha256}}")
+    );
+}
