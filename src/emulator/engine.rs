@@ -265,10 +265,13 @@ fn finish_stop(app: &Arc<App>, job_id: u64, state: &mut JobState) {
     }
 }
 
+/// Host status 303: file task timeout.
+const FILE_TASK_TIMEOUT: u16 = 303;
+
 /// What one host does.
 enum Work {
     Script(ScriptRun),
-    File(TransferSpec),
+    File(TransferSpec, std::time::Duration),
 }
 
 async fn run_host(
@@ -299,7 +302,10 @@ async fn run_host(
         };
         let work = match &step.kind {
             StepKind::Script(script) => Work::Script(script_run(script)),
-            StepKind::File(file) => Work::File(transfer_spec(file, step.batches.get(batch))),
+            StepKind::File(file) => Work::File(
+                transfer_spec(file, step.batches.get(batch)),
+                std::time::Duration::from_secs(file.timeout_secs),
+            ),
             StepKind::Confirm(_) => return,
         };
         let Some(run) = step.host_mut(&addr) else {
@@ -377,11 +383,24 @@ async fn execute(
             })
             .await
         }
-        Work::File(spec) => {
+        Work::File(spec, timeout) => {
             let mut task =
                 tokio::spawn(async move { transfer_to_host(&sandboxes, &host, &spec).await });
             tokio::select! {
                 joined = &mut task => joined,
+                _ = tokio::time::sleep(timeout) => {
+                    task.abort();
+                    return (
+                        HostResult {
+                            status: FILE_TASK_TIMEOUT,
+                            log: format!("file transfer timed out after {}s\n", timeout.as_secs()),
+                            start_ms: start,
+                            end_ms: now_ms(),
+                            ..HostResult::default()
+                        },
+                        Vec::new(),
+                    );
+                }
                 _ = cancel.cancelled() => {
                     task.abort();
                     return (

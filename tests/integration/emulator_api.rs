@@ -1780,3 +1780,78 @@ fn baton_emulator_starts_prints_its_url_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------- source-file rolling
+
+#[tokio::test]
+async fn source_file_rolling_delivers_batch_by_batch() {
+    let emu = full().await;
+    let v = emu
+        .v3(
+            "fast_transfer_file",
+            json!({
+                "bk_scope_type": "biz", "bk_scope_id": "1", "account_alias": "root",
+                "file_target_path": "/srv/in/",
+                "file_source_list": [
+                    {"file_list": ["/tmp/alpha.txt", "/tmp/beta.txt"], "account": {"alias": "root"},
+                     "server": {"host_id_list": [101]}},
+                    {"file_list": ["/tmp/gamma.txt"], "account": {"id": 1000},
+                     "server": {"ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.2"}]}}
+                ],
+                "target_server": {"host_id_list": [103, 104]},
+                "rolling_config": {"type": 2, "mode": 3,
+                                   "file_source": {"max_execute_object_num_in_batch": 1,
+                                                   "max_file_num_of_single_execute_object": 1}},
+            }),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    let job = v["data"]["job_instance_id"].as_u64().unwrap();
+    let step = v["data"]["step_instance_id"].as_u64().unwrap();
+    // Three batches (alpha, beta, gamma); confirm mode waits before the 2nd and 3rd.
+    for batch in 1..=2u64 {
+        let data = emu
+            .wait_until(job, "confirm between source batches", |d| {
+                d["step_instance_list"][0]["status"] == 7
+                    && d["step_instance_list"][0]["rolling_batch"]["current"] == batch
+            })
+            .await;
+        assert_eq!(data["step_instance_list"][0]["rolling_batch"]["total"], 3);
+        emu.step_op(job, step, 13).await;
+    }
+    let data = emu.wait_finished(job).await;
+    assert_eq!(data["job_instance"]["status"], 3, "{data}");
+    for target in ["0:10.0.0.3", "0:10.0.0.4"] {
+        for file in ["alpha.txt", "beta.txt", "gamma.txt"] {
+            assert!(
+                emu.host_file(target, &format!("/srv/in/{file}")).is_some(),
+                "{target} {file}"
+            );
+        }
+    }
+    // File logs: the target's downloads, the source's uploads.
+    let v = emu
+        .v3(
+            "batch_get_job_instance_ip_log",
+            json!({"bk_scope_type": "biz", "bk_scope_id": "1", "job_instance_id": job,
+                   "step_instance_id": step, "host_id_list": [103, 101]}),
+        )
+        .await;
+    assert_eq!(v["data"]["log_type"], 2, "{v}");
+    let logs = v["data"]["file_task_logs"].as_array().unwrap();
+    assert!(
+        logs[0]["file_logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["mode"] == 1)
+    );
+    assert_eq!(logs[0]["file_logs"].as_array().unwrap().len(), 3, "{v}");
+    assert!(
+        logs[1]["file_logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["mode"] == 0)
+    );
+}
