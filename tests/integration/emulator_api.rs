@@ -1855,3 +1855,83 @@ async fn source_file_rolling_delivers_batch_by_batch() {
             .all(|l| l["mode"] == 0)
     );
 }
+
+#[tokio::test]
+async fn next_step_after_a_stop_and_skip_preconditions() {
+    let emu = full().await;
+    emu.control("hold", json!({"host": "0:10.0.0.1"})).await;
+    let v = emu
+        .v3(
+            "execute_job_plan",
+            json!({"bk_scope_type": "biz", "bk_scope_id": "1", "job_plan_id": 100}),
+        )
+        .await;
+    let job = v["data"]["job_instance_id"].as_u64().unwrap();
+    let data = emu
+        .wait_until(job, "first step running", |d| {
+            d["step_instance_list"][0]["step_ip_result_list"][0]["status"] == 7
+        })
+        .await;
+    let first = step_id(&data, 0);
+    // Skip (12) needs a stopping step; next step (11) a stopped one.
+    assert_eq!(emu.step_op(job, first, 12).await["code"], 1_241_003);
+    assert_eq!(emu.step_op(job, first, 11).await["code"], 1_241_003);
+    assert_eq!(emu.step_op(job, 1, 11).await["code"], 1_244_007);
+    assert_eq!(emu.job_op(job, 1).await["code"], 0);
+    let data = emu.wait_job_status(job, 11).await;
+    assert_eq!(data["step_instance_list"][0]["status"], 11);
+    assert_eq!(data["step_instance_list"][1]["status"], 1);
+    emu.control("release", json!({"host": "0:10.0.0.1"})).await;
+    assert_eq!(emu.step_op(job, first, 11).await["code"], 0);
+    let data = emu.wait_finished(job).await;
+    assert_eq!(data["job_instance"]["status"], 3, "{data}");
+    assert_eq!(data["step_instance_list"][0]["status"], 11);
+    assert_eq!(data["step_instance_list"][2]["status"], 3);
+    assert_eq!(
+        emu.host_file("0:10.0.0.3", "/data/collected/alpha.txt")
+            .as_deref(),
+        Some("alpha from 10.0.0.1\n")
+    );
+}
+
+#[tokio::test]
+async fn esb_jobv3_mirror_and_gateway_methods() {
+    let emu = full().await;
+    // ESB jobv3: v3 names and shapes, body credentials.
+    let (status, v) = emu
+        .post_raw(
+            "/api/c/compapi/v2/jobv3/get_job_plan_list/",
+            &json!({"bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_username": "admin",
+                    "bk_scope_type": "biz", "bk_scope_id": "1"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["code"], 0, "{v}");
+    assert!(v["data"]["total"].as_u64().unwrap() >= 2);
+    // Queries take POST as well as GET; actions are POST only on the gateway.
+    let v = emu
+        .v3(
+            "get_job_plan_list",
+            json!({"bk_scope_type": "biz", "bk_scope_id": "1"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    let r = emu
+        .http
+        .get(emu.url("/api/v3/fast_execute_script?bk_scope_type=biz&bk_scope_id=1"))
+        .header("X-Bkapi-Authorization", GATEWAY_AUTH)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The app-only system paths answer like the normal ones.
+    let r = emu
+        .http
+        .get(emu.url("/api/v3/system/get_job_plan_list?bk_scope_type=biz&bk_scope_id=1"))
+        .header("X-Bkapi-Authorization", GATEWAY_AUTH)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
