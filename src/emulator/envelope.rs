@@ -68,6 +68,8 @@ pub mod code {
     pub const HOST_VAR_NOT_EXIST: i64 = 1_244_008;
     /// Not in the confirm user list.
     pub const NOT_IN_CONFIRM_USER_LIST: i64 = 1_244_016;
+    /// Too many file tasks.
+    pub const FILE_TASKS_EXCEEDS_LIMIT: i64 = 1_244_021;
     /// A plan step's target is empty.
     pub const STEP_TARGET_EMPTY: i64 = 1_244_028;
     /// Invalid rolling expression.

@@ -186,13 +186,9 @@ fn seed_files(inventory: &Inventory, sandboxes: &HostSandboxes) -> Result<(), Em
                 path: path.clone(),
                 reason,
             };
-            // The sandbox layer belongs to the execution engine; guard against it
-            // being unavailable rather than bringing the emulator down.
-            let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                sandboxes.resolve(&addr, path)
-            }))
-            .map_err(|_| seed_error("host sandboxes are not available".into()))?
-            .map_err(|e| seed_error(e.to_string()))?;
+            let resolved = sandboxes
+                .resolve(&addr, path)
+                .map_err(|e| seed_error(e.to_string()))?;
             if let Some(parent) = resolved.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| seed_error(e.to_string()))?;
             }

@@ -19,6 +19,9 @@ use super::wire::{invalid_rolling, too_many_batches};
 use crate::job_api::rules::{MAX_ROLLING_BATCHES, RollingError, RollingExpr};
 use crate::job_api::types::RunStatus;
 
+/// JOB's `job.execute.limit.file-task.max-tasks`.
+const MAX_FILE_TASKS: usize = 100_000;
+
 /// How a step rolls.
 #[derive(Debug, Clone)]
 pub struct RollingSpec {
@@ -195,13 +198,19 @@ fn batches(step: &NewStep) -> Result<Vec<Batch>, ApiError> {
                     files: s.files.clone(),
                 })
                 .collect();
-            let (max_hosts, max_files) = (*max_hosts, *max_files);
-            // The batching lives in the execution layer; a failure there must answer
-            // with a JOB error rather than take the request down.
-            let list = std::panic::catch_unwind(move || {
-                file_source_batches(&groups, max_hosts, max_files)
-            })
-            .map_err(|_| ApiError::new(code::INTERNAL_ERROR, "Internal Server Error"))?;
+            // JOB's cap on file tasks (source files × source hosts) also bounds the
+            // number of batches computed below.
+            let tasks: usize = groups
+                .iter()
+                .map(|g| g.files.len().saturating_mul(g.hosts.len()))
+                .fold(0, usize::saturating_add);
+            if tasks > MAX_FILE_TASKS {
+                return Err(ApiError::new(
+                    code::FILE_TASKS_EXCEEDS_LIMIT,
+                    format!("The number of file tasks exceeds the limit:{MAX_FILE_TASKS}"),
+                ));
+            }
+            let list = file_source_batches(&groups, *max_hosts, *max_files);
             if list.len() > MAX_ROLLING_BATCHES {
                 return Err(too_many_batches());
             }
