@@ -258,24 +258,25 @@ pub fn resolve(
     };
     let env_value = |name: &str| env(name).filter(|v| !v.trim().is_empty());
 
-    let pick = |flag: Option<&String>, env_name: &str, profile_value: Option<&String>, key: &str| {
-        if let Some(v) = flag {
-            return Some(Sourced {
+    let pick =
+        |flag: Option<&String>, env_name: &str, profile_value: Option<&String>, key: &str| {
+            if let Some(v) = flag {
+                return Some(Sourced {
+                    value: v.clone(),
+                    source: format!("--{key}"),
+                });
+            }
+            if let Some(v) = env_value(env_name) {
+                return Some(Sourced {
+                    value: v,
+                    source: format!("${env_name}"),
+                });
+            }
+            profile_value.map(|v| Sourced {
                 value: v.clone(),
-                source: format!("--{key}"),
-            });
-        }
-        if let Some(v) = env_value(env_name) {
-            return Some(Sourced {
-                value: v,
-                source: format!("${env_name}"),
-            });
-        }
-        profile_value.map(|v| Sourced {
-            value: v.clone(),
-            source: format!("profile `{}`", key.replace('-', "_")),
-        })
-    };
+                source: format!("profile `{}`", key.replace('-', "_")),
+            })
+        };
 
     let endpoint = pick(
         flags.endpoint.as_ref(),
@@ -297,14 +298,14 @@ pub fn resolve(
                         .map(|p| (p.to_string(), "profile `api`".to_owned()))
                 });
             match raw {
-                Some((value, source_name)) => Some(parse_protocol(&value).ok_or_else(|| {
-                    ConfigError::Invalid {
+                Some((value, source_name)) => {
+                    Some(parse_protocol(&value).ok_or_else(|| ConfigError::Invalid {
                         what: "protocol",
                         value: value.clone(),
                         source_name,
                         reason: "expected v2, v3 or v4".into(),
-                    }
-                })?),
+                    })?)
+                }
                 None => None,
             }
         }
@@ -346,14 +347,14 @@ pub fn resolve(
                 .map(|v| (v, "$BATON_WAIT".to_owned()))
                 .or_else(|| profile.wait.clone().map(|v| (v, "profile `wait`".into())));
             match raw {
-                Some((value, source_name)) => Some(parse_wait(&value).ok_or_else(|| {
-                    ConfigError::Invalid {
+                Some((value, source_name)) => {
+                    Some(parse_wait(&value).ok_or_else(|| ConfigError::Invalid {
                         what: "wait mode",
                         value: value.clone(),
                         source_name,
                         reason: "expected callback, poll or both".into(),
-                    }
-                })?),
+                    })?)
+                }
                 None => None,
             }
         }

@@ -417,7 +417,10 @@ mod tests {
     fn dag() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<bool>, Vec<bool>, Vec<u8>)> {
         (1usize..14).prop_flat_map(|n| {
             (
-                proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..4), n),
+                proptest::collection::vec(
+                    proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+                    n,
+                ),
                 proptest::collection::vec(proptest::bool::weighted(0.15), n),
                 proptest::collection::vec(proptest::bool::weighted(0.15), n),
                 proptest::collection::vec(0u8..20, n),
@@ -534,7 +537,12 @@ mod tests {
         );
         assert_eq!(
             finals,
-            vec![Final::Succeeded, Final::Failed, Final::NotRun, Final::NotRun]
+            vec![
+                Final::Succeeded,
+                Final::Failed,
+                Final::NotRun,
+                Final::NotRun
+            ]
         );
         assert_eq!(*runner.started.lock().unwrap(), vec![0, 1]);
     }
@@ -542,7 +550,14 @@ mod tests {
     #[test]
     fn skipped_step_satisfies_dependents() {
         let needs = vec![vec![], vec![0]];
-        let (_, finals) = run(&needs, &[false; 2], &[true, false], &[0; 2], 2, OnFailure::Stop);
+        let (_, finals) = run(
+            &needs,
+            &[false; 2],
+            &[true, false],
+            &[0; 2],
+            2,
+            OnFailure::Stop,
+        );
         assert_eq!(finals, vec![Final::Skipped, Final::Succeeded]);
     }
 }

@@ -1,1 +1,1008 @@
-//! TODO(runner): client
+//! The JOB HTTP client: one pooled reqwest client (rustls with the ring provider),
+//! credentials applied per protocol, envelopes decoded into typed errors, and the retry
+//! policy — which is the interesting part.
+//!
+//! Queries (status, logs, instance lists) are idempotent, so they are retried on
+//! connect errors, 5xx and 429 with exponential backoff and jitter, honouring
+//! `Retry-After` / `X-Bkapi-RateLimit-Reset`, within a bounded number of attempts and
+//! time. Submissions start jobs and are not idempotent: one is retried only when it
+//! provably never reached JOB (a connect error). An ambiguous submission (a timeout or a
+//! reset after the request went out) is reconciled by listing instances by the step's
+//! unique task name (v3), and where the protocol has no instance list it fails as
+//! "submission outcome unknown" — it is never blindly sent again.
+//!
+//! The runner sees only the [`JobApi`] trait; request building and envelope decoding
+//! per protocol come from a [`ProtocolCodec`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use crate::config::{Credentials, UserAuth};
+use crate::job_api::build::{ApiCall, HttpMethod};
+use crate::job_api::types::{
+    HostAddr, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
+};
+use crate::plan::model::Protocol;
+
+/// What JOB answered to a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The new instance.
+    pub job_instance_id: JobInstanceId,
+    /// Its step instance, for fast tasks.
+    pub step_instance_id: Option<StepInstanceId>,
+}
+
+/// A submission's result as the runner sees it.
+#[derive(Debug, Clone)]
+pub struct SubmitOutcome {
+    /// The instance.
+    pub submitted: Submitted,
+    /// Found through the instance list after an ambiguous submit.
+    pub reconciled: bool,
+    /// When the (last) request was handed to the network.
+    pub sent_at: Instant,
+}
+
+/// One host's result inside a step instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostResult {
+    /// CMDB host id, when JOB gave one.
+    pub host_id: Option<u64>,
+    /// Cloud area and IP, when JOB gave them.
+    pub addr: Option<HostAddr>,
+    /// Host status code (`host_status`).
+    pub status: u16,
+    /// Script exit code.
+    pub exit_code: Option<i64>,
+}
+
+impl HostResult {
+    /// `cloud:ip`, else `host_id:N`.
+    pub fn label(&self) -> String {
+        match (&self.addr, self.host_id) {
+            (Some(addr), _) => addr.to_string(),
+            (None, Some(id)) => format!("host_id:{id}"),
+            (None, None) => "unknown host".into(),
+        }
+    }
+}
+
+/// One step instance of a job instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepInstanceView {
+    /// Its id.
+    pub step_instance_id: StepInstanceId,
+    /// JOB's step type (`step_type`), when given.
+    pub step_type: Option<u8>,
+    /// Its status.
+    pub status: RunStatus,
+    /// Retries so far (`execute_count`).
+    pub execute_count: u32,
+    /// Rolling batch `(current, total)`, when JOB reports it.
+    pub batch: Option<(u32, u32)>,
+    /// Per-host results (latest execute count).
+    pub hosts: Vec<HostResult>,
+}
+
+/// A job instance's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatusView {
+    /// `finished` / `is_finished`.
+    pub finished: bool,
+    /// The job's status.
+    pub status: RunStatus,
+    /// Its steps.
+    pub steps: Vec<StepInstanceView>,
+}
+
+/// One host's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLog {
+    /// The host, labelled as [`HostResult::label`].
+    pub host: String,
+    /// The log text (HTML-decoding, if any, is the reader's job).
+    pub content: String,
+}
+
+/// Every way a JOB call can fail.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// JOB could not be reached (after retries).
+    #[error("JOB is unreachable at {url}: {message}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The transport error.
+        message: String,
+    },
+    /// JOB (or the gateway/ESB in front of it) refused our credentials.
+    #[error("JOB refused the credentials: {message}")]
+    AuthRefused {
+        /// JOB's message.
+        message: String,
+    },
+    /// The user lacks IAM permissions.
+    #[error("permission denied: {message}{}", actions_suffix(.actions))]
+    PermissionDenied {
+        /// JOB's message.
+        message: String,
+        /// The missing IAM actions.
+        actions: Vec<String>,
+    },
+    /// JOB answered with an error for this request.
+    #[error("JOB error {code}: {message}")]
+    Rejected {
+        /// JOB's code (numeric on v2/v3, a name on v4).
+        code: String,
+        /// JOB's message.
+        message: String,
+    },
+    /// A non-success HTTP status that is not a JOB envelope (after retries).
+    #[error("HTTP {status} from {api}: {message}")]
+    Http {
+        /// The API name.
+        api: String,
+        /// The HTTP status.
+        status: u16,
+        /// A short excerpt of the body.
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("cannot decode the answer of {api}: {message}")]
+    Decode {
+        /// The API name.
+        api: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A submission may or may not have started a job, and it could not be settled.
+    #[error(
+        "submission outcome unknown for task `{task_name}`: {cause}; check JOB for an instance of that name before running this step again"
+    )]
+    SubmissionUnknown {
+        /// The unique task name to look for.
+        task_name: String,
+        /// What happened on the wire.
+        cause: String,
+    },
+    /// This protocol has no such operation.
+    #[error("{0} is not available on this protocol")]
+    Unsupported(&'static str),
+}
+
+fn actions_suffix(actions: &[String]) -> String {
+    if actions.is_empty() {
+        String::new()
+    } else {
+        format!(" (missing actions: {})", actions.join(", "))
+    }
+}
+
+impl ClientError {
+    /// Whether the run as a whole cannot go on (exit 3) rather than one step failing.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable { .. }
+                | ClientError::AuthRefused { .. }
+                | ClientError::PermissionDenied { .. }
+                | ClientError::Http { .. }
+                | ClientError::Decode { .. }
+        )
+    }
+}
+
+/// An HTTP answer before decoding.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers (for rate-limit hints).
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Per protocol: the query calls the runner needs and the decoders of their answers.
+pub trait ProtocolCodec: Send + Sync + 'static {
+    /// The protocol.
+    fn protocol(&self) -> Protocol;
+    /// `get_job_instance_status` with per-host results.
+    fn status_call(&self, job: JobInstanceId) -> ApiCall;
+    /// Log calls for the given hosts of one step instance.
+    fn log_calls(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        hosts: &[HostResult],
+    ) -> Vec<ApiCall>;
+    /// `operate_job_instance`.
+    fn operate_job_call(&self, job: JobInstanceId, op: JobOperation) -> ApiCall;
+    /// `operate_step_instance`, where the protocol has it.
+    fn operate_step_call(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        op: StepOperation,
+    ) -> Option<ApiCall>;
+    /// `get_job_instance_list` filtered by task name and creation time, where the
+    /// protocol has it (v3).
+    fn instance_list_call(
+        &self,
+        task_name: &str,
+        created_after_ms: i64,
+        created_before_ms: i64,
+    ) -> Option<ApiCall>;
+    /// Decodes a submission answer.
+    fn decode_submit(&self, api: &str, raw: &RawResponse) -> Result<Submitted, ClientError>;
+    /// Decodes a status answer.
+    fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError>;
+    /// Decodes a log answer (only hosts in `wanted` are kept, when given).
+    fn decode_logs(
+        &self,
+        step: StepInstanceId,
+        raw: &RawResponse,
+    ) -> Result<Vec<HostLog>, ClientError>;
+    /// Decodes an operation answer.
+    fn decode_operation(&self, api: &str, raw: &RawResponse) -> Result<(), ClientError>;
+    /// Decodes an instance list into `(id, name)` pairs.
+    fn decode_instance_list(
+        &self,
+        raw: &RawResponse,
+    ) -> Result<Vec<(JobInstanceId, String)>, ClientError>;
+}
+
+/// What the runner needs from JOB, protocol-neutral.
+pub trait JobApi: Send + Sync + 'static {
+    /// The protocol spoken.
+    fn protocol(&self) -> Protocol;
+    /// Submits a step; `task_name` is the unique name used to reconcile.
+    fn submit(
+        &self,
+        call: ApiCall,
+        task_name: String,
+    ) -> impl Future<Output = Result<SubmitOutcome, ClientError>> + Send;
+    /// Reads a job instance's status.
+    fn status(
+        &self,
+        job: JobInstanceId,
+    ) -> impl Future<Output = Result<JobStatusView, ClientError>> + Send;
+    /// Reads the logs of some hosts of a step instance.
+    fn logs(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        hosts: Vec<HostResult>,
+    ) -> impl Future<Output = Result<Vec<HostLog>, ClientError>> + Send;
+    /// `operate_job_instance`.
+    fn operate_job(
+        &self,
+        job: JobInstanceId,
+        op: JobOperation,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+    /// `operate_step_instance`.
+    fn operate_step(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        op: StepOperation,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+    /// Whether `operate_step_instance` exists (v2, v3).
+    fn has_step_operations(&self) -> bool;
+}
+
+/// Backoff for idempotent queries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Most attempts per call (≥ 1).
+    pub max_attempts: u32,
+    /// First pause.
+    pub base_delay: Duration,
+    /// Longest pause.
+    pub max_delay: Duration,
+    /// Give up once this much time has passed since the first attempt.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(300),
+            max_delay: Duration::from_secs(10),
+            max_elapsed: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry `attempt` (1-based count of failures so far): exponential
+    /// with "equal jitter", so concurrent steps do not retry in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
+        let half = exp / 2;
+        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+        half + Duration::from_millis(jitter)
+    }
+}
+
+/// Timeouts of the HTTP client.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// TCP/TLS connect.
+    pub connect: Duration,
+    /// Whole query request.
+    pub query: Duration,
+    /// Whole submission request.
+    pub submit: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            query: Duration::from_secs(20),
+            submit: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Installs rustls' ring provider as the process default. Idempotent; must run before
+/// the first reqwest client is built (reqwest is built without a provider of its own).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Builds the one pooled HTTP client of a run.
+pub fn build_http_client(timeouts: &Timeouts) -> Result<reqwest::Client, ClientError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.query.max(timeouts.submit))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(16)
+        .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Unreachable {
+            url: String::new(),
+            message: format!("cannot build the HTTP client: {e}"),
+        })
+}
+
+/// Why a submission did not produce an answer.
+#[derive(Debug)]
+pub enum SubmitFailure {
+    /// The request never left (connect errors on every attempt).
+    NeverSent(String),
+    /// The request may have reached JOB.
+    Ambiguous(String),
+}
+
+/// Sends [`ApiCall`]s with credentials over one pooled client.
+#[derive(Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    base_url: String,
+    protocol: Protocol,
+    credentials: Arc<Credentials>,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("base_url", &self.base_url)
+            .field("protocol", &self.protocol)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport to `base_url`.
+    pub fn new(
+        client: reqwest::Client,
+        base_url: &str,
+        protocol: Protocol,
+        credentials: Credentials,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+    ) -> Self {
+        Transport {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            protocol,
+            credentials: Arc::new(credentials),
+            retry,
+            timeouts,
+        }
+    }
+
+    fn url(&self, call: &ApiCall) -> String {
+        format!("{}{}", self.base_url, call.path)
+    }
+
+    fn request(&self, call: &ApiCall, timeout: Duration) -> reqwest::RequestBuilder {
+        let url = self.url(call);
+        let mut body = call.body.clone();
+        let mut builder = match call.method {
+            HttpMethod::Get => self.client.get(&url),
+            HttpMethod::Post => self.client.post(&url),
+        };
+        builder = builder
+            .timeout(timeout)
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        match self.protocol {
+            // ESB v2 takes credentials in the body.
+            Protocol::V2 => {
+                if let Some(object) = body.as_object_mut() {
+                    match self.credentials.as_ref() {
+                        Credentials::App {
+                            app_code,
+                            app_secret,
+                            user,
+                        } => {
+                            object.insert("bk_app_code".into(), app_code.clone().into());
+                            object.insert("bk_app_secret".into(), app_secret.expose().into());
+                            match user {
+                                UserAuth::Username(name) => {
+                                    object.insert("bk_username".into(), name.clone().into());
+                                }
+                                UserAuth::Token(token) => {
+                                    object.insert("bk_token".into(), token.expose().into());
+                                }
+                            }
+                        }
+                        Credentials::AccessToken(token) => {
+                            object.insert("access_token".into(), token.expose().into());
+                        }
+                    }
+                }
+            }
+            // The gateway takes credentials only from this header.
+            Protocol::V3 | Protocol::V4 => {
+                let auth = match self.credentials.as_ref() {
+                    Credentials::App {
+                        app_code,
+                        app_secret,
+                        user,
+                    } => {
+                        let mut map = serde_json::Map::new();
+                        map.insert("bk_app_code".into(), app_code.clone().into());
+                        map.insert("bk_app_secret".into(), app_secret.expose().into());
+                        match user {
+                            UserAuth::Username(name) => {
+                                map.insert("bk_username".into(), name.clone().into())
+                            }
+                            UserAuth::Token(token) => {
+                                map.insert("bk_token".into(), token.expose().into())
+                            }
+                        };
+                        serde_json::Value::Object(map)
+                    }
+                    Credentials::AccessToken(token) => {
+                        serde_json::json!({ "access_token": token.expose() })
+                    }
+                };
+                if let Ok(mut value) = HeaderValue::from_str(&auth.to_string()) {
+                    value.set_sensitive(true);
+                    builder = builder.header("X-Bkapi-Authorization", value);
+                }
+            }
+        }
+        match call.method {
+            HttpMethod::Get => builder.query(&query_pairs(&body)),
+            HttpMethod::Post => builder
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.to_string()),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        call: &ApiCall,
+        timeout: Duration,
+    ) -> Result<RawResponse, reqwest::Error> {
+        let response = self.request(call, timeout).send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?.to_vec();
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends an idempotent query, retrying connect errors, timeouts, 5xx and 429.
+    pub async fn query(&self, call: &ApiCall) -> Result<RawResponse, ClientError> {
+        let started = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            let result = self.send_once(call, self.timeouts.query).await;
+            let (retry_hint, error) = match result {
+                Ok(raw) if raw.status == 429 || raw.status >= 500 => (
+                    rate_limit_hint(&raw.headers),
+                    ClientError::Http {
+                        api: call.api.to_owned(),
+                        status: raw.status,
+                        message: excerpt(&raw.body),
+                    },
+                ),
+                Ok(raw) => return Ok(raw),
+                Err(e) => (
+                    None,
+                    ClientError::Unreachable {
+                        url: self.url(call),
+                        message: error_chain(&e),
+                    },
+                ),
+            };
+            failures += 1;
+            let delay = retry_hint
+                .unwrap_or_else(|| self.retry.delay(failures))
+                .min(Duration::from_secs(60));
+            if failures >= self.retry.max_attempts
+                || started.elapsed() + delay > self.retry.max_elapsed
+            {
+                return Err(error);
+            }
+            tracing::debug!(api = call.api, attempt = failures, ?delay, %error, "retrying query");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Sends a submission. Retried only on connect errors, which prove it never left.
+    pub async fn submit(&self, call: &ApiCall) -> Result<(RawResponse, Instant), SubmitFailure> {
+        let mut failures = 0u32;
+        loop {
+            let sent_at = Instant::now();
+            match self.send_once(call, self.timeouts.submit).await {
+                Ok(raw) => return Ok((raw, sent_at)),
+                Err(e) if e.is_connect() => {
+                    failures += 1;
+                    if failures >= self.retry.max_attempts.min(4) {
+                        return Err(SubmitFailure::NeverSent(error_chain(&e)));
+                    }
+                    tokio::time::sleep(self.retry.delay(failures)).await;
+                }
+                Err(e) => return Err(SubmitFailure::Ambiguous(error_chain(&e))),
+            }
+        }
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+}
+
+/// Top-level body keys as query parameters (JOB's GET queries take flat parameters).
+fn query_pairs(body: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(object) = body.as_object() else {
+        return Vec::new();
+    };
+    object
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+/// `Retry-After` (seconds) or `X-Bkapi-RateLimit-Reset` (seconds to wait, or an epoch).
+fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(secs) = number("retry-after") {
+        return Some(Duration::from_secs_f64(secs.min(60.0)));
+    }
+    let reset = number("x-bkapi-ratelimit-reset")?;
+    // Large values are epoch seconds; small ones are a relative wait.
+    let wait = if reset > 1_000_000_000.0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(reset);
+        (reset - now).max(0.0)
+    } else {
+        reset
+    };
+    Some(Duration::from_secs_f64(wait.min(60.0)))
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The error with its causes: reqwest's own message alone ("error sending request")
+/// does not say what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The reqwest-backed [`JobApi`].
+pub struct HttpJobApi<C: ProtocolCodec> {
+    transport: Transport,
+    codec: C,
+    /// Pauses between instance-list reads while reconciling; JOB may still be
+    /// committing the instance an ambiguous submit created.
+    reconcile_pauses: Vec<Duration>,
+}
+
+impl<C: ProtocolCodec> HttpJobApi<C> {
+    /// A client over `transport` speaking `codec`.
+    pub fn new(transport: Transport, codec: C) -> Self {
+        HttpJobApi {
+            transport,
+            codec,
+            reconcile_pauses: vec![
+                Duration::ZERO,
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+            ],
+        }
+    }
+
+    /// Looks for an instance named exactly `task_name` created around `sent_at`.
+    async fn reconcile(
+        &self,
+        task_name: &str,
+        since_ms: i64,
+    ) -> Result<Option<JobInstanceId>, ClientError> {
+        let until_ms = epoch_ms() + 60_000;
+        let Some(call) = self.codec.instance_list_call(task_name, since_ms, until_ms) else {
+            return Err(ClientError::Unsupported("get_job_instance_list"));
+        };
+        for pause in &self.reconcile_pauses {
+            tokio::time::sleep(*pause).await;
+            let raw = self.transport.query(&call).await?;
+            let found = self.codec.decode_instance_list(&raw)?;
+            if let Some((id, _)) = found.iter().find(|(_, name)| name == task_name) {
+                return Ok(Some(*id));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
+    fn protocol(&self) -> Protocol {
+        self.codec.protocol()
+    }
+
+    async fn submit(&self, call: ApiCall, task_name: String) -> Result<SubmitOutcome, ClientError> {
+        // Instance creation times are compared with our clock; allow for skew.
+        let since_ms = epoch_ms() - 10 * 60_000;
+        let mut resent = false;
+        loop {
+            match self.transport.submit(&call).await {
+                Ok((raw, sent_at)) => {
+                    let submitted = self.codec.decode_submit(call.api, &raw)?;
+                    return Ok(SubmitOutcome {
+                        submitted,
+                        reconciled: false,
+                        sent_at,
+                    });
+                }
+                Err(SubmitFailure::NeverSent(message)) => {
+                    return Err(ClientError::Unreachable {
+                        url: self.transport.url(&call),
+                        message,
+                    });
+                }
+                Err(SubmitFailure::Ambiguous(cause)) => {
+                    tracing::warn!(task_name, %cause, "ambiguous submission; reconciling by task name");
+                    let unknown = |cause: String| ClientError::SubmissionUnknown {
+                        task_name: task_name.clone(),
+                        cause,
+                    };
+                    match self.reconcile(&task_name, since_ms).await {
+                        Ok(Some(job_instance_id)) => {
+                            return Ok(SubmitOutcome {
+                                submitted: Submitted {
+                                    job_instance_id,
+                                    step_instance_id: None,
+                                },
+                                reconciled: true,
+                                sent_at: Instant::now(),
+                            });
+                        }
+                        // Proven absent after waiting: sending again cannot double-run.
+                        // Only once, though: a second ambiguity is reported, not chased.
+                        Ok(None) if !resent => {
+                            resent = true;
+                            continue;
+                        }
+                        Ok(None) => return Err(unknown(format!("{cause} (twice)"))),
+                        Err(ClientError::Unsupported(_)) => {
+                            return Err(unknown(format!(
+                                "{cause}; {} has no instance list to reconcile with",
+                                self.codec.protocol()
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(unknown(format!("{cause}; reconciliation failed: {e}")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn status(&self, job: JobInstanceId) -> Result<JobStatusView, ClientError> {
+        let raw = self.transport.query(&self.codec.status_call(job)).await?;
+        self.codec.decode_status(&raw)
+    }
+
+    async fn logs(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        hosts: Vec<HostResult>,
+    ) -> Result<Vec<HostLog>, ClientError> {
+        let mut logs = Vec::new();
+        for call in self.codec.log_calls(job, step, &hosts) {
+            let raw = self.transport.query(&call).await?;
+            logs.extend(self.codec.decode_logs(step, &raw)?);
+        }
+        Ok(logs)
+    }
+
+    async fn operate_job(&self, job: JobInstanceId, op: JobOperation) -> Result<(), ClientError> {
+        let call = self.codec.operate_job_call(job, op);
+        // Operations are safe to repeat (a second terminate is refused as "wrong
+        // state", never acted on twice), so they use the query retry policy.
+        let raw = self.transport.query(&call).await?;
+        self.codec.decode_operation(call.api, &raw)
+    }
+
+    async fn operate_step(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        op: StepOperation,
+    ) -> Result<(), ClientError> {
+        let Some(call) = self.codec.operate_step_call(job, step, op) else {
+            return Err(ClientError::Unsupported("operate_step_instance"));
+        };
+        // A retried "retry failed hosts" could re-run hosts twice; send it once.
+        let raw = match self.transport.submit(&call).await {
+            Ok((raw, _)) => raw,
+            Err(SubmitFailure::NeverSent(message)) => {
+                return Err(ClientError::Unreachable {
+                    url: self.transport.url(&call),
+                    message,
+                });
+            }
+            Err(SubmitFailure::Ambiguous(cause)) => {
+                return Err(ClientError::Http {
+                    api: call.api.to_owned(),
+                    status: 0,
+                    message: format!("no answer to {}: {cause}", call.api),
+                });
+            }
+        };
+        self.codec.decode_operation(call.api, &raw)
+    }
+
+    fn has_step_operations(&self) -> bool {
+        self.codec.protocol() != Protocol::V4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            max_elapsed: Duration::from_secs(5),
+        }
+    }
+
+    fn transport(base: &str, protocol: Protocol, timeouts: Timeouts) -> Transport {
+        let client = build_http_client(&timeouts).unwrap();
+        Transport::new(
+            client,
+            base,
+            protocol,
+            Credentials::App {
+                app_code: "app".into(),
+                app_secret: crate::config::Secret::new("s3cret"),
+                user: UserAuth::Username("admin".into()),
+            },
+            policy(),
+            timeouts,
+        )
+    }
+
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{addr}")
+    }
+
+    fn call(method: HttpMethod, path: &str) -> ApiCall {
+        ApiCall {
+            api: "test_api",
+            method,
+            path: path.into(),
+            body: serde_json::json!({"job_instance_id": 7, "bk_scope_type": "biz"}),
+            sensitive_pointers: vec![],
+        }
+    }
+
+    #[test]
+    fn client_builds_with_the_ring_provider() {
+        assert!(build_http_client(&Timeouts::default()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn queries_survive_5xx_and_429() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let router = Router::new().route(
+            "/q",
+            get(move |headers: axum::http::HeaderMap| {
+                let counter = Arc::clone(&counter);
+                async move {
+                    assert!(headers.get("x-bkapi-authorization").is_some());
+                    match counter.fetch_add(1, Ordering::SeqCst) {
+                        0 => StatusCode::BAD_GATEWAY.into_response(),
+                        1 => (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [("X-Bkapi-RateLimit-Reset", "0")],
+                            "slow down",
+                        )
+                            .into_response(),
+                        _ => "{\"result\":true}".into_response(),
+                    }
+                }
+            }),
+        );
+        let base = serve(router).await;
+        let t = transport(&base, Protocol::V3, Timeouts::default());
+        let raw = t.query(&call(HttpMethod::Get, "/q")).await.unwrap();
+        assert_eq!(raw.status, 200);
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn queries_give_up_after_bounded_attempts() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let router = Router::new().route(
+            "/q",
+            get(move || {
+                let counter = Arc::clone(&counter);
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+        );
+        let base = serve(router).await;
+        let t = transport(&base, Protocol::V3, Timeouts::default());
+        let err = t.query(&call(HttpMethod::Get, "/q")).await.unwrap_err();
+        assert!(matches!(err, ClientError::Http { status: 503, .. }));
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_slow_submit_is_ambiguous_and_not_resent() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let router = Router::new().route(
+            "/s",
+            post(move || {
+                let counter = Arc::clone(&counter);
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    "{}"
+                }
+            }),
+        );
+        let base = serve(router).await;
+        let timeouts = Timeouts {
+            submit: Duration::from_millis(200),
+            ..Timeouts::default()
+        };
+        let t = transport(&base, Protocol::V2, timeouts);
+        let result = t.submit(&call(HttpMethod::Post, "/s")).await;
+        assert!(matches!(result, Err(SubmitFailure::Ambiguous(_))));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_never_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let t = transport(&format!("http://{addr}"), Protocol::V3, Timeouts::default());
+        let result = t.submit(&call(HttpMethod::Post, "/s")).await;
+        assert!(matches!(result, Err(SubmitFailure::NeverSent(_))));
+    }
+
+    #[tokio::test]
+    async fn v2_puts_credentials_in_the_body() {
+        let router = Router::new().route(
+            "/b",
+            post(|body: String| async move {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["bk_app_code"], "app");
+                assert_eq!(v["bk_username"], "admin");
+                assert_eq!(v["job_instance_id"], 7);
+                "ok"
+            }),
+        );
+        let base = serve(router).await;
+        let t = transport(&base, Protocol::V2, Timeouts::default());
+        let raw = t.query(&call(HttpMethod::Post, "/b")).await.unwrap();
+        assert_eq!(raw.body, b"ok");
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let p = RetryPolicy::default();
+        for attempt in 1..20 {
+            let d = p.delay(attempt);
+            assert!(d <= p.max_delay);
+        }
+        assert!(p.delay(1) <= p.base_delay);
+    }
+}
