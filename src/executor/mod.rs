@@ -3,4 +3,5 @@
 
 pub mod events;
 pub mod scheduler;
+pub mod step;
 pub mod wait;
