@@ -470,7 +470,11 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         let base_call = match setup.source.build(protocol, rendered) {
             Ok(call) => call,
             Err(e) => {
-                return Ending::failed(format!("cannot build the {protocol} request: {e}"), 0, None);
+                return Ending::failed(
+                    format!("cannot build the {protocol} request: {e}"),
+                    0,
+                    None,
+                );
             }
         };
         let callback_url = match (&setup.hub, &setup.callback_base, setup.wait.mode) {
