@@ -1,7 +1,15 @@
 //! The user-facing error type: every failure a command can end with, its exit code,
 //! and the single place where errors are rendered for the user.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
+};
+
+use crate::plan::span::{Issue, PlanErrors};
 
 /// Exit codes, as documented in the README.
 pub mod exit {
@@ -30,6 +38,10 @@ pub enum Error {
     #[error("{0}")]
     #[diagnostic(code(baton::infrastructure))]
     Infrastructure(String),
+    /// The plan or its inputs are invalid: every problem, with locations.
+    #[error(transparent)]
+    #[diagnostic(code(baton::plan))]
+    Plan(#[from] PlanErrors),
     /// A file could not be read or written.
     #[error("{context}: {source}")]
     #[diagnostic(code(baton::io))]
@@ -47,6 +59,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit::INVALID,
+            Error::Plan(_) => exit::INVALID,
             Error::Infrastructure(_) => exit::INFRASTRUCTURE,
             Error::Io { .. } => exit::INFRASTRUCTURE,
         }
@@ -57,6 +70,125 @@ impl Error {
 /// exit code. The only place errors reach the user.
 pub fn report(error: Error) -> ExitCode {
     let code = error.exit_code();
-    eprintln!("{:?}", miette::Report::new(error));
+    match &error {
+        Error::Plan(errors) => {
+            eprint!(
+                "{}",
+                render_issues(&errors.file, &errors.text, &errors.issues, Severity::Error)
+            );
+            let count = errors.issues.len();
+            eprintln!(
+                "error: {} is invalid ({count} problem{}); nothing was sent",
+                errors.file,
+                if count == 1 { "" } else { "s" }
+            );
+        }
+        _ => {
+            let mut out = String::new();
+            if handler().render_report(&mut out, &error).is_err() {
+                out = format!("error: {error}\n");
+            }
+            eprint!("{out}");
+        }
+    }
     ExitCode::from(code)
+}
+
+/// Renders plan issues (errors or warnings) with source snippets, one after another.
+/// Each headline is `file:line:column: field: message`, so the location survives
+/// copy-paste and plain logs even without the snippet.
+pub fn render_issues(file: &str, text: &Arc<str>, issues: &[Issue], severity: Severity) -> String {
+    let handler = handler();
+    let mut out = String::new();
+    for issue in issues {
+        let diagnostic = IssueDiagnostic::new(file, text, issue, severity);
+        if handler.render_report(&mut out, &diagnostic).is_err() {
+            out.push_str(&diagnostic.headline);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// miette's graphical handler with colours only on a terminal (tests and CI logs
+/// compare plain text) and without line wrapping, which would split field paths and
+/// cycle descriptions across lines.
+fn handler() -> GraphicalReportHandler {
+    let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    GraphicalReportHandler::new_themed(theme)
+        .with_wrap_lines(false)
+        .with_width(400)
+}
+
+/// One plan issue as a miette diagnostic.
+#[derive(Debug)]
+struct IssueDiagnostic {
+    headline: String,
+    source: Option<NamedSource<Arc<str>>>,
+    label: Option<LabeledSpan>,
+    help: Option<String>,
+    severity: Severity,
+}
+
+impl IssueDiagnostic {
+    fn new(file: &str, text: &Arc<str>, issue: &Issue, severity: Severity) -> Self {
+        let headline = match issue.location {
+            Some(loc) => format!(
+                "{file}:{}:{}: {}: {}",
+                loc.line, loc.column, issue.field, issue.message
+            ),
+            None => format!("{}: {}", issue.field, issue.message),
+        };
+        let (source, label) = match issue.location {
+            Some(loc) if !text.is_empty() => (
+                Some(NamedSource::new(file, text.clone())),
+                Some(LabeledSpan::new_primary_with_span(
+                    issue.label.clone(),
+                    (loc.offset, loc.len),
+                )),
+            ),
+            _ => (None, None),
+        };
+        IssueDiagnostic {
+            headline,
+            source,
+            label,
+            help: issue.help.clone(),
+            severity,
+        }
+    }
+}
+
+impl std::fmt::Display for IssueDiagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.headline)
+    }
+}
+
+impl std::error::Error for IssueDiagnostic {}
+
+impl Diagnostic for IssueDiagnostic {
+    fn severity(&self) -> Option<Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.label
+            .clone()
+            .map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
 }

@@ -1,23 +1,96 @@
 //! `validate`, `plan`, `graph` and `schema`: everything that looks at a plan without
-//! running it.
+//! running it. None of them contacts JOB.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::error::Error;
+use miette::Severity;
+use serde_json::{Value, json};
+
+use crate::error::{Error, exit, render_issues};
+use crate::graph::PlanGraph;
+use crate::job_api::build::{ApiCall, BuildContext, HttpMethod, build_request};
+use crate::plan::model::Protocol;
+use crate::plan::validate::{self, RenderContext, ValidateOptions, ValidatedPlan};
+use crate::plan::vars::{MASK, VarInputs};
+
+/// The plan and the inputs that complete it.
+#[derive(Debug, clap::Args)]
+pub struct PlanInputArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// JOB protocol to encode for (default: the plan's `api`, else v3).
+    #[arg(long, value_name = "v2|v3|v4", value_parser = parse_protocol)]
+    pub api: Option<Protocol>,
+    /// Set a variable (repeatable); wins over --vars-file and BATON_VAR_<name>.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// A YAML file mapping variable names to values.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+}
+
+impl PlanInputArgs {
+    /// Validation options from the flags and the process environment.
+    pub fn options(&self) -> ValidateOptions {
+        ValidateOptions {
+            api: self.api,
+            vars: VarInputs {
+                flags: self.vars.clone(),
+                file: self.vars_file.clone(),
+                env: Vec::new(),
+            }
+            .with_process_env(),
+        }
+    }
+}
+
+/// Parses `--api`.
+pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "v2" => Ok(Protocol::V2),
+        "v3" => Ok(Protocol::V3),
+        "v4" => Ok(Protocol::V4),
+        _ => Err(format!("`{text}` is not a JOB protocol; use v2, v3 or v4")),
+    }
+}
 
 /// `baton validate`.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    /// The plan and its inputs.
+    #[command(flatten)]
+    pub input: PlanInputArgs,
+}
+
+/// Output of `baton plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Readable text.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 /// `baton plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    /// The plan and its inputs.
+    #[command(flatten)]
+    pub input: PlanInputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PlanFormat,
+}
+
+/// Output of `baton graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
 }
 
 /// `baton graph`.
@@ -25,24 +98,280 @@ pub struct PlanArgs {
 pub struct GraphArgs {
     /// The plan file.
     pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "dot")]
+    pub format: GraphFormat,
+}
+
+/// Loads and validates, printing warnings on the way.
+fn checked_plan(input: &PlanInputArgs) -> Result<ValidatedPlan, Error> {
+    let validated = validate::load_and_validate(&input.plan, &input.options())?;
+    if !validated.warnings.is_empty() {
+        eprint!(
+            "{}",
+            render_issues(
+                &validated.source.name,
+                &validated.source.text,
+                &validated.warnings,
+                Severity::Warning
+            )
+        );
+    }
+    Ok(validated)
 }
 
 /// Runs `baton validate`.
-pub fn validate(_args: ValidateArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("validate is not implemented yet".into()))
+pub fn validate(args: ValidateArgs) -> Result<ExitCode, Error> {
+    let validated = checked_plan(&args.input)?;
+    let steps = validated.plan.steps.len();
+    let waves = validated.graph.waves().len();
+    print_out(&format!(
+        "{}: valid ({steps} step{} in {waves} wave{}, protocol {})\n",
+        args.input.plan.display(),
+        plural(steps),
+        plural(waves),
+        validated.protocol
+    ))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// One step's request, ready to print.
+struct PlannedStep {
+    id: String,
+    wave: usize,
+    when: Option<String>,
+    call: ApiCall,
 }
 
 /// Runs `baton plan`.
-pub fn plan(_args: PlanArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("plan is not implemented yet".into()))
+pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
+    let validated = checked_plan(&args.input)?;
+    let ctx = RenderContext::preview();
+    let build_ctx = BuildContext {
+        protocol: validated.protocol,
+        plan: &validated.plan,
+    };
+    let auth = Auth::from_env();
+    let mut planned = Vec::with_capacity(validated.plan.steps.len());
+    for (wave_number, wave) in validated.graph.waves().iter().enumerate() {
+        for &index in wave {
+            let step = validated
+                .render_step(index, &ctx)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let mut call = build_request(&build_ctx, &step).map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                Error::Usage(format!("step `{}`: {}", step.id, list.join("; ")))
+            })?;
+            for pointer in &call.sensitive_pointers {
+                if let Some(value) = call.body.pointer_mut(pointer) {
+                    *value = Value::String(MASK.to_owned());
+                }
+            }
+            if validated.protocol == Protocol::V2
+                && let Value::Object(body) = &mut call.body
+            {
+                for (key, value) in auth.fields() {
+                    body.insert(key.to_owned(), Value::String(value));
+                }
+            }
+            planned.push(PlannedStep {
+                id: step.id.clone(),
+                wave: wave_number + 1,
+                when: step.when.clone(),
+                call,
+            });
+        }
+    }
+    let text = match args.format {
+        PlanFormat::Text => plan_text(&validated, &planned, &auth),
+        PlanFormat::Json => plan_json(&validated, &planned, &auth),
+    };
+    // Masking already happened at render time; this second pass catches a secret that
+    // reached the output some other way.
+    print_out(&validated.vars.mask(&text))
+}
+
+const RUN_TIME_NOTE: &str = "at run time baton adds a unique `task_name` (carrying the run id) and the callback URL to every request";
+
+fn plan_text(validated: &ValidatedPlan, planned: &[PlannedStep], auth: &Auth) -> String {
+    let waves = validated.graph.waves().len();
+    let steps = planned.len();
+    let mut out = format!(
+        "plan {} ({}): {steps} step{} in {waves} wave{}, protocol {}\n",
+        validated.plan.name,
+        validated.source.name,
+        plural(steps),
+        plural(waves),
+        validated.protocol
+    );
+    if let Some(description) = validated.render_description() {
+        out.push_str(&format!("{description}\n"));
+    }
+    match validated.protocol {
+        Protocol::V2 => out.push_str(
+            "auth: in each request body (bk_app_code, bk_app_secret, bk_username or bk_token)\n",
+        ),
+        _ => out.push_str(&format!("auth: X-Bkapi-Authorization: {}\n", auth.header())),
+    }
+    let mut current_wave = 0;
+    for step in planned {
+        if step.wave != current_wave {
+            current_wave = step.wave;
+            out.push_str(&format!("\nwave {current_wave}\n"));
+        }
+        out.push_str(&format!("  step {}\n", step.id));
+        if let Some(when) = &step.when {
+            out.push_str(&format!("    when: {when}\n"));
+        }
+        out.push_str(&format!(
+            "    {} {}\n",
+            method_name(step.call.method),
+            step.call.path
+        ));
+        let body = serde_json::to_string_pretty(&step.call.body).unwrap_or_default();
+        for line in body.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out.push_str(&format!("\nnote: {RUN_TIME_NOTE}\n"));
+    out
+}
+
+fn plan_json(validated: &ValidatedPlan, planned: &[PlannedStep], auth: &Auth) -> String {
+    let waves: Vec<Vec<&str>> = validated
+        .graph
+        .waves()
+        .iter()
+        .map(|wave| {
+            wave.iter()
+                .map(|&i| validated.plan.steps[i].id.as_str())
+                .collect()
+        })
+        .collect();
+    let steps: Vec<Value> = planned
+        .iter()
+        .map(|step| {
+            let mut entry = json!({
+                "id": step.id,
+                "wave": step.wave,
+                "api": step.call.api,
+                "method": method_name(step.call.method),
+                "path": step.call.path,
+                "body": step.call.body,
+            });
+            if validated.protocol != Protocol::V2 {
+                entry["headers"] = json!({ "X-Bkapi-Authorization": auth.header() });
+            }
+            if let Some(when) = &step.when {
+                entry["when"] = json!(when);
+            }
+            entry
+        })
+        .collect();
+    let document = json!({
+        "plan": validated.plan.name,
+        "file": validated.source.name,
+        "protocol": validated.protocol.to_string(),
+        "waves": waves,
+        "steps": steps,
+        "note": RUN_TIME_NOTE,
+    });
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn method_name(method: HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+    }
+}
+
+/// Credentials as `baton plan` shows them: the app code and user name, never a secret.
+struct Auth {
+    app_code: String,
+    user: AuthUser,
+}
+
+enum AuthUser {
+    Name(String),
+    Token,
+}
+
+impl Auth {
+    fn from_env() -> Self {
+        let nonempty = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let user = match (nonempty("BK_USERNAME"), nonempty("BK_TOKEN")) {
+            (Some(name), _) => AuthUser::Name(name),
+            (None, Some(_)) => AuthUser::Token,
+            (None, None) => AuthUser::Name("<BK_USERNAME>".into()),
+        };
+        Auth {
+            app_code: nonempty("BK_APP_CODE").unwrap_or_else(|| "<BK_APP_CODE>".into()),
+            user,
+        }
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("bk_app_code", self.app_code.clone()),
+            ("bk_app_secret", MASK.to_owned()),
+        ];
+        fields.push(match &self.user {
+            AuthUser::Name(name) => ("bk_username", name.clone()),
+            AuthUser::Token => ("bk_token", MASK.to_owned()),
+        });
+        fields
+    }
+
+    fn header(&self) -> String {
+        let object: serde_json::Map<String, Value> = self
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v)))
+            .collect();
+        Value::Object(object).to_string()
+    }
 }
 
 /// Runs `baton graph`.
-pub fn graph(_args: GraphArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("graph is not implemented yet".into()))
+pub fn graph(args: GraphArgs) -> Result<ExitCode, Error> {
+    let loaded = crate::plan::load(&args.plan)?;
+    let graph = PlanGraph::build(&loaded.plan.steps).map_err(|problems| {
+        Error::Plan(
+            loaded
+                .source
+                .errors(validate::graph_issues(&loaded.source, problems)),
+        )
+    })?;
+    let text = match args.format {
+        GraphFormat::Dot => graph.to_dot(),
+        GraphFormat::Mermaid => graph.to_mermaid(),
+    };
+    print_out(&text)
 }
 
 /// Runs `baton schema`.
 pub fn schema() -> Result<ExitCode, Error> {
-    Err(Error::Usage("schema is not implemented yet".into()))
+    print_out(&crate::plan::schema::plan_schema_json())
+}
+
+/// Writes to stdout; a closed pipe (`baton plan | head`) is not an error.
+fn print_out(text: &str) -> Result<ExitCode, Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(ExitCode::from(exit::SUCCESS)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(exit::SUCCESS)),
+        Err(source) => Err(Error::Io {
+            context: "cannot write to stdout".into(),
+            source,
+        }),
+    }
 }

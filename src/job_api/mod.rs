@@ -1,8 +1,11 @@
 //! The JOB HTTP API: shared vocabulary and rules, request building and the three
 //! protocol generations (v2 ESB, v3 and v4 gateway), and the HTTP client.
 
+pub mod auth;
 pub mod build;
+pub mod calls;
 pub mod client;
+pub mod hosts;
 pub mod rules;
 pub mod types;
 pub mod v2;

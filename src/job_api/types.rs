@@ -400,6 +400,216 @@ impl fmt::Display for HostAddr {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Decoded responses, the same for every protocol (see `job_api::decode`). Times are
+// epoch milliseconds and durations milliseconds whatever the wire used.
+// ---------------------------------------------------------------------------
+
+/// A host as a log query names it: by CMDB id where known, else by address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HostRef {
+    /// `bk_host_id`, when JOB reported one.
+    pub host_id: Option<u64>,
+    /// Cloud area and IP, when JOB reported them.
+    pub addr: Option<HostAddr>,
+}
+
+/// What a submission returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// The new job instance.
+    pub job_instance_id: JobInstanceId,
+    /// Its name (the task name, or JOB's generated one).
+    pub job_instance_name: Option<String>,
+    /// The step instance, for fast tasks where JOB returns it.
+    pub step_instance_id: Option<StepInstanceId>,
+}
+
+/// A job instance's state, from `get_job_instance_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// JOB's `finished` / `is_finished`.
+    pub finished: bool,
+    /// The instance itself.
+    pub job: JobInstanceInfo,
+    /// Its steps, in order.
+    pub steps: Vec<StepStatus>,
+}
+
+/// A job instance's own fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInstanceInfo {
+    /// Its id.
+    pub job_instance_id: JobInstanceId,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its status.
+    pub status: RunStatus,
+    /// Creation time, epoch ms.
+    pub create_time_ms: Option<i64>,
+    /// Start time, epoch ms.
+    pub start_time_ms: Option<i64>,
+    /// End time, epoch ms.
+    pub end_time_ms: Option<i64>,
+    /// Duration in ms.
+    pub total_time_ms: Option<u64>,
+}
+
+/// One step instance's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStatus {
+    /// Its id.
+    pub step_instance_id: StepInstanceId,
+    /// Its name.
+    pub name: Option<String>,
+    /// [`step_type`] code.
+    pub step_type: Option<u8>,
+    /// Its status.
+    pub status: RunStatus,
+    /// How many times it was re-run (0 for the first run).
+    pub execute_count: u32,
+    /// Creation time, epoch ms.
+    pub create_time_ms: Option<i64>,
+    /// Start time, epoch ms.
+    pub start_time_ms: Option<i64>,
+    /// End time, epoch ms.
+    pub end_time_ms: Option<i64>,
+    /// Duration in ms.
+    pub total_time_ms: Option<u64>,
+    /// Per-host results (file steps: target hosts only); empty when JOB sent none.
+    pub hosts: Vec<HostResult>,
+}
+
+/// One host's result within a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostResult {
+    /// Cloud area and IP.
+    pub host: Option<HostAddr>,
+    /// CMDB host id.
+    pub host_id: Option<u64>,
+    /// [`host_status`] code.
+    pub status: u16,
+    /// Script exit code.
+    pub exit_code: Option<i32>,
+    /// JOB's per-host error code.
+    pub error_code: Option<i32>,
+    /// Text set by `job_success` / `job_fail`.
+    pub tag: Option<String>,
+    /// Start time, epoch ms.
+    pub start_time_ms: Option<i64>,
+    /// End time, epoch ms.
+    pub end_time_ms: Option<i64>,
+    /// Duration in ms.
+    pub total_time_ms: Option<u64>,
+}
+
+impl HostResult {
+    /// How a log query names this host.
+    pub fn host_ref(&self) -> HostRef {
+        HostRef {
+            host_id: self.host_id,
+            addr: self.host.clone(),
+        }
+    }
+}
+
+/// Which kind of log a step has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogType {
+    /// 1: script output.
+    Script,
+    /// 2: file transfer records.
+    File,
+}
+
+/// The host logs of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLogs {
+    /// The step (v2 reports every step of the job; v3/v4 the one asked for).
+    pub step_instance_id: Option<StepInstanceId>,
+    /// Step name (v2 only).
+    pub name: Option<String>,
+    /// Script or file log, when JOB said.
+    pub log_type: Option<LogType>,
+    /// One entry per host (and, for v2, per execution).
+    pub hosts: Vec<HostLog>,
+}
+
+/// One host's log within a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLog {
+    /// Cloud area and IP.
+    pub host: Option<HostAddr>,
+    /// CMDB host id.
+    pub host_id: Option<u64>,
+    /// Which execution of the step (v2 reports it).
+    pub execute_count: Option<u32>,
+    /// [`host_status`] code (v2 reports it with the log).
+    pub status: Option<u16>,
+    /// `job_success` / `job_fail` text (v2).
+    pub tag: Option<String>,
+    /// Script exit code (v2).
+    pub exit_code: Option<i32>,
+    /// The log text, already HTML-decoded where the protocol encodes it (v2). For a
+    /// v2 file step it is the file log text.
+    pub content: Option<String>,
+    /// File-transfer records (v3/v4 file steps).
+    pub file_logs: Vec<FileLog>,
+}
+
+/// One file-transfer record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLog {
+    /// 0 upload (source side), 1 download (target side).
+    pub mode: Option<u8>,
+    /// Source host.
+    pub src: Option<HostRef>,
+    /// Source path.
+    pub src_path: Option<String>,
+    /// Target host (downloads).
+    pub dest: Option<HostRef>,
+    /// Target path (downloads).
+    pub dest_path: Option<String>,
+    /// 1 waiting, 2 uploading, 3 downloading, 4 success, 5 failed.
+    pub status: Option<u8>,
+    /// The record's log text.
+    pub content: Option<String>,
+    /// Size as JOB formats it.
+    pub size: Option<String>,
+    /// Speed as JOB formats it.
+    pub speed: Option<String>,
+    /// Progress as JOB formats it.
+    pub progress: Option<String>,
+}
+
+/// A page of `get_job_instance_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceList {
+    /// The instances, newest first as JOB returns them.
+    pub instances: Vec<InstanceSummary>,
+    /// Total matches, when JOB reports it (v3).
+    pub total: Option<u64>,
+}
+
+/// One job instance in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSummary {
+    /// Its id.
+    pub job_instance_id: JobInstanceId,
+    /// Its name (the task name of a fast task).
+    pub name: String,
+    /// Its status.
+    pub status: Option<RunStatus>,
+    /// Who started it.
+    pub operator: Option<String>,
+    /// Creation time, epoch ms.
+    pub create_time_ms: Option<i64>,
+    /// 0 plan, 1 fast script, 2 fast file.
+    pub task_type: Option<u8>,
+    /// 1 web, 2 API, 3 cron.
+    pub launch_mode: Option<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,729 @@
-//! TODO(job-protocol): v2
+//! ESB v2 (`/api/c/compapi/v2/job/<name>/`, credentials in the body): the request
+//! bodies of the seed pages 000, 001, 002 and 004 (`fast_push_file`,
+//! `fast_execute_script`, `execute_job`, `execute_platform_job`), and the v2 shapes
+//! of status and log responses.
+//!
+//! v2 names hosts only by `ip_list` + `custom_query_id`, accounts only by alias, and
+//! has no rolling, `start_task`, script versions or Windows options; see the table in
+//! [`super::build`].
+
+use serde_json::{Map, Value, json};
+
+use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject_job_step_fields};
+use super::hosts;
+use crate::plan::model::{
+    FileSource, FileType, JobStep, JobStepOverride, JobVarKey, JobVarValue, Plan, Protocol,
+    PushFileStep, ScriptId, ScriptStep, Step, Targets,
+};
+
+const V2: Protocol = Protocol::V2;
+
+pub(crate) fn build_step(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
+    let mut errors = Errors::default();
+    let call = match build::kind(step) {
+        Some(Kind::Script(script)) => script_call(ctx.plan, step, script, &mut errors),
+        Some(Kind::Push(push)) => push_call(ctx.plan, step, push, &mut errors),
+        Some(Kind::Job(job)) => job_call(ctx.plan, step, job, &mut errors),
+        None => return Err(build::no_kind()),
+    };
+    errors.finish(call)
+}
+
+/// Fields no v2 submission has.
+fn reject_gateway_only(step: &Step, api: &str, errors: &mut Errors) {
+    if step.start_task.is_some() {
+        errors.unsupported(
+            "start_task",
+            V2,
+            api,
+            "v2 always starts the job; use protocol v3/v4",
+        );
+    }
+    if step.rolling.is_some() {
+        errors.unsupported(
+            "rolling",
+            V2,
+            api,
+            "v2 cannot roll; use protocol v3 (or v4 for scripts)",
+        );
+    }
+}
+
+/// The step's targets as `ip_list` / `custom_query_id`; a script or push needs some.
+fn write_targets(
+    plan: &Plan,
+    targets: Option<&Targets>,
+    field: &str,
+    api: &str,
+    object: &mut Map<String, Value>,
+    errors: &mut Errors,
+) {
+    let Some(targets) = targets else {
+        errors.add(field, "no target hosts: set `targets`");
+        return;
+    };
+    let resolved = hosts::resolve(plan, targets, field, errors);
+    if resolved.is_empty() {
+        errors.add(field, "the targets name no hosts");
+    }
+    hosts::write_v2(&resolved, field, api, object, errors);
+}
+
+fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
+    const API: &str = "fast_execute_script";
+    let mut body = Map::new();
+    if let Some(biz) = build::v2_biz_id(plan.scope, errors) {
+        body.insert("bk_biz_id".into(), json!(biz));
+    }
+    if let Some(id) = &script.script_id {
+        match v2_script_id(id) {
+            Some(id) => {
+                body.insert("script_id".into(), json!(id));
+            }
+            None => errors.add(
+                "script.script_id",
+                format!("`{id}` is not an integer: v2's script_id is a script version id (an integer); use protocol v3 for a script's string id"),
+            ),
+        }
+    }
+    if script.script_version_id.is_some() {
+        errors.unsupported(
+            "script.script_version_id",
+            V2,
+            API,
+            "on v2 a script version id is written as `script_id` (an integer)",
+        );
+    }
+    let content = build::script_content(
+        script.content.as_ref(),
+        script.file.as_ref(),
+        "script",
+        errors,
+    );
+    if let Some(content) = &content {
+        body.insert("script_content".into(), json!(content));
+    }
+    build::require_script_source(
+        content.is_some() || script.file.is_some() || script.script_id.is_some(),
+        errors,
+    );
+    build::require_language(
+        content.is_some(),
+        script.script_id.is_some(),
+        script.language,
+        errors,
+    );
+    if let Some(params) = &script.params {
+        body.insert("script_param".into(), json!(build::base64(params)));
+    }
+    if let Some(timeout) = build::timeout(plan, step) {
+        body.insert("script_timeout".into(), json!(timeout));
+    }
+    match build::account(plan, step) {
+        Some((account, field)) => {
+            if let Some(alias) = build::v2_account(account, field, API, errors) {
+                body.insert("account".into(), alias);
+            }
+        }
+        None => build::missing_account(errors),
+    }
+    let sensitive = script.sensitive.unwrap_or(false);
+    body.insert("is_param_sensitive".into(), json!(u8::from(sensitive)));
+    if let Some(language) = script.language {
+        body.insert("script_type".into(), json!(build::language_code(language)));
+    }
+    write_targets(
+        plan,
+        step.targets.as_ref(),
+        "targets",
+        API,
+        &mut body,
+        errors,
+    );
+    if let Some(name) = &step.task_name {
+        body.insert("task_name".into(), json!(name));
+    }
+    if script.windows_interpreter.is_some() {
+        errors.unsupported(
+            "script.windows_interpreter",
+            V2,
+            API,
+            "use protocol v3 or v4",
+        );
+    }
+    if !script.host_passwords.is_empty() {
+        errors.unsupported("script.host_passwords", V2, API, "use protocol v3 or v4");
+    }
+    reject_gateway_only(step, API, errors);
+
+    let mut pointers = Vec::new();
+    build::sensitive_param_pointer(sensitive, &body, &mut pointers);
+    let mut call = ApiCall::post(V2, API, body);
+    call.sensitive_pointers = pointers;
+    call
+}
+
+/// v2's script id is an integer (a script version id); a string is accepted when it
+/// is one, so a templated id still works.
+fn v2_script_id(id: &ScriptId) -> Option<u64> {
+    match id {
+        ScriptId::Number(n) => Some(*n),
+        ScriptId::Text(text) => text.trim().parse().ok(),
+    }
+}
+
+fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors) -> ApiCall {
+    const API: &str = "fast_push_file";
+    let mut body = Map::new();
+    if let Some(biz) = build::v2_biz_id(plan.scope, errors) {
+        body.insert("bk_biz_id".into(), json!(biz));
+    }
+    let step_account = build::account(plan, step);
+    match step_account {
+        Some((account, field)) => {
+            if let Some(alias) = build::v2_account(account, field, API, errors) {
+                body.insert("account".into(), alias);
+            }
+        }
+        None => build::missing_account(errors),
+    }
+    body.insert("file_target_path".into(), json!(push.target_path));
+    let sources: Vec<Value> = push
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            file_source(
+                plan,
+                source,
+                &format!("push_file.sources[{i}]"),
+                step_account.map(|(a, _)| a),
+                API,
+                errors,
+            )
+        })
+        .collect();
+    if sources.is_empty() {
+        errors.add("push_file.sources", "no source files");
+    }
+    body.insert("file_source".into(), Value::Array(sources));
+    write_targets(
+        plan,
+        step.targets.as_ref(),
+        "targets",
+        API,
+        &mut body,
+        errors,
+    );
+    if let Some(timeout) = build::timeout(plan, step) {
+        body.insert("timeout".into(), json!(timeout));
+    }
+    if let Some(limit) = push.upload_speed_limit {
+        body.insert("upload_speed_limit".into(), json!(limit));
+    }
+    if let Some(limit) = push.download_speed_limit {
+        body.insert("download_speed_limit".into(), json!(limit));
+    }
+    if let Some(name) = &step.task_name {
+        body.insert("task_name".into(), json!(name));
+    }
+    if push.target_name.is_some() {
+        errors.unsupported(
+            "push_file.target_name",
+            V2,
+            API,
+            "v2 keeps source file names; use protocol v3 to rename",
+        );
+    }
+    if push.transfer_mode.is_some() {
+        errors.unsupported(
+            "push_file.transfer_mode",
+            V2,
+            API,
+            "v2 always creates missing target folders (force); remove it or use protocol v3",
+        );
+    }
+    reject_gateway_only(step, API, errors);
+    ApiCall::post(V2, API, body)
+}
+
+/// One v2 `file_source` entry: `{files, account, ip_list?, custom_query_id?}`. v2
+/// pushes only files on servers.
+fn file_source(
+    plan: &Plan,
+    source: &FileSource,
+    prefix: &str,
+    fallback_account: Option<&crate::plan::model::AccountRef>,
+    api: &str,
+    errors: &mut Errors,
+) -> Value {
+    let mut object = Map::new();
+    object.insert("files".into(), json!(source.files));
+    if matches!(source.file_type, Some(t) if t != FileType::Server) {
+        errors.unsupported(
+            &format!("{prefix}.file_type"),
+            V2,
+            api,
+            "v2 pushes only files on servers; use protocol v3 for local or third-party files",
+        );
+    }
+    if source.file_source_id.is_some() {
+        errors.unsupported(
+            &format!("{prefix}.file_source_id"),
+            V2,
+            api,
+            "use protocol v3 for third-party file sources",
+        );
+    }
+    if source.file_source_code.is_some() {
+        errors.unsupported(
+            &format!("{prefix}.file_source_code"),
+            V2,
+            api,
+            "use protocol v3 for third-party file sources",
+        );
+    }
+    let (account, field) = match &source.account {
+        Some(account) => (Some(account), format!("{prefix}.account")),
+        None => (fallback_account, "account".to_owned()),
+    };
+    match account {
+        Some(account) => {
+            if let Some(alias) = build::v2_account(account, &field, api, errors) {
+                object.insert("account".into(), alias);
+            }
+        }
+        None => errors.add(
+            format!("{prefix}.account"),
+            "no account to read the source files with: set it on the source or the step",
+        ),
+    }
+    match &source.from {
+        Some(from) => {
+            let field = format!("{prefix}.from");
+            let resolved = hosts::resolve(plan, from, &field, errors);
+            if resolved.is_empty() {
+                errors.add(&field, "the source names no hosts");
+            }
+            hosts::write_v2(&resolved, &field, api, &mut object, errors);
+        }
+        None => errors.add(
+            format!("{prefix}.from"),
+            "a server file source needs `from` (the hosts the files are on)",
+        ),
+    }
+    Value::Object(object)
+}
+
+fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> ApiCall {
+    reject_job_step_fields(step, errors);
+    let platform = job.source_biz.is_some() || job.target_biz.is_some();
+    let api = if platform {
+        "execute_platform_job"
+    } else {
+        "execute_job"
+    };
+    reject_gateway_only(step, api, errors);
+    let mut body = Map::new();
+    if platform {
+        // The cross-business job names both businesses and no bk_biz_id (seed 004).
+        match job.source_biz {
+            Some(id) => {
+                body.insert("source_bk_biz_id".into(), json!(id));
+            }
+            None => errors.add(
+                "job.source_biz",
+                "a cross-business job needs both `source_biz` and `target_biz`",
+            ),
+        }
+        match job.target_biz {
+            Some(id) => {
+                body.insert("target_bk_biz_id".into(), json!(id));
+            }
+            None => errors.add(
+                "job.target_biz",
+                "a cross-business job needs both `source_biz` and `target_biz`",
+            ),
+        }
+        if !job.vars.is_empty() {
+            errors.unsupported(
+                "job.vars",
+                V2,
+                api,
+                "a cross-business job takes no global variables; override its steps instead",
+            );
+        }
+    } else if let Some(biz) = build::v2_biz_id(plan.scope, errors) {
+        body.insert("bk_biz_id".into(), json!(biz));
+    }
+    body.insert("bk_job_id".into(), json!(job.plan_id));
+    if !job.vars.is_empty() && !platform {
+        let vars: Vec<Value> = job
+            .vars
+            .0
+            .iter()
+            .map(|var| {
+                let field = format!("job.vars.{}", var.key);
+                let mut object = Map::new();
+                match &var.key {
+                    JobVarKey::Id(id) => object.insert("id".into(), json!(id)),
+                    JobVarKey::Name(name) => object.insert("name".into(), json!(name)),
+                };
+                match &var.value {
+                    JobVarValue::Text(text) => {
+                        object.insert("value".into(), json!(text));
+                    }
+                    JobVarValue::Hosts(targets) => {
+                        let resolved = hosts::resolve(plan, targets, &field, errors);
+                        if resolved.is_empty() {
+                            errors.add(&field, "the host variable names no hosts");
+                        }
+                        hosts::write_v2(&resolved, &field, api, &mut object, errors);
+                    }
+                }
+                Value::Object(object)
+            })
+            .collect();
+        body.insert("global_vars".into(), Value::Array(vars));
+    }
+    if !job.overrides.is_empty() {
+        let steps: Vec<Value> = job
+            .overrides
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                step_override(
+                    plan,
+                    o,
+                    &format!("job.overrides[{i}]"),
+                    api,
+                    platform,
+                    errors,
+                )
+            })
+            .collect();
+        body.insert("steps".into(), Value::Array(steps));
+    }
+    ApiCall::post(V2, api, body)
+}
+
+/// One entry of v2's `steps`: only what the override sets, since every absent field
+/// keeps the job plan's own value (seed 002's second step has no account).
+fn step_override(
+    plan: &Plan,
+    o: &JobStepOverride,
+    prefix: &str,
+    api: &str,
+    platform: bool,
+    errors: &mut Errors,
+) -> Value {
+    let mut object = Map::new();
+    object.insert("step_id".into(), json!(o.step_id));
+    if let Some(id) = o.script_id {
+        object.insert("script_id".into(), json!(id));
+    }
+    if let Some(language) = o.language {
+        object.insert("script_type".into(), json!(build::language_code(language)));
+    }
+    if let Some(content) =
+        build::script_content(o.content.as_ref(), o.file.as_ref(), prefix, errors)
+    {
+        object.insert("script_content".into(), json!(content));
+    }
+    if let Some(params) = &o.params {
+        object.insert("script_param".into(), json!(build::base64(params)));
+    }
+    if let Some(timeout) = o.timeout {
+        object.insert("script_timeout".into(), json!(timeout.0));
+    }
+    if let Some(account) = &o.account
+        && let Some(alias) = build::v2_account(account, &format!("{prefix}.account"), api, errors)
+    {
+        object.insert("account".into(), alias);
+    }
+    if let Some(db_account) = o.db_account_id {
+        if platform {
+            errors.unsupported(
+                &format!("{prefix}.db_account_id"),
+                V2,
+                api,
+                "the cross-business job has no SQL steps",
+            );
+        } else {
+            object.insert("db_account_id".into(), json!(db_account));
+        }
+    }
+    if let Some(path) = &o.target_path {
+        object.insert("file_target_path".into(), json!(path));
+    }
+    if !o.sources.is_empty() {
+        let sources: Vec<Value> = o
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                file_source(
+                    plan,
+                    s,
+                    &format!("{prefix}.sources[{i}]"),
+                    o.account.as_ref(),
+                    api,
+                    errors,
+                )
+            })
+            .collect();
+        object.insert("file_source".into(), Value::Array(sources));
+    }
+    if let Some(targets) = &o.targets {
+        let field = format!("{prefix}.targets");
+        let resolved = hosts::resolve(plan, targets, &field, errors);
+        if resolved.is_empty() {
+            errors.add(&field, "the targets name no hosts");
+        }
+        hosts::write_v2(&resolved, &field, api, &mut object, errors);
+    }
+    Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job_api::build::build_request;
+    use crate::plan::model::Plan;
+
+    fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
+        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
+        let ctx = BuildContext {
+            protocol: Protocol::V2,
+            plan: &plan,
+        };
+        build_request(&ctx, &plan.steps[0])
+    }
+
+    fn fields(errors: &[BuildError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    const HEAD: &str = r#"
+version: 1
+name: t
+scope: { type: biz, id: 3 }
+defaults: { account: root, timeout: 10m }
+hosts:
+  web: { ips: ["0:10.0.0.1", "10.0.0.2"], dynamic_groups: ["7"] }
+  ids: { host_ids: [101], topo_nodes: [{ node_type: module, id: 9 }] }
+"#;
+
+    #[test]
+    fn script_uses_defaults_and_sends_sensitivity_always() {
+        let call = build(&format!(
+            "{HEAD}steps:\n  - id: s\n    targets: web\n    script: {{ language: python, content: 'print(1)', params: 'a b', sensitive: true }}\n"
+        ))
+        .unwrap();
+        assert_eq!(call.path, "/api/c/compapi/v2/job/fast_execute_script/");
+        assert_eq!(
+            call.body,
+            json!({
+                "bk_biz_id": 3,
+                "script_content": build::base64("print(1)"),
+                "script_param": "YSBi",
+                "script_timeout": 600,
+                "account": "root",
+                "is_param_sensitive": 1,
+                "script_type": 4,
+                "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}, {"bk_cloud_id": 0, "ip": "10.0.0.2"}],
+                "custom_query_id": ["7"]
+            })
+        );
+        assert_eq!(call.sensitive_pointers, ["/script_param"]);
+        assert_eq!(call.masked_body()["script_param"], "******");
+    }
+
+    #[test]
+    fn script_not_sensitive_is_zero_and_unmasked() {
+        let call = build(&format!(
+            "{HEAD}steps:\n  - id: s\n    targets: web\n    task_name: deploy\n    script: {{ script_id: '12', params: p }}\n"
+        ))
+        .unwrap();
+        assert_eq!(call.body["is_param_sensitive"], 0);
+        assert_eq!(call.body["script_id"], 12);
+        assert_eq!(call.body["task_name"], "deploy");
+        assert!(call.sensitive_pointers.is_empty());
+    }
+
+    #[test]
+    fn everything_v2_cannot_carry_is_reported_at_once() {
+        let errors = build(&format!(
+            r#"{HEAD}steps:
+  - id: s
+    targets: [web, ids]
+    account: {{ id: 1000 }}
+    start_task: false
+    rolling: {{ expression: "25%" }}
+    script:
+      script_id: abc
+      script_version_id: 5
+      windows_interpreter: 'C:\py.exe'
+      host_passwords: [{{ host_id: 101, encrypted_password: x }}]
+"#
+        ))
+        .unwrap_err();
+        let got = fields(&errors);
+        for want in [
+            "script.script_id",
+            "script.script_version_id",
+            "account.id",
+            "targets.host_ids",
+            "targets.topo_nodes",
+            "script.windows_interpreter",
+            "script.host_passwords",
+            "start_task",
+            "rolling",
+        ] {
+            assert!(got.contains(&want), "{want} missing from {got:?}");
+        }
+        let interp = errors
+            .iter()
+            .find(|e| e.field == "script.windows_interpreter")
+            .unwrap();
+        assert!(
+            interp.message.contains("cannot be sent with protocol v2"),
+            "{}",
+            interp.message
+        );
+    }
+
+    #[test]
+    fn push_refuses_v3_only_fields() {
+        let errors = build(&format!(
+            r#"{HEAD}steps:
+  - id: p
+    targets: web
+    push_file:
+      target_path: /tmp/
+      target_name: x.tgz
+      transfer_mode: strict
+      sources:
+        - {{ files: [/a], from: web, file_type: local }}
+        - {{ files: [/b], file_type: third_party, file_source_code: cos }}
+"#
+        ))
+        .unwrap_err();
+        let got = fields(&errors);
+        for want in [
+            "push_file.target_name",
+            "push_file.transfer_mode",
+            "push_file.sources[0].file_type",
+            "push_file.sources[1].file_type",
+            "push_file.sources[1].file_source_code",
+            "push_file.sources[1].from",
+        ] {
+            assert!(got.contains(&want), "{want} missing from {got:?}");
+        }
+    }
+
+    #[test]
+    fn push_with_limits_and_timeout() {
+        let call = build(&format!(
+            r#"{HEAD}steps:
+  - id: p
+    targets: web
+    timeout: 90
+    push_file:
+      target_path: /data/
+      upload_speed_limit: 10
+      download_speed_limit: 20
+      sources: [{{ files: [/src/a.tgz], from: {{ ips: ["0:10.0.0.9"] }}, account: app }}]
+"#
+        ))
+        .unwrap();
+        assert_eq!(call.api, "fast_push_file");
+        assert_eq!(call.body["timeout"], 90);
+        assert_eq!(call.body["upload_speed_limit"], 10);
+        assert_eq!(call.body["download_speed_limit"], 20);
+        assert_eq!(
+            call.body["file_source"],
+            json!([{"files": ["/src/a.tgz"], "account": "app", "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.9"}]}])
+        );
+    }
+
+    #[test]
+    fn job_step_by_name_and_id_with_host_variable() {
+        let call = build(&format!(
+            r#"{HEAD}steps:
+  - id: j
+    job:
+      plan_id: 1001
+      vars:
+        version: "1.2.3"
+        7: {{ hosts: web }}
+"#
+        ))
+        .unwrap();
+        assert_eq!(call.path, "/api/c/compapi/v2/job/execute_job/");
+        assert_eq!(
+            call.body,
+            json!({
+                "bk_biz_id": 3,
+                "bk_job_id": 1001,
+                "global_vars": [
+                    {"name": "version", "value": "1.2.3"},
+                    {"id": 7, "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}, {"bk_cloud_id": 0, "ip": "10.0.0.2"}], "custom_query_id": ["7"]}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn job_step_refuses_step_level_settings() {
+        let errors = build(&format!(
+            "{HEAD}steps:\n  - id: j\n    targets: web\n    account: root\n    timeout: 5\n    task_name: x\n    job: {{ plan_id: 1 }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            ["targets", "account", "timeout", "task_name"]
+        );
+    }
+
+    #[test]
+    fn platform_job_needs_both_businesses_and_no_vars() {
+        let errors = build(&format!(
+            "{HEAD}steps:\n  - id: j\n    job: {{ plan_id: 1, source_biz: 2, vars: {{ a: b }}, overrides: [{{ step_id: 1, db_account_id: 3 }}] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            [
+                "job.target_biz",
+                "job.vars",
+                "job.overrides[0].db_account_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn business_set_scope_only_in_builtin_range() {
+        let yaml = |id: u64| {
+            format!(
+                "version: 1\nname: t\nscope: {{ type: biz_set, id: {id} }}\nsteps:\n  - id: j\n    job: {{ plan_id: 1 }}\n"
+            )
+        };
+        assert_eq!(
+            build(&yaml(9_000_001)).unwrap().body["bk_biz_id"],
+            9_000_001
+        );
+        let errors = build(&yaml(5)).unwrap_err();
+        assert_eq!(fields(&errors), ["scope.type"]);
+        assert!(errors[0].message.contains("protocol v2"));
+    }
+
+    #[test]
+    fn unread_script_file_is_an_error() {
+        let errors = build(&format!(
+            "{HEAD}steps:\n  - id: s\n    targets: web\n    script: {{ language: shell, file: scripts/x.sh }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(fields(&errors), ["script.file"]);
+    }
+}

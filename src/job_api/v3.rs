@@ -1,1 +1,672 @@
-//! TODO(job-protocol): v3
+//! API gateway v3 (`/api/v3/<name>`, `X-Bkapi-Authorization` header): the request
+//! bodies of `fast_execute_script`, `fast_transfer_file` and `execute_job_plan`, and
+//! the v3 shapes of status, log and instance-list responses.
+//!
+//! v3 has scopes, account ids, host ids, topology nodes, rolling (over targets and,
+//! for pushes, over source files), `start_task` and the Windows options; it has no
+//! job-plan step overrides and no cross-business job. See the table in
+//! [`super::build`].
+
+use serde_json::{Map, Value, json};
+
+use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject_job_step_fields};
+use super::hosts;
+use crate::plan::model::{
+    FileType, HostPassword, JobStep, JobVarKey, JobVarValue, Plan, Protocol, PushFileStep, Rolling,
+    ScriptId, ScriptStep, Step, TransferMode,
+};
+
+const V3: Protocol = Protocol::V3;
+
+pub(crate) fn build_step(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
+    let mut errors = Errors::default();
+    let call = match build::kind(step) {
+        Some(Kind::Script(script)) => script_call(ctx.plan, step, script, &mut errors),
+        Some(Kind::Push(push)) => push_call(ctx.plan, step, push, &mut errors),
+        Some(Kind::Job(job)) => job_call(ctx.plan, step, job, &mut errors),
+        None => return Err(build::no_kind()),
+    };
+    errors.finish(call)
+}
+
+/// The target server object of a script or push; such a step needs some hosts.
+pub(crate) fn target_server(plan: &Plan, step: &Step, errors: &mut Errors) -> Option<Value> {
+    let Some(targets) = &step.targets else {
+        errors.add("targets", "no target hosts: set `targets`");
+        return None;
+    };
+    let resolved = hosts::resolve(plan, targets, "targets", errors);
+    if resolved.is_empty() {
+        errors.add("targets", "the targets name no hosts");
+    }
+    Some(hosts::v3_server(&resolved, "targets", errors))
+}
+
+/// The gateway's script id is the script's string id. An integer is refused: on v2 an
+/// integer `script_id` is a script *version* id, so carrying it over unchanged would
+/// silently run a different script.
+pub(crate) fn gateway_script_id(
+    id: &ScriptId,
+    protocol: Protocol,
+    errors: &mut Errors,
+) -> Option<String> {
+    match id {
+        ScriptId::Text(text) => Some(text.clone()),
+        ScriptId::Number(n) => {
+            errors.add(
+                "script.script_id",
+                format!(
+                    "an integer script_id ({n}) cannot be sent with protocol {protocol}: there script_id is the \
+                     script's string id, while v2's integer script_id is a version id; write \
+                     `script_version_id: {n}` for that version, or quote the script's id"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `host_password_list`; every password is a sensitive pointer.
+pub(crate) fn host_passwords(
+    passwords: &[HostPassword],
+    body: &mut Map<String, Value>,
+    pointers: &mut Vec<String>,
+    errors: &mut Errors,
+) {
+    if passwords.is_empty() {
+        return;
+    }
+    let list: Vec<Value> = passwords
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut object = Map::new();
+            if let Some(id) = p.host_id {
+                object.insert("host_id".into(), json!(id));
+            }
+            if let Some(text) = &p.ip {
+                match super::types::HostAddr::parse(text) {
+                    Some(addr) => {
+                        object.insert("bk_cloud_id".into(), json!(addr.cloud_id));
+                        object.insert("ip".into(), json!(addr.ip));
+                    }
+                    None => errors.add(
+                        format!("script.host_passwords[{i}].ip"),
+                        format!("`{text}` is not a host: write `cloud:ip` or an IPv4 address"),
+                    ),
+                }
+            }
+            if p.host_id.is_none() && p.ip.is_none() {
+                errors.add(
+                    format!("script.host_passwords[{i}]"),
+                    "a host password needs `host_id` or `ip`",
+                );
+            }
+            object.insert("encrypted_password".into(), json!(p.encrypted_password));
+            pointers.push(format!("/host_password_list/{i}/encrypted_password"));
+            Value::Object(object)
+        })
+        .collect();
+    body.insert("host_password_list".into(), Value::Array(list));
+}
+
+/// `rolling_config` over the targets: `{expression, mode}`.
+pub(crate) fn target_rolling(rolling: &Rolling, errors: &mut Errors) -> Value {
+    if rolling.files.is_some() {
+        errors.add(
+            "rolling.files",
+            "only file pushes roll over source files; a script rolls over its targets (`expression`)",
+        );
+    }
+    let mut config = Map::new();
+    match &rolling.expression {
+        Some(expression) => {
+            config.insert("expression".into(), json!(expression));
+        }
+        None => errors.add(
+            "rolling.expression",
+            "rolling over targets needs an `expression` (e.g. `25%`)",
+        ),
+    }
+    config.insert("mode".into(), json!(build::rolling_mode(rolling.mode)));
+    Value::Object(config)
+}
+
+/// Script fields v3 and v4 share, written into `body`. Returns the sensitive pointers.
+pub(crate) fn script_common(
+    plan: &Plan,
+    step: &Step,
+    script: &ScriptStep,
+    protocol: Protocol,
+    body: &mut Map<String, Value>,
+    errors: &mut Errors,
+) -> Vec<String> {
+    let mut pointers = Vec::new();
+    build::write_gateway_scope(plan.scope, body, errors);
+    if let Some(version) = script.script_version_id {
+        body.insert("script_version_id".into(), json!(version));
+    }
+    let script_id = script
+        .script_id
+        .as_ref()
+        .and_then(|id| gateway_script_id(id, protocol, errors));
+    if let Some(id) = &script_id {
+        body.insert("script_id".into(), json!(id));
+    }
+    let content = build::script_content(
+        script.content.as_ref(),
+        script.file.as_ref(),
+        "script",
+        errors,
+    );
+    if let Some(content) = &content {
+        body.insert("script_content".into(), json!(content));
+    }
+    let has_id = script.script_id.is_some() || script.script_version_id.is_some();
+    build::require_script_source(content.is_some() || script.file.is_some() || has_id, errors);
+    build::require_language(content.is_some(), has_id, script.language, errors);
+    if let Some(language) = script.language {
+        body.insert(
+            "script_language".into(),
+            json!(build::language_code(language)),
+        );
+    }
+    if let Some(params) = &script.params {
+        body.insert("script_param".into(), json!(build::base64(params)));
+    }
+    if let Some(timeout) = build::timeout(plan, step) {
+        body.insert("timeout".into(), json!(timeout));
+    }
+    match build::account(plan, step) {
+        Some((account, _)) => build::write_gateway_account(account, body),
+        None => build::missing_account(errors),
+    }
+    if let Some(interpreter) = &script.windows_interpreter {
+        body.insert("windows_interpreter".into(), json!(interpreter));
+    }
+    if let Some(rolling) = &step.rolling {
+        body.insert("rolling_config".into(), target_rolling(rolling, errors));
+    }
+    host_passwords(&script.host_passwords, body, &mut pointers, errors);
+    if let Some(start) = step.start_task {
+        body.insert("start_task".into(), json!(start));
+    }
+    if let Some(name) = &step.task_name {
+        body.insert("task_name".into(), json!(name));
+    }
+    pointers
+}
+
+fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
+    let mut body = Map::new();
+    let mut pointers = script_common(plan, step, script, V3, &mut body, errors);
+    let sensitive = script.sensitive.unwrap_or(false);
+    body.insert("is_param_sensitive".into(), json!(u8::from(sensitive)));
+    if let Some(server) = target_server(plan, step, errors) {
+        body.insert("target_server".into(), server);
+    }
+    build::sensitive_param_pointer(sensitive, &body, &mut pointers);
+    let mut call = ApiCall::post(V3, "fast_execute_script", body);
+    call.sensitive_pointers = pointers;
+    call
+}
+
+fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors) -> ApiCall {
+    let mut body = Map::new();
+    build::write_gateway_scope(plan.scope, &mut body, errors);
+    let step_account = build::account(plan, step);
+    match step_account {
+        Some((account, _)) => build::write_gateway_account(account, &mut body),
+        None => build::missing_account(errors),
+    }
+    body.insert("file_target_path".into(), json!(push.target_path));
+    if let Some(name) = &push.target_name {
+        body.insert("file_target_name".into(), json!(name));
+    }
+    let mut all_server_files = true;
+    let sources: Vec<Value> = push
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let prefix = format!("push_file.sources[{i}]");
+            let file_type = source.file_type.unwrap_or(FileType::Server);
+            all_server_files &= file_type == FileType::Server;
+            let mut object = Map::new();
+            object.insert("file_list".into(), json!(source.files));
+            if let Some(t) = source.file_type {
+                let code = match t {
+                    FileType::Server => 1,
+                    FileType::Local => 2,
+                    FileType::ThirdParty => 3,
+                };
+                object.insert("file_type".into(), json!(code));
+            }
+            let account = source.account.as_ref().or(step_account.map(|(a, _)| a));
+            match (file_type, account) {
+                (_, Some(account)) if source.account.is_some() || file_type == FileType::Server => {
+                    let mut account_object = Map::new();
+                    if let Some(id) = account.id {
+                        account_object.insert("id".into(), json!(id));
+                    }
+                    if let Some(alias) = &account.alias {
+                        account_object.insert("alias".into(), json!(alias));
+                    }
+                    object.insert("account".into(), Value::Object(account_object));
+                }
+                (FileType::Server, None) => errors.add(
+                    format!("{prefix}.account"),
+                    "no account to read the source files with: set it on the source or the step",
+                ),
+                _ => {}
+            }
+            match (&source.from, file_type) {
+                (Some(from), FileType::Server) => {
+                    let field = format!("{prefix}.from");
+                    let resolved = hosts::resolve(plan, from, &field, errors);
+                    if resolved.is_empty() {
+                        errors.add(&field, "the source names no hosts");
+                    }
+                    object.insert("server".into(), hosts::v3_server(&resolved, &field, errors));
+                }
+                (None, FileType::Server) => errors.add(
+                    format!("{prefix}.from"),
+                    "a server file source needs `from` (the hosts the files are on)",
+                ),
+                (Some(_), _) => errors.add(
+                    format!("{prefix}.from"),
+                    "only server files come from hosts; local and third-party sources take no `from`",
+                ),
+                (None, _) => {}
+            }
+            if source.file_source_id.is_some() || source.file_source_code.is_some() {
+                if file_type != FileType::ThirdParty {
+                    errors.add(
+                        format!("{prefix}.file_source_id"),
+                        "file_source_id/file_source_code name a third-party file source: set `file_type: third_party`",
+                    );
+                }
+                if let Some(id) = source.file_source_id {
+                    object.insert("file_source_id".into(), json!(id));
+                }
+                if let Some(code) = &source.file_source_code {
+                    object.insert("file_source_code".into(), json!(code));
+                }
+            } else if file_type == FileType::ThirdParty {
+                errors.add(
+                    format!("{prefix}.file_source_code"),
+                    "a third-party source needs `file_source_id` or `file_source_code`",
+                );
+            }
+            Value::Object(object)
+        })
+        .collect();
+    if sources.is_empty() {
+        errors.add("push_file.sources", "no source files");
+    }
+    body.insert("file_source_list".into(), Value::Array(sources));
+    if let Some(mode) = push.transfer_mode {
+        let code = match mode {
+            TransferMode::Strict => 1,
+            TransferMode::Force => 2,
+        };
+        body.insert("transfer_mode".into(), json!(code));
+    }
+    if let Some(timeout) = build::timeout(plan, step) {
+        body.insert("timeout".into(), json!(timeout));
+    }
+    if let Some(limit) = push.upload_speed_limit {
+        body.insert("upload_speed_limit".into(), json!(limit));
+    }
+    if let Some(limit) = push.download_speed_limit {
+        body.insert("download_speed_limit".into(), json!(limit));
+    }
+    if let Some(server) = target_server(plan, step, errors) {
+        body.insert("target_server".into(), server);
+    }
+    if let Some(rolling) = &step.rolling {
+        let config = match &rolling.files {
+            Some(files) => {
+                // Source-file rolling (type 2) cannot be combined with target rolling
+                // and accepts only server files (JOB 1244035).
+                if rolling.expression.is_some() {
+                    errors.add(
+                        "rolling.expression",
+                        "JOB cannot roll over targets and source files at once: set `expression` or `files`, not both",
+                    );
+                }
+                if !all_server_files {
+                    errors.add(
+                        "rolling.files",
+                        "rolling over source files works only when every source is a server file",
+                    );
+                }
+                let mut file_source = Map::new();
+                if let Some(n) = files.max_hosts_per_batch {
+                    file_source.insert("max_execute_object_num_in_batch".into(), json!(n));
+                }
+                if let Some(n) = files.max_files_per_host {
+                    file_source.insert("max_file_num_of_single_execute_object".into(), json!(n));
+                }
+                json!({
+                    "type": 2,
+                    "mode": build::rolling_mode(rolling.mode),
+                    "file_source": Value::Object(file_source),
+                })
+            }
+            None => target_rolling(rolling, errors),
+        };
+        body.insert("rolling_config".into(), config);
+    }
+    if let Some(start) = step.start_task {
+        body.insert("start_task".into(), json!(start));
+    }
+    if let Some(name) = &step.task_name {
+        body.insert("task_name".into(), json!(name));
+    }
+    ApiCall::post(V3, "fast_transfer_file", body)
+}
+
+fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> ApiCall {
+    const API: &str = "execute_job_plan";
+    reject_job_step_fields(step, errors);
+    let mut body = Map::new();
+    build::write_gateway_scope(plan.scope, &mut body, errors);
+    body.insert("job_plan_id".into(), json!(job.plan_id));
+    if !job.vars.is_empty() {
+        let vars: Vec<Value> = job
+            .vars
+            .0
+            .iter()
+            .map(|var| {
+                let field = format!("job.vars.{}", var.key);
+                let mut object = Map::new();
+                match &var.key {
+                    JobVarKey::Id(id) => object.insert("id".into(), json!(id)),
+                    JobVarKey::Name(name) => object.insert("name".into(), json!(name)),
+                };
+                match &var.value {
+                    JobVarValue::Text(text) => {
+                        object.insert("value".into(), json!(text));
+                    }
+                    JobVarValue::Hosts(targets) => {
+                        let resolved = hosts::resolve(plan, targets, &field, errors);
+                        if resolved.is_empty() {
+                            errors.add(&field, "the host variable names no hosts");
+                        }
+                        object.insert("server".into(), hosts::v3_server(&resolved, &field, errors));
+                    }
+                }
+                Value::Object(object)
+            })
+            .collect();
+        body.insert("global_var_list".into(), Value::Array(vars));
+    }
+    if !job.overrides.is_empty() {
+        errors.unsupported(
+            "job.overrides",
+            V3,
+            API,
+            "v3 runs a job plan as saved; change the plan in JOB, pass values through `job.vars`, or use protocol v2",
+        );
+    }
+    if job.source_biz.is_some() {
+        errors.unsupported(
+            "job.source_biz",
+            V3,
+            API,
+            "cross-business jobs exist only on v2 (execute_platform_job)",
+        );
+    }
+    if job.target_biz.is_some() {
+        errors.unsupported(
+            "job.target_biz",
+            V3,
+            API,
+            "cross-business jobs exist only on v2 (execute_platform_job)",
+        );
+    }
+    if let Some(start) = step.start_task {
+        body.insert("start_task".into(), json!(start));
+    }
+    ApiCall::post(V3, API, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job_api::build::build_request;
+
+    fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
+        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
+        let ctx = BuildContext {
+            protocol: Protocol::V3,
+            plan: &plan,
+        };
+        build_request(&ctx, &plan.steps[0])
+    }
+
+    fn fields(errors: &[BuildError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    const HEAD: &str = r#"
+version: 1
+name: t
+scope: { type: biz_set, id: 9991001 }
+defaults: { account: { id: 1000 }, timeout: 1h }
+hosts:
+  web: { ips: ["0:10.0.0.1"], dynamic_groups: ["g"], topo_nodes: [{ node_type: set, id: 4 }] }
+  ids: { host_ids: [101, 102] }
+  src: { ips: ["0:10.0.0.9"] }
+"#;
+
+    #[test]
+    fn script_maps_every_field() {
+        let call = build(&format!(
+            r#"{HEAD}steps:
+  - id: s
+    targets: web
+    task_name: t1
+    start_task: false
+    rolling: {{ expression: "25%", mode: confirm }}
+    script:
+      language: powershell
+      content: "Write-Host 1"
+      params: "-x secret"
+      sensitive: true
+      script_id: "a1b2"
+      script_version_id: 12
+      windows_interpreter: 'C:\pwsh.exe'
+      host_passwords:
+        - {{ host_id: 101, encrypted_password: "ENC1" }}
+        - {{ ip: "2:10.0.0.5", encrypted_password: "ENC2" }}
+"#
+        ))
+        .unwrap();
+        assert_eq!(call.path, "/api/v3/fast_execute_script");
+        assert_eq!(
+            call.body,
+            json!({
+                "bk_scope_type": "biz_set",
+                "bk_scope_id": "9991001",
+                "script_version_id": 12,
+                "script_id": "a1b2",
+                "script_content": build::base64("Write-Host 1"),
+                "script_language": 5,
+                "script_param": build::base64("-x secret"),
+                "timeout": 3600,
+                "account_id": 1000,
+                "is_param_sensitive": 1,
+                "windows_interpreter": "C:\\pwsh.exe",
+                "target_server": {
+                    "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}],
+                    "dynamic_group_list": [{"id": "g"}],
+                    "topo_node_list": [{"id": 4, "node_type": "set"}]
+                },
+                "rolling_config": {"expression": "25%", "mode": 3},
+                "host_password_list": [
+                    {"host_id": 101, "encrypted_password": "ENC1"},
+                    {"bk_cloud_id": 2, "ip": "10.0.0.5", "encrypted_password": "ENC2"}
+                ],
+                "start_task": false,
+                "task_name": "t1"
+            })
+        );
+        let masked = call.masked_body();
+        assert_eq!(masked["script_param"], "******");
+        assert_eq!(
+            masked["host_password_list"][0]["encrypted_password"],
+            "******"
+        );
+        assert_eq!(
+            masked["host_password_list"][1]["encrypted_password"],
+            "******"
+        );
+    }
+
+    #[test]
+    fn integer_script_id_is_refused_with_a_hint() {
+        let errors = build(&format!(
+            "{HEAD}steps:\n  - id: s\n    targets: ids\n    script: {{ script_id: 1 }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(fields(&errors), ["script.script_id"]);
+        assert!(errors[0].message.contains("script_version_id: 1"));
+    }
+
+    #[test]
+    fn mixed_ids_and_ips_are_refused() {
+        let errors = build(&format!(
+            "{HEAD}steps:\n  - id: s\n    targets: [web, ids]\n    script: {{ script_version_id: 1 }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(fields(&errors), ["targets"]);
+    }
+
+    #[test]
+    fn push_with_source_file_rolling() {
+        let call = build(&format!(
+            r#"{HEAD}steps:
+  - id: p
+    targets: ids
+    account: {{ alias: app }}
+    rolling: {{ mode: ignore, files: {{ max_hosts_per_batch: 1, max_files_per_host: 2 }} }}
+    push_file:
+      target_path: /opt/app/
+      target_name: app.tgz
+      transfer_mode: strict
+      download_speed_limit: 5
+      sources:
+        - {{ files: [/build/app.tgz], from: src }}
+        - {{ files: [/build/b.tgz], from: src, account: {{ id: 7, alias: root }}, file_type: server }}
+"#
+        ))
+        .unwrap();
+        assert_eq!(call.path, "/api/v3/fast_transfer_file");
+        assert_eq!(
+            call.body,
+            json!({
+                "bk_scope_type": "biz_set",
+                "bk_scope_id": "9991001",
+                "account_alias": "app",
+                "file_target_path": "/opt/app/",
+                "file_target_name": "app.tgz",
+                "file_source_list": [
+                    {"file_list": ["/build/app.tgz"], "account": {"alias": "app"},
+                     "server": {"ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.9"}]}},
+                    {"file_list": ["/build/b.tgz"], "file_type": 1, "account": {"id": 7, "alias": "root"},
+                     "server": {"ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.9"}]}}
+                ],
+                "transfer_mode": 1,
+                "timeout": 3600,
+                "download_speed_limit": 5,
+                "target_server": {"host_id_list": [101, 102]},
+                "rolling_config": {"type": 2, "mode": 2, "file_source": {
+                    "max_execute_object_num_in_batch": 1, "max_file_num_of_single_execute_object": 2}}
+            })
+        );
+    }
+
+    #[test]
+    fn push_third_party_and_local_sources() {
+        let call = build(&format!(
+            r#"{HEAD}steps:
+  - id: p
+    targets: ids
+    push_file:
+      target_path: /opt/
+      sources:
+        - {{ files: [bucket/a.txt], file_type: third_party, file_source_code: cos-main }}
+        - {{ files: [/upload/b.txt], file_type: local }}
+"#
+        ))
+        .unwrap();
+        assert_eq!(
+            call.body["file_source_list"],
+            json!([
+                {"file_list": ["bucket/a.txt"], "file_type": 3, "file_source_code": "cos-main"},
+                {"file_list": ["/upload/b.txt"], "file_type": 2}
+            ])
+        );
+    }
+
+    #[test]
+    fn file_rolling_refusals() {
+        let errors = build(&format!(
+            r#"{HEAD}steps:
+  - id: p
+    targets: ids
+    rolling: {{ expression: "1", files: {{ max_hosts_per_batch: 1 }} }}
+    push_file:
+      target_path: /opt/
+      sources: [{{ files: [/upload/b.txt], file_type: local, from: src }}]
+"#
+        ))
+        .unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            [
+                "push_file.sources[0].from",
+                "rolling.expression",
+                "rolling.files"
+            ]
+        );
+    }
+
+    #[test]
+    fn job_plan_with_vars_and_refusals() {
+        let call = build(&format!(
+            "{HEAD}steps:\n  - id: j\n    start_task: true\n    job: {{ plan_id: 100, vars: {{ 436: {{ hosts: ids }}, param_name: param_value }} }}\n"
+        ))
+        .unwrap();
+        assert_eq!(call.path, "/api/v3/execute_job_plan");
+        assert_eq!(
+            call.body,
+            json!({
+                "bk_scope_type": "biz_set", "bk_scope_id": "9991001", "job_plan_id": 100,
+                "global_var_list": [{"id": 436, "server": {"host_id_list": [101, 102]}},
+                                    {"name": "param_name", "value": "param_value"}],
+                "start_task": true
+            })
+        );
+        let errors = build(&format!(
+            "{HEAD}steps:\n  - id: j\n    job: {{ plan_id: 1, source_biz: 1, target_biz: 2, overrides: [{{ step_id: 1 }}] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            ["job.overrides", "job.source_biz", "job.target_biz"]
+        );
+        assert!(errors.iter().all(|e| e.message.contains("protocol v3")));
+    }
+
+    #[test]
+    fn missing_scope_account_and_targets() {
+        let errors = build(
+            "version: 1\nname: t\nsteps:\n  - id: s\n    script: { language: shell, content: ls }\n",
+        )
+        .unwrap_err();
+        assert_eq!(fields(&errors), ["scope", "account", "targets"]);
+    }
+}

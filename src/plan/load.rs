@@ -1,1 +1,306 @@
-//! TODO(plan-frontend): load
+//! Reading a plan file into the typed model.
+//!
+//! Owns everything that can go wrong before the model exists: unreadable, oversized,
+//! binary or non-UTF-8 files, YAML syntax errors, alias bombs and deep nesting (which
+//! serde_yaml refuses with an error rather than a crash), and type errors, which keep
+//! serde_yaml's field path and `line:column`. It also reads the script files a plan
+//! refers to, relative to the plan's folder, so later stages never touch the disk.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::model::{Plan, Step};
+use super::span::{Issue, PlanErrors, PlanSource};
+
+/// Larger plans are refused before parsing; real runbooks are a few hundred KiB at most,
+/// while 50 000 generated steps stay well below this.
+pub const MAX_PLAN_BYTES: u64 = 8 * 1024 * 1024;
+
+/// JOB stores script content in a MEDIUMTEXT column (`rules::MAX_SCRIPT_CONTENT_BYTES`);
+/// baton reads script files up to that size.
+pub const MAX_SCRIPT_FILE_BYTES: u64 = crate::job_api::rules::MAX_SCRIPT_CONTENT_BYTES as u64;
+
+/// A parsed plan with its source text and the script files it refers to.
+#[derive(Debug, Clone)]
+pub struct LoadedPlan {
+    /// The text, its name and span index.
+    pub source: PlanSource,
+    /// The typed plan.
+    pub plan: Plan,
+    /// The folder `script.file` paths are relative to.
+    pub base_dir: PathBuf,
+    /// Script file contents by the field path that names them (`steps[3].script.file`,
+    /// `steps[4].job.overrides[0].file`).
+    pub script_files: HashMap<String, String>,
+    /// Script files that could not be read; reported with the other semantic errors.
+    pub file_issues: Vec<Issue>,
+}
+
+/// Reads and parses the plan at `path`.
+pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
+    let name = path.display().to_string();
+    let unreadable = |message: String| PlanErrors {
+        file: name.clone(),
+        text: Arc::from(""),
+        issues: vec![Issue::unlocated("plan", message)],
+    };
+    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(|problem| unreadable(problem))?;
+    let text = decode_text(&bytes).map_err(unreadable)?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(&name, Arc::from(text), &base_dir)
+}
+
+/// Parses plan `text` (named `name` in messages); script files are read from `base_dir`.
+pub fn parse(name: &str, text: Arc<str>, base_dir: &Path) -> Result<LoadedPlan, PlanErrors> {
+    let source = PlanSource::new(name, text.clone());
+    if text.trim().is_empty() || is_only_comments(&text) {
+        return Err(source.errors(vec![
+            Issue::unlocated("plan", "the plan file is empty")
+                .with_help("a plan needs at least `version: 1`, `name` and `steps`"),
+        ]));
+    }
+    let plan: Plan = match serde_yaml::from_str(&text) {
+        Ok(plan) => plan,
+        Err(error) => return Err(source.errors(vec![yaml_issue(&source, &error)])),
+    };
+    let (script_files, file_issues) = read_script_files(&source, &plan.steps, base_dir);
+    Ok(LoadedPlan {
+        source,
+        plan,
+        base_dir: base_dir.to_path_buf(),
+        script_files,
+        file_issues,
+    })
+}
+
+/// Turns a serde_yaml error into an issue. Its message already starts with the field
+/// path (`steps[2].script.language: unknown variant ...`) and ends with
+/// `at line L column C`, which is dropped because the location is rendered separately.
+fn yaml_issue(source: &PlanSource, error: &serde_yaml::Error) -> Issue {
+    let full = error.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(at) if error.location().is_some() => full[..at].to_owned(),
+        _ => full.clone(),
+    };
+    let (field, message) = split_field_path(&message);
+    let location = error
+        .location()
+        .map(|loc| source.spans().location_of_byte(loc.index()));
+    let location = location.map(|mut loc| {
+        let rest = &source.text[loc.offset..];
+        loc.len = rest
+            .find(['\n', ',', ']', '}'])
+            .unwrap_or(rest.len())
+            .min(80);
+        loc
+    });
+    Issue {
+        field,
+        message: message.to_owned(),
+        location,
+        label: Some("here".to_owned()),
+        help: None,
+    }
+}
+
+/// `steps[2].script.language: unknown variant` → (`steps[2].script.language`, `unknown
+/// variant`). Messages without a leading path belong to the whole plan.
+fn split_field_path(message: &str) -> (String, &str) {
+    if let Some((head, rest)) = message.split_once(": ") {
+        let looks_like_path = !head.is_empty()
+            && head
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'));
+        if looks_like_path {
+            return (head.to_owned(), rest);
+        }
+    }
+    ("plan".to_owned(), message)
+}
+
+fn is_only_comments(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    })
+}
+
+/// Reads at most `cap` bytes; a larger file is refused without reading it all.
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > cap {
+        return Err(format!(
+            "the file is larger than {} MiB; baton refuses it",
+            cap / (1024 * 1024)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// UTF-8 text without NUL bytes (a NUL means a binary file was given by mistake).
+fn decode_text(bytes: &[u8]) -> Result<String, String> {
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(format!(
+            "this looks like a binary file (NUL byte at offset {at}), not YAML text"
+        ));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        format!(
+            "the file is not valid UTF-8 (invalid byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Reads every `script.file` and override `file`, once per distinct path.
+fn read_script_files(
+    source: &PlanSource,
+    steps: &[Step],
+    base_dir: &Path,
+) -> (HashMap<String, String>, Vec<Issue>) {
+    let mut contents = HashMap::new();
+    let mut issues = Vec::new();
+    let mut cache: HashMap<PathBuf, Result<String, String>> = HashMap::new();
+    let mut read = |field: String, relative: &str, step_id: &str| {
+        let path = base_dir.join(relative);
+        let result = cache
+            .entry(path.clone())
+            .or_insert_with(|| {
+                read_capped(&path, MAX_SCRIPT_FILE_BYTES).and_then(|bytes| decode_text(&bytes))
+            })
+            .clone();
+        match result {
+            Ok(text) => {
+                contents.insert(field, text);
+            }
+            Err(problem) => issues.push(
+                source
+                    .issue(
+                        field,
+                        format!(
+                            "step `{step_id}`: script file `{}` {problem}",
+                            path.display()
+                        ),
+                    )
+                    .with_label("this file")
+                    .with_help(format!(
+                        "script files are read relative to the plan's folder `{}`",
+                        base_dir.display()
+                    )),
+            ),
+        }
+    };
+    for (i, step) in steps.iter().enumerate() {
+        if let Some(file) = step.script.as_ref().and_then(|s| s.file.as_deref()) {
+            read(format!("steps[{i}].script.file"), file, &step.id);
+        }
+        if let Some(job) = &step.job {
+            for (j, over) in job.overrides.iter().enumerate() {
+                if let Some(file) = over.file.as_deref() {
+                    read(
+                        format!("steps[{i}].job.overrides[{j}].file"),
+                        file,
+                        &step.id,
+                    );
+                }
+            }
+        }
+    }
+    (contents, issues)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<LoadedPlan, PlanErrors> {
+        parse("plan.yaml", Arc::from(text), Path::new("."))
+    }
+
+    fn only_issue(result: Result<LoadedPlan, PlanErrors>) -> Issue {
+        let errors = result.expect_err("plan should be refused");
+        assert_eq!(errors.issues.len(), 1, "{:?}", errors.issues);
+        errors.issues.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn type_errors_keep_the_field_path_and_location() {
+        let issue = only_issue(parse_text(
+            "version: 1\nname: x\nsteps:\n  - id: a\n    timeout: soon\n",
+        ));
+        assert_eq!(issue.field, "steps[0].timeout");
+        let loc = issue.location.unwrap();
+        assert_eq!((loc.line, loc.column), (5, 14));
+        assert!(!issue.message.contains("at line"), "{}", issue.message);
+    }
+
+    #[test]
+    fn unknown_fields_are_located_after_cjk_comments() {
+        let issue = only_issue(parse_text(
+            "# 发布\nversion: 1\nname: x\nsteps:\n  - id: a\n    scirpt: {}\n",
+        ));
+        assert_eq!(issue.field, "steps[0]");
+        assert!(issue.message.contains("unknown field `scirpt`"));
+        assert_eq!(issue.location.unwrap().line, 6);
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_are_refused() {
+        for text in ["", "   \n", "# nothing\n---\n"] {
+            let issue = only_issue(parse_text(text));
+            assert!(
+                issue.message.contains("empty"),
+                "{text:?}: {}",
+                issue.message
+            );
+        }
+    }
+
+    #[test]
+    fn binary_and_non_utf8_bytes_are_refused() {
+        assert!(decode_text(b"version: 1\0").unwrap_err().contains("binary"));
+        assert!(
+            decode_text(b"name: \xff\xfe")
+                .unwrap_err()
+                .contains("UTF-8")
+        );
+        assert_eq!(decode_text(b"\xEF\xBB\xBFa: 1").unwrap(), "a: 1");
+    }
+
+    #[test]
+    fn alias_bombs_are_errors_not_crashes() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            bomb.push_str(&format!(
+                "{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n",
+                n = (b'a' + i) as char,
+                p = (b'a' + i - 1) as char
+            ));
+        }
+        assert!(parse_text(&bomb).is_err());
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_text(&deep).is_err());
+    }
+
+    #[test]
+    fn deep_block_nesting_is_an_error_not_a_crash() {
+        let deep_map = (0..5_000)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect::<String>();
+        assert!(parse_text(&deep_map).is_err());
+    }
+}
