@@ -168,12 +168,12 @@ pub fn authorize(
     if call.method == HttpMethod::Post {
         headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
     }
-    let mut query = call.query.clone();
+    let mut query = call.query_pairs();
     let mut body = match call.method {
         HttpMethod::Post => Some(call.body.clone()),
         HttpMethod::Get => None,
     };
-    match call.protocol {
+    match call.protocol() {
         Protocol::V2 => {
             if matches!(credentials, Credentials::AccessToken(_)) {
                 return Err(AuthError::AccessTokenOnV2);
@@ -294,7 +294,12 @@ mod tests {
         let call = calls::get_job_instance_status(Protocol::V3, scope, JobInstanceId(5)).unwrap();
         let request = authorize(&call, &app()).unwrap();
         assert!(request.body.is_none());
-        assert_eq!(request.query, call.query);
+        assert_eq!(request.query, call.query_pairs());
+        assert!(
+            request
+                .query
+                .contains(&("job_instance_id".into(), "5".into()))
+        );
     }
 
     #[test]

@@ -69,16 +69,12 @@ pub struct ApiCall {
     pub method: HttpMethod,
     /// Path below the endpoint base URL, e.g. `/api/c/compapi/v2/job/fast_execute_script/`.
     pub path: String,
-    /// The JSON body exactly as sent (base64 done), minus auth fields. `Null` for a GET.
+    /// The JSON body exactly as sent (base64 done), minus auth fields. For a GET, a
+    /// flat object whose members are the query parameters (see
+    /// [`ApiCall::query_pairs`]).
     pub body: serde_json::Value,
     /// JSON pointers into `body` whose values are masked as `******` for display.
     pub sensitive_pointers: Vec<String>,
-    /// The protocol of the path, and so of the response envelope: decode the response
-    /// with this one. It differs from the plan's protocol only where v4 has no API and
-    /// the gateway's v3 one is used (operations).
-    pub protocol: Protocol,
-    /// Query parameters of a GET, in order; empty for a POST.
-    pub query: Vec<(String, String)>,
 }
 
 /// The text that replaces a masked value.
@@ -93,22 +89,53 @@ impl ApiCall {
             path: api_path(protocol, api),
             body: Value::Object(body),
             sensitive_pointers: Vec::new(),
-            protocol,
-            query: Vec::new(),
         }
     }
 
-    /// A GET of `api` on `protocol` with `query`.
-    pub(crate) fn get(protocol: Protocol, api: &'static str, query: Vec<(String, String)>) -> Self {
+    /// A GET of `api` on `protocol`; `query` holds the parameters as a flat object.
+    pub(crate) fn get(protocol: Protocol, api: &'static str, query: Map<String, Value>) -> Self {
         ApiCall {
             api,
             method: HttpMethod::Get,
             path: api_path(protocol, api),
-            body: Value::Null,
+            body: Value::Object(query),
             sensitive_pointers: Vec::new(),
-            protocol,
-            query,
         }
+    }
+
+    /// The protocol of the path, and so of the response envelope: decode the answer
+    /// with this one. It differs from the plan's protocol only where v4 has no API and
+    /// the gateway's v3 one is used (operations).
+    pub fn protocol(&self) -> Protocol {
+        if self.path.starts_with("/api/v4/") {
+            Protocol::V4
+        } else if self.path.starts_with("/api/v3/") {
+            Protocol::V3
+        } else {
+            Protocol::V2
+        }
+    }
+
+    /// A GET's query parameters: the body's members as text (strings as they
+    /// are, numbers and booleans as JSON writes them). Empty for a POST.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        if self.method != HttpMethod::Get {
+            return Vec::new();
+        }
+        let Some(object) = self.body.as_object() else {
+            return Vec::new();
+        };
+        object
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect()
     }
 
     /// The body with every sensitive value replaced by [`MASK`], for display.
@@ -129,7 +156,10 @@ impl ApiCall {
         if !is_submission(self.api) {
             return false;
         }
-        let key = match self.protocol {
+        if self.method != HttpMethod::Post {
+            return false;
+        }
+        let key = match self.protocol() {
             Protocol::V2 => "bk_callback_url",
             Protocol::V3 | Protocol::V4 => "callback_url",
         };
@@ -563,7 +593,7 @@ mod tests {
         assert!(v3.set_task_name("baton-run-1"));
         assert_eq!(v3.body["callback_url"], "http://cb/2");
         assert_eq!(v3.body["task_name"], "baton-run-1");
-        let mut get = ApiCall::get(Protocol::V3, "get_job_instance_status", vec![]);
+        let mut get = ApiCall::get(Protocol::V3, "get_job_instance_status", Map::new());
         assert!(!get.set_callback_url("http://cb/3"));
     }
 

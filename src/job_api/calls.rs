@@ -2,10 +2,10 @@
 //! polling, host logs, job and step operations, and the instance list used to find an
 //! ambiguous submission again by its unique task name.
 //!
-//! v2 queries are POSTs with a body (ESB); gateway queries are GETs with query
-//! parameters. v4 has no operation APIs: operations on a v4 plan use the gateway's v3
-//! ones, which take the same ids and header auth (the call's `protocol` says so, and
-//! its response is decoded as v3).
+//! v2 queries are POSTs with a body (ESB); gateway queries are GETs whose parameters
+//! are the members of the call's flat `body` ([`ApiCall::query_pairs`]). v4 has no
+//! operation APIs: operations on a v4 plan use the gateway's v3 ones, which take the
+//! same ids and header auth ([`ApiCall::protocol`] then says v3; decode with it).
 
 use serde_json::{Map, Value, json};
 
@@ -38,16 +38,16 @@ fn scope_body(protocol: Protocol, scope: Scope) -> Result<Map<String, Value>, Bu
     }
 }
 
-/// The same scope as query parameters.
-fn scope_query(scope: Scope) -> Vec<(String, String)> {
+/// The gateway scope as GET parameters.
+fn scope_query(scope: Scope) -> Map<String, Value> {
     let scope_type = match scope.scope_type {
         ScopeType::Biz => "biz",
         ScopeType::BizSet => "biz_set",
     };
-    vec![
-        ("bk_scope_type".into(), scope_type.into()),
-        ("bk_scope_id".into(), scope.id.to_string()),
-    ]
+    let mut query = Map::new();
+    query.insert("bk_scope_type".into(), json!(scope_type));
+    query.insert("bk_scope_id".into(), json!(scope.id.to_string()));
+    query
 }
 
 /// `get_job_instance_status` with per-host results: v2 POST; v3 GET with
@@ -71,8 +71,8 @@ pub fn get_job_instance_status(
                 "return_execute_object_result"
             };
             let mut query = scope_query(scope);
-            query.push(("job_instance_id".into(), job.0.to_string()));
-            query.push((flag.into(), "true".into()));
+            query.insert("job_instance_id".into(), json!(job.0));
+            query.insert(flag.into(), json!(true));
             Ok(ApiCall::get(protocol, API, query))
         }
     }
@@ -199,19 +199,16 @@ pub fn get_job_instance_list(
         Protocol::V4 => "offset",
     };
     let mut params = scope_query(scope);
-    params.push((
+    params.insert(
         "create_time_start".into(),
-        query.create_time_start_ms.to_string(),
-    ));
-    params.push((
-        "create_time_end".into(),
-        query.create_time_end_ms.to_string(),
-    ));
+        json!(query.create_time_start_ms),
+    );
+    params.insert("create_time_end".into(), json!(query.create_time_end_ms));
     if let Some(name) = &query.name {
-        params.push(("name".into(), name.clone()));
+        params.insert("name".into(), json!(name));
     }
-    params.push((offset_key.into(), query.start.to_string()));
-    params.push(("length".into(), query.length.to_string()));
+    params.insert(offset_key.into(), json!(query.start));
+    params.insert("length".into(), json!(query.length));
     Ok(ApiCall::get(protocol, API, params))
 }
 
@@ -226,13 +223,6 @@ mod tests {
         id: 2,
     };
 
-    fn q(call: &ApiCall) -> Vec<(&str, &str)> {
-        call.query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
-
     #[test]
     fn status_per_protocol() {
         let v2 = get_job_instance_status(Protocol::V2, BIZ, JobInstanceId(9)).unwrap();
@@ -243,17 +233,17 @@ mod tests {
         assert_eq!(v3.method, HttpMethod::Get);
         assert_eq!(v3.path, "/api/v3/get_job_instance_status");
         assert_eq!(
-            q(&v3),
-            [
-                ("bk_scope_type", "biz"),
-                ("bk_scope_id", "2"),
-                ("job_instance_id", "9"),
-                ("return_ip_result", "true")
-            ]
+            v3.body,
+            json!({"bk_scope_type": "biz", "bk_scope_id": "2", "job_instance_id": 9, "return_ip_result": true})
+        );
+        assert!(
+            v3.query_pairs()
+                .contains(&("return_ip_result".into(), "true".into()))
         );
         let v4 = get_job_instance_status(Protocol::V4, BIZ, JobInstanceId(9)).unwrap();
         assert_eq!(v4.path, "/api/v4/get_job_instance_status");
-        assert!(q(&v4).contains(&("return_execute_object_result", "true")));
+        assert_eq!(v4.body["return_execute_object_result"], true);
+        assert!(v4.body.get("return_ip_result").is_none());
     }
 
     #[test]
@@ -342,7 +332,7 @@ mod tests {
             StepOperation::RollingContinue,
         )
         .unwrap();
-        assert_eq!(call.protocol, Protocol::V3);
+        assert_eq!(call.protocol(), Protocol::V3);
         assert_eq!(call.path, "/api/v3/operate_step_instance");
         assert_eq!(
             call.body,
@@ -368,22 +358,16 @@ mod tests {
             length: 50,
         };
         let v3 = get_job_instance_list(Protocol::V3, BIZ, &query).unwrap();
+        assert_eq!(v3.method, HttpMethod::Get);
+        assert_eq!(v3.path, "/api/v3/get_job_instance_list");
         assert_eq!(
-            q(&v3),
-            [
-                ("bk_scope_type", "biz"),
-                ("bk_scope_id", "2"),
-                ("create_time_start", "1000"),
-                ("create_time_end", "2000"),
-                ("name", "baton-release-web-01J"),
-                ("start", "0"),
-                ("length", "50")
-            ]
+            v3.body,
+            json!({"bk_scope_type": "biz", "bk_scope_id": "2", "create_time_start": 1000,
+                   "create_time_end": 2000, "name": "baton-release-web-01J", "start": 0, "length": 50})
         );
-        assert!(
-            q(&get_job_instance_list(Protocol::V4, BIZ, &query).unwrap())
-                .contains(&("offset", "0"))
-        );
+        let v4 = get_job_instance_list(Protocol::V4, BIZ, &query).unwrap();
+        assert_eq!(v4.body["offset"], 0);
+        assert!(v4.body.get("start").is_none());
         let error = get_job_instance_list(Protocol::V2, BIZ, &query).unwrap_err();
         assert!(error.message.contains("protocol v2"));
     }
