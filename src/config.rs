@@ -15,83 +15,21 @@ use serde::Deserialize;
 
 use crate::plan::model::Protocol;
 
-/// A secret string: compared and used normally, but never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub use crate::job_api::auth::{Credentials, Secret, User};
 
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(******)")
-    }
-}
-
-/// Who the calling user is, next to the app credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserAuth {
-    /// `bk_username` (login-exempt apps).
-    Username(String),
-    /// `bk_token` from a login cookie.
-    Token(Secret),
-}
-
-/// How baton authenticates to JOB.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// `bk_app_code` + `bk_app_secret` + a user.
-    App {
-        /// `bk_app_code`.
-        app_code: String,
-        /// `bk_app_secret`.
-        app_secret: Secret,
-        /// `bk_username` or `bk_token`.
-        user: UserAuth,
-    },
-    /// A gateway `access_token` (v3/v4 only).
-    AccessToken(Secret),
-}
-
-impl Credentials {
-    /// The secret values, so output can be scrubbed of them.
-    pub fn secret_values(&self) -> Vec<String> {
-        match self {
-            Credentials::App {
-                app_secret, user, ..
-            } => {
-                let mut values = vec![app_secret.expose().to_owned()];
-                if let UserAuth::Token(token) = user {
-                    values.push(token.expose().to_owned());
-                }
-                values
+/// The secret values inside `credentials`, so output can be scrubbed of them.
+pub fn credential_secrets(credentials: &Credentials) -> Vec<String> {
+    match credentials {
+        Credentials::App {
+            app_secret, user, ..
+        } => {
+            let mut values = vec![app_secret.expose().to_owned()];
+            if let User::BkToken(token) = user {
+                values.push(token.expose().to_owned());
             }
-            Credentials::AccessToken(token) => vec![token.expose().to_owned()],
+            values
         }
-    }
-
-    /// The user name JOB will see, for messages.
-    pub fn user_label(&self) -> String {
-        match self {
-            Credentials::App {
-                user: UserAuth::Username(name),
-                ..
-            } => name.clone(),
-            Credentials::App {
-                user: UserAuth::Token(_),
-                ..
-            } => "(bk_token user)".into(),
-            Credentials::AccessToken(_) => "(access token user)".into(),
-        }
+        Credentials::AccessToken(token) => vec![token.expose().to_owned()],
     }
 }
 
@@ -400,8 +338,8 @@ fn resolve_credentials(
     match (app_code, app_secret) {
         (Some(app_code), Some(app_secret)) => {
             let user = match (username, token) {
-                (Some(name), _) => UserAuth::Username(name),
-                (None, Some(token)) => UserAuth::Token(Secret::new(token)),
+                (Some(name), _) => User::Username(name),
+                (None, Some(token)) => User::BkToken(Secret::new(token)),
                 (None, None) => {
                     return Err(ConfigError::MissingCredentials(
                         "BK_APP_CODE and BK_APP_SECRET are set but neither BK_USERNAME nor BK_TOKEN is"
@@ -576,7 +514,7 @@ mod tests {
             } => {
                 assert_eq!(app_code, "pc");
                 assert_eq!(app_secret.expose(), "ps");
-                assert_eq!(user, UserAuth::Username("pu".into()));
+                assert_eq!(user, User::Username("pu".into()));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -628,7 +566,7 @@ mod tests {
         let creds = Credentials::App {
             app_code: "code".into(),
             app_secret: Secret::new("hunter2"),
-            user: UserAuth::Token(Secret::new("cookie-token")),
+            user: User::BkToken(Secret::new("cookie-token")),
         };
         let shown = format!("{creds:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("cookie-token"));

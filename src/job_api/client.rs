@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{Credentials, UserAuth};
+use crate::job_api::auth::{self, Credentials};
 use crate::job_api::build::{ApiCall, HttpMethod};
 use crate::job_api::types::{
     HostAddr, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
@@ -384,6 +384,8 @@ pub enum SubmitFailure {
     NeverSent(String),
     /// The request may have reached JOB.
     Ambiguous(String),
+    /// The request could not even be prepared (credentials unusable for the protocol).
+    Refused(ClientError),
 }
 
 /// Sends [`ApiCall`]s with credentials over one pooled client.
@@ -391,7 +393,6 @@ pub enum SubmitFailure {
 pub struct Transport {
     client: reqwest::Client,
     base_url: String,
-    protocol: Protocol,
     credentials: Arc<Credentials>,
     retry: RetryPolicy,
     timeouts: Timeouts,
@@ -401,7 +402,6 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
             .field("base_url", &self.base_url)
-            .field("protocol", &self.protocol)
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
@@ -412,7 +412,6 @@ impl Transport {
     pub fn new(
         client: reqwest::Client,
         base_url: &str,
-        protocol: Protocol,
         credentials: Credentials,
         retry: RetryPolicy,
         timeouts: Timeouts,
@@ -420,7 +419,6 @@ impl Transport {
         Transport {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            protocol,
             credentials: Arc::new(credentials),
             retry,
             timeouts,
@@ -431,88 +429,54 @@ impl Transport {
         format!("{}{}", self.base_url, call.path)
     }
 
-    fn request(&self, call: &ApiCall, timeout: Duration) -> reqwest::RequestBuilder {
-        let url = self.url(call);
-        let mut body = call.body.clone();
-        let mut builder = match call.method {
+    fn request(
+        &self,
+        call: &ApiCall,
+        timeout: Duration,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let authorized =
+            auth::authorize(call, &self.credentials).map_err(|e| ClientError::AuthRefused {
+                message: e.to_string(),
+            })?;
+        let url = format!("{}{}", self.base_url, authorized.path);
+        let mut builder = match authorized.method {
             HttpMethod::Get => self.client.get(&url),
             HttpMethod::Post => self.client.post(&url),
         };
-        builder = builder
-            .timeout(timeout)
-            .header(ACCEPT, HeaderValue::from_static("application/json"));
-        match self.protocol {
-            // ESB v2 takes credentials in the body.
-            Protocol::V2 => {
-                if let Some(object) = body.as_object_mut() {
-                    match self.credentials.as_ref() {
-                        Credentials::App {
-                            app_code,
-                            app_secret,
-                            user,
-                        } => {
-                            object.insert("bk_app_code".into(), app_code.clone().into());
-                            object.insert("bk_app_secret".into(), app_secret.expose().into());
-                            match user {
-                                UserAuth::Username(name) => {
-                                    object.insert("bk_username".into(), name.clone().into());
-                                }
-                                UserAuth::Token(token) => {
-                                    object.insert("bk_token".into(), token.expose().into());
-                                }
-                            }
-                        }
-                        Credentials::AccessToken(token) => {
-                            object.insert("access_token".into(), token.expose().into());
-                        }
-                    }
-                }
+        builder = builder.timeout(timeout);
+        for (name, value) in &authorized.headers {
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::from_str(value),
+            ) else {
+                continue;
+            };
+            // Keeps the credentials header out of reqwest's own debug output.
+            if name.as_str().eq_ignore_ascii_case(auth::AUTH_HEADER) {
+                value.set_sensitive(true);
             }
-            // The gateway takes credentials only from this header.
-            Protocol::V3 | Protocol::V4 => {
-                let auth = match self.credentials.as_ref() {
-                    Credentials::App {
-                        app_code,
-                        app_secret,
-                        user,
-                    } => {
-                        let mut map = serde_json::Map::new();
-                        map.insert("bk_app_code".into(), app_code.clone().into());
-                        map.insert("bk_app_secret".into(), app_secret.expose().into());
-                        match user {
-                            UserAuth::Username(name) => {
-                                map.insert("bk_username".into(), name.clone().into())
-                            }
-                            UserAuth::Token(token) => {
-                                map.insert("bk_token".into(), token.expose().into())
-                            }
-                        };
-                        serde_json::Value::Object(map)
-                    }
-                    Credentials::AccessToken(token) => {
-                        serde_json::json!({ "access_token": token.expose() })
-                    }
-                };
-                if let Ok(mut value) = HeaderValue::from_str(&auth.to_string()) {
-                    value.set_sensitive(true);
-                    builder = builder.header("X-Bkapi-Authorization", value);
-                }
-            }
+            builder = builder.header(name, value);
         }
-        match call.method {
-            HttpMethod::Get => builder.query(&query_pairs(&body)),
-            HttpMethod::Post => builder
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body.to_string()),
+        if !authorized.query.is_empty() {
+            builder = builder.query(&authorized.query);
         }
+        if let Some(body) = &authorized.body {
+            builder = builder.body(body.to_string());
+        }
+        Ok(builder)
     }
 
     async fn send_once(
         &self,
         call: &ApiCall,
         timeout: Duration,
-    ) -> Result<RawResponse, reqwest::Error> {
-        let response = self.request(call, timeout).send().await?;
+    ) -> Result<Result<RawResponse, reqwest::Error>, ClientError> {
+        let request = self.request(call, timeout)?;
+        Ok(Self::exchange(request).await)
+    }
+
+    async fn exchange(request: reqwest::RequestBuilder) -> Result<RawResponse, reqwest::Error> {
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await?.to_vec();
@@ -528,7 +492,7 @@ impl Transport {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
-            let result = self.send_once(call, self.timeouts.query).await;
+            let result = self.send_once(call, self.timeouts.query).await?;
             let (retry_hint, error) = match result {
                 Ok(raw) if raw.status == 429 || raw.status >= 500 => (
                     rate_limit_hint(&raw.headers),
@@ -566,7 +530,11 @@ impl Transport {
         let mut failures = 0u32;
         loop {
             let sent_at = Instant::now();
-            match self.send_once(call, self.timeouts.submit).await {
+            let attempt = match self.send_once(call, self.timeouts.submit).await {
+                Ok(attempt) => attempt,
+                Err(e) => return Err(SubmitFailure::Refused(e)),
+            };
+            match attempt {
                 Ok(raw) => return Ok((raw, sent_at)),
                 Err(e) if e.is_connect() => {
                     failures += 1;
@@ -584,24 +552,6 @@ impl Transport {
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
-}
-
-/// Top-level body keys as query parameters (JOB's GET queries take flat parameters).
-fn query_pairs(body: &serde_json::Value) -> Vec<(String, String)> {
-    let Some(object) = body.as_object() else {
-        return Vec::new();
-    };
-    object
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| {
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), text)
-        })
-        .collect()
 }
 
 /// `Retry-After` (seconds) or `X-Bkapi-RateLimit-Reset` (seconds to wait, or an epoch).
@@ -733,6 +683,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                         message,
                     });
                 }
+                Err(SubmitFailure::Refused(e)) => return Err(e),
                 Err(SubmitFailure::Ambiguous(cause)) => {
                     tracing::warn!(task_name, %cause, "ambiguous submission; reconciling by task name");
                     let unknown = |cause: String| ClientError::SubmissionUnknown {
@@ -817,6 +768,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                     message,
                 });
             }
+            Err(SubmitFailure::Refused(e)) => return Err(e),
             Err(SubmitFailure::Ambiguous(cause)) => {
                 return Err(ClientError::Http {
                     api: call.api.to_owned(),
@@ -851,16 +803,15 @@ mod tests {
         }
     }
 
-    fn transport(base: &str, protocol: Protocol, timeouts: Timeouts) -> Transport {
+    fn transport(base: &str, timeouts: Timeouts) -> Transport {
         let client = build_http_client(&timeouts).unwrap();
         Transport::new(
             client,
             base,
-            protocol,
             Credentials::App {
                 app_code: "app".into(),
                 app_secret: crate::config::Secret::new("s3cret"),
-                user: UserAuth::Username("admin".into()),
+                user: crate::config::User::Username("admin".into()),
             },
             policy(),
             timeouts,
@@ -896,7 +847,7 @@ mod tests {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
         let router = Router::new().route(
-            "/q",
+            "/api/v3/q",
             get(move |headers: axum::http::HeaderMap| {
                 let counter = Arc::clone(&counter);
                 async move {
@@ -915,8 +866,8 @@ mod tests {
             }),
         );
         let base = serve(router).await;
-        let t = transport(&base, Protocol::V3, Timeouts::default());
-        let raw = t.query(&call(HttpMethod::Get, "/q")).await.unwrap();
+        let t = transport(&base, Timeouts::default());
+        let raw = t.query(&call(HttpMethod::Get, "/api/v3/q")).await.unwrap();
         assert_eq!(raw.status, 200);
         assert_eq!(hits.load(Ordering::SeqCst), 3);
     }
@@ -926,7 +877,7 @@ mod tests {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
         let router = Router::new().route(
-            "/q",
+            "/api/v3/q",
             get(move || {
                 let counter = Arc::clone(&counter);
                 async move {
@@ -936,8 +887,11 @@ mod tests {
             }),
         );
         let base = serve(router).await;
-        let t = transport(&base, Protocol::V3, Timeouts::default());
-        let err = t.query(&call(HttpMethod::Get, "/q")).await.unwrap_err();
+        let t = transport(&base, Timeouts::default());
+        let err = t
+            .query(&call(HttpMethod::Get, "/api/v3/q"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Http { status: 503, .. }));
         assert_eq!(hits.load(Ordering::SeqCst), 4);
     }
@@ -947,7 +901,7 @@ mod tests {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
         let router = Router::new().route(
-            "/s",
+            "/api/v3/s",
             post(move || {
                 let counter = Arc::clone(&counter);
                 async move {
@@ -962,8 +916,8 @@ mod tests {
             submit: Duration::from_millis(200),
             ..Timeouts::default()
         };
-        let t = transport(&base, Protocol::V2, timeouts);
-        let result = t.submit(&call(HttpMethod::Post, "/s")).await;
+        let t = transport(&base, timeouts);
+        let result = t.submit(&call(HttpMethod::Post, "/api/v3/s")).await;
         assert!(matches!(result, Err(SubmitFailure::Ambiguous(_))));
         assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
@@ -973,15 +927,15 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let t = transport(&format!("http://{addr}"), Protocol::V3, Timeouts::default());
-        let result = t.submit(&call(HttpMethod::Post, "/s")).await;
+        let t = transport(&format!("http://{addr}"), Timeouts::default());
+        let result = t.submit(&call(HttpMethod::Post, "/api/v3/s")).await;
         assert!(matches!(result, Err(SubmitFailure::NeverSent(_))));
     }
 
     #[tokio::test]
     async fn v2_puts_credentials_in_the_body() {
         let router = Router::new().route(
-            "/b",
+            "/api/c/compapi/v2/job/b/",
             post(|body: String| async move {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(v["bk_app_code"], "app");
@@ -991,8 +945,11 @@ mod tests {
             }),
         );
         let base = serve(router).await;
-        let t = transport(&base, Protocol::V2, Timeouts::default());
-        let raw = t.query(&call(HttpMethod::Post, "/b")).await.unwrap();
+        let t = transport(&base, Timeouts::default());
+        let raw = t
+            .query(&call(HttpMethod::Post, "/api/c/compapi/v2/job/b/"))
+            .await
+            .unwrap();
         assert_eq!(raw.body, b"ok");
     }
 
