@@ -312,6 +312,7 @@ fn read_vars_file(path: &std::path::Path) -> Result<Vec<(String, String)>, Strin
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
+    super::expansion::check(&text).map_err(|e| e.to_string())?;
     let mapping: serde_yaml::Mapping = serde_yaml::from_str(&text)
         .map_err(|e| format!("expected a YAML mapping of names to values: {e}"))?;
     let mut pairs = Vec::new();
