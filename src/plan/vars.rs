@@ -433,4 +433,18 @@ mod tests {
         let (_, errors, _) = resolve(&source(), &decls, &VarInputs::default());
         assert_eq!(errors.len(), 2);
     }
+
+    #[test]
+    fn a_vars_file_alias_bomb_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.yaml");
+        let bomb = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(100_000),
+            vec!["*a"; 2_000].join(", ")
+        );
+        std::fs::write(&file, bomb).unwrap();
+        let error = read_vars_file(&file).unwrap_err();
+        assert!(error.contains("alias bombs"), "{error}");
+    }
 }
