@@ -1,5 +1,6 @@
 //! baton's integration tests: the built `baton` binary and the emulator over real HTTP.
 
+mod bad_plans;
 mod cli_inspect;
 mod emulator_api;
 mod emulator_exec;
