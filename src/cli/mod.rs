@@ -32,7 +32,7 @@ pub enum Command {
     /// Print the plan file's JSON Schema.
     Schema,
     /// Run a plan against JOB, or against the local emulator when no endpoint is set.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Serve the local JOB emulator.
     Emulator(emulator::EmulatorArgs),
     /// Internal: run one command inside a host sandbox (used by the emulator).
@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => inspect::plan(args),
         Command::Graph(args) => inspect::graph(args),
         Command::Schema => inspect::schema(),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Emulator(args) => emulator::serve(args),
         Command::SandboxExec(args) => emulator::sandbox_exec(args),
     };

@@ -1,0 +1,317 @@
+//! `RunEvent`: the one contract between the run engine and everything that watches it
+//! (progress bars, plain lines, the final report, the journal). The engine only emits;
+//! watchers only consume. Events carry wall-clock timestamps for display and measured
+//! durations for timings, so no watcher needs a clock of its own to report them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::job_api::types::{JobInstanceId, RunStatus};
+
+/// A step as events name it: its position in the plan and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepRef {
+    /// Index in the plan's `steps`.
+    pub index: usize,
+    /// The step's `id`.
+    pub id: String,
+}
+
+/// What a run talks to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunTarget {
+    /// The in-process emulator; host sandboxes live under `sandbox`.
+    Emulator {
+        /// Base URL of the emulator.
+        endpoint: String,
+        /// Folder holding the host sandboxes.
+        sandbox: String,
+    },
+    /// A real JOB.
+    Remote {
+        /// Base URL.
+        endpoint: String,
+    },
+}
+
+/// Static facts about one step, announced at the start.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepInfo {
+    /// Position and id.
+    pub step: StepRef,
+    /// Display name (the step's `name`, else its id).
+    pub name: String,
+    /// Ids of the steps it needs.
+    pub needs: Vec<String>,
+}
+
+/// Why a step did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum NotRunReason {
+    /// Its `when:` rendered false.
+    WhenFalse,
+    /// A step it needs (directly or not) failed or did not run.
+    UpstreamFailed {
+        /// The needed step that did not succeed.
+        upstream: String,
+    },
+    /// A step failed with `on_failure: stop`, so nothing new started.
+    RunStopped,
+    /// The run was interrupted before the step started.
+    Interrupted,
+}
+
+/// How the runner learned that an instance finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// A callback triggered the status read that saw it.
+    Callback,
+    /// A scheduled poll saw it.
+    Poll,
+}
+
+/// Host counts of a running step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HostCounts {
+    /// Waiting or running.
+    pub running: usize,
+    /// Succeeded.
+    pub ok: usize,
+    /// Failed.
+    pub failed: usize,
+}
+
+/// One host's final state in a step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostOutcome {
+    /// `cloud:ip` (or `host_id:N` when JOB gave no IP).
+    pub host: String,
+    /// JOB host status code.
+    pub status: u16,
+    /// Its label.
+    pub status_label: String,
+    /// Script exit code, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Whether this host counts as succeeded.
+    pub ok: bool,
+    /// The last lines of its log (failed hosts, or all hosts when outputs are declared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+}
+
+/// The final state of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Finished successfully.
+    Succeeded,
+    /// Failed (after its retries).
+    Failed,
+    /// Did not run (see the reason).
+    NotRun,
+    /// Interrupted while running: terminated, or left running with `--detach`.
+    Interrupted,
+}
+
+/// Everything known about a finished step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFinished {
+    /// Final state.
+    pub status: StepStatus,
+    /// JOB's final job status, when one was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<RunStatus>,
+    /// The last job instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_instance_id: Option<JobInstanceId>,
+    /// Attempts made (1 = no retry).
+    pub attempts: u32,
+    /// Per-host results of the last attempt.
+    pub hosts: Vec<HostOutcome>,
+    /// `steps.<id>.outputs.<key>` as extracted; reporters mask secret values.
+    pub outputs: BTreeMap<String, String>,
+    /// The same, per host.
+    pub host_outputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// What went wrong, in one line, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time from the first submit to the finish being observed.
+    pub duration: Duration,
+    /// How the finish was observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+}
+
+/// Something happened in the run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    /// The run begins.
+    RunStarted {
+        /// Unique run id.
+        run_id: String,
+        /// Plan name.
+        plan: String,
+        /// Plan file.
+        plan_path: String,
+        /// Protocol generation.
+        protocol: String,
+        /// What the run talks to.
+        target: RunTarget,
+        /// Every step, in plan order.
+        steps: Vec<StepInfo>,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339")]
+        at: DateTime<Utc>,
+    },
+    /// A step's needs are met and it is being prepared.
+    StepStarted {
+        /// The step.
+        step: StepRef,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339")]
+        at: DateTime<Utc>,
+    },
+    /// A submission is about to be sent.
+    StepSubmitting {
+        /// The step.
+        step: StepRef,
+        /// 1-based attempt.
+        attempt: u32,
+        /// The unique task name sent.
+        task_name: String,
+    },
+    /// JOB accepted the submission (or reconciliation found it).
+    StepSubmitted {
+        /// The step.
+        step: StepRef,
+        /// 1-based attempt.
+        attempt: u32,
+        /// The instance.
+        job_instance_id: JobInstanceId,
+        /// The instance was found by task name after an ambiguous submit.
+        reconciled: bool,
+        /// Time from the upstream finish being observed to this submit being sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        handoff: Option<Duration>,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339")]
+        at: DateTime<Utc>,
+    },
+    /// A status read of a running step.
+    StepProgress {
+        /// The step.
+        step: StepRef,
+        /// The instance.
+        job_instance_id: JobInstanceId,
+        /// JOB's job status.
+        status: RunStatus,
+        /// Host counts.
+        hosts: HostCounts,
+        /// Rolling batch `(k, n)`, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch: Option<(u32, u32)>,
+    },
+    /// JOB waits for a person (manual confirmation or a rolling batch).
+    StepWaitingUser {
+        /// The step.
+        step: StepRef,
+        /// The instance.
+        job_instance_id: JobInstanceId,
+        /// What is asked.
+        prompt: String,
+        /// What baton did: confirmed, refused, failed for lack of a TTY.
+        action: String,
+    },
+    /// A failed attempt is being retried.
+    StepRetrying {
+        /// The step.
+        step: StepRef,
+        /// The attempt about to start (2, 3, …).
+        attempt: u32,
+        /// The pause before it.
+        delay: Duration,
+        /// How: `retry failed hosts` or `fresh submission`.
+        how: String,
+    },
+    /// A step did not run.
+    StepNotRun {
+        /// The step.
+        step: StepRef,
+        /// Why.
+        reason: NotRunReason,
+    },
+    /// A step ended.
+    StepFinished {
+        /// The step.
+        step: StepRef,
+        /// Its outcome.
+        outcome: Box<StepFinished>,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339")]
+        at: DateTime<Utc>,
+    },
+    /// Something the user should see, not fatal by itself.
+    Warning {
+        /// The step concerned, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<StepRef>,
+        /// The message.
+        message: String,
+    },
+    /// Ctrl-C / SIGTERM was received; says what is being done about running instances.
+    Interrupted {
+        /// The action taken.
+        action: String,
+    },
+    /// The run is over.
+    RunFinished {
+        /// The process exit code.
+        exit_code: u8,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339")]
+        at: DateTime<Utc>,
+    },
+}
+
+/// Where the engine sends events. Cloneable; sending never blocks the engine, and a
+/// closed receiver (the watchers are gone) is not the engine's problem.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    tx: tokio::sync::mpsc::UnboundedSender<RunEvent>,
+}
+
+impl EventSink {
+    /// A sink and the receiver watchers read from.
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<RunEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (EventSink { tx }, rx)
+    }
+
+    /// Emits one event.
+    pub fn emit(&self, event: RunEvent) {
+        let _ = self.tx.send(event);
+    }
+}
+
+/// Serializes a timestamp as RFC 3339 UTC with seconds (chrono's serde feature is off).
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(at))
+}
+
+/// `2026-11-23T10:00:01Z`: the one timestamp format of plain output and reports.
+pub fn format_time(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The current wall-clock time, for event timestamps.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}

@@ -1,0 +1,978 @@
+//! One step's life: decide (`when:`), render, build the protocol request, add the
+//! unique task name and the callback URL, submit, wait, read per-host results, fetch
+//! the logs that matter, extract outputs, and retry or give up.
+//!
+//! JOB status 3 is success; 6 ("error ignored") counts only with `ignore_errors: true`;
+//! 7 waits for a person (confirmed with `--yes` or on a TTY, else the step fails);
+//! 2, 10 and 15 are still running. Retries use "retry failed hosts" where the protocol
+//! has step operations (v2, v3), else a fresh submission under a new task name. A
+//! runner-side deadline terminates the instance. On cancellation the instance is
+//! terminated, unless the run was interrupted with `--detach`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use super::events::{
+    self, EventSink, HostCounts, HostOutcome, NotRunReason, Observed, RunEvent, StepFinished,
+    StepRef, StepStatus,
+};
+use super::scheduler::{StepContext, StepEnd, StepRunner};
+use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
+use crate::config::WaitMode;
+use crate::job_api::build::{ApiCall, BuildContext, build_request};
+use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
+use crate::job_api::rules::MAX_TASK_NAME_CHARS;
+use crate::job_api::types::{
+    JobInstanceId, JobOperation, RunStatus, StepOperation, host_status, step_type,
+};
+use crate::plan::model::{Plan, Protocol, Step};
+use crate::plan::validate::{RenderContext, ValidatedPlan};
+use crate::template::StepResult;
+
+/// Extra time beyond the JOB-side timeout before the runner gives up on an instance.
+const DEADLINE_GRACE: Duration = Duration::from_secs(60);
+/// JOB's default timeout when a step sets none.
+const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(7200);
+/// Lines of a failed host's log kept for the report.
+const LOG_TAIL_LINES: usize = 20;
+
+/// What a succeeded step hands to later steps (`steps.<id>.*`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepOutput {
+    /// Step id.
+    pub id: String,
+    /// Its last job instance.
+    pub job_instance_id: Option<JobInstanceId>,
+    /// `success`, `skipped`, …
+    pub status: String,
+    /// Extracted outputs (raw values: later steps need them unmasked).
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// What rendering a step may read.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderInput<'a> {
+    /// The run id.
+    pub run_id: &'a str,
+    /// Every succeeded step so far, by index.
+    pub results: &'a BTreeMap<usize, StepOutput>,
+}
+
+/// The plan as the step runner needs it: templating and request building live behind
+/// this trait, so the runner can be tested with a fake plan.
+pub trait StepSource: Send + Sync + 'static {
+    /// The plan as loaded.
+    fn plan(&self) -> &Plan;
+    /// Evaluates the step's `when:` (true when absent).
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String>;
+    /// Renders the step's templates.
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<Step, String>;
+    /// Builds the protocol request for a rendered step.
+    fn build(&self, protocol: Protocol, rendered: &Step) -> Result<ApiCall, String>;
+    /// Secret values that must never be shown.
+    fn secret_values(&self) -> Vec<String>;
+}
+
+/// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
+impl StepSource for ValidatedPlan {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String> {
+        self.evaluate_when(index, &render_context(input))
+            .map_err(|e| e.to_string())
+    }
+
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<Step, String> {
+        self.render_step(index, &render_context(input))
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(&self, protocol: Protocol, rendered: &Step) -> Result<ApiCall, String> {
+        let ctx = BuildContext {
+            protocol,
+            plan: &self.plan,
+        };
+        build_request(&ctx, rendered).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn secret_values(&self) -> Vec<String> {
+        self.vars
+            .secret_values()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Upstream results as the template engine takes them (`steps.<id>.*`).
+fn render_context(input: &RenderInput<'_>) -> RenderContext {
+    RenderContext {
+        run_id: input.run_id.to_owned(),
+        step_results: input
+            .results
+            .values()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    StepResult {
+                        job_instance_id: r.job_instance_id.map(|j| j.0).unwrap_or(0),
+                        status: r.status.clone(),
+                        outputs: r.outputs.clone(),
+                    },
+                )
+            })
+            .collect(),
+        mask_secrets: false,
+        preview: false,
+    }
+}
+
+/// What to do when JOB waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmPolicy {
+    /// `--yes`: confirm.
+    Yes,
+    /// Ask on the terminal.
+    Ask,
+    /// No TTY and no `--yes`: fail the step.
+    Refuse,
+}
+
+/// Replaces secret values with `******` in anything shown.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    secrets: Vec<String>,
+}
+
+impl Masker {
+    /// A masker for these values (empty and very short ones are ignored: masking
+    /// every `a` in a log would destroy it without protecting anything).
+    pub fn new(mut secrets: Vec<String>) -> Self {
+        secrets.retain(|s| s.chars().count() >= 3);
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Masker { secrets }
+    }
+
+    /// `text` with every secret masked.
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "******");
+            }
+        }
+        out
+    }
+}
+
+/// Things shared by every step of a run.
+pub struct StepRunnerSetup<A: JobApi, S: StepSource> {
+    /// The JOB client.
+    pub api: Arc<A>,
+    /// The plan.
+    pub source: Arc<S>,
+    /// Event sink.
+    pub events: EventSink,
+    /// Run id.
+    pub run_id: String,
+    /// Callback hub (absent in poll mode).
+    pub hub: Option<Arc<CallbackHub>>,
+    /// Public base URL of the callback receiver.
+    pub callback_base: Option<String>,
+    /// Waiting settings.
+    pub wait: WaitOptions,
+    /// Manual confirmations.
+    pub confirm: ConfirmPolicy,
+    /// Masks secrets in everything emitted.
+    pub masker: Masker,
+}
+
+/// Runs plan steps against JOB.
+pub struct JobStepRunner<A: JobApi, S: StepSource> {
+    setup: StepRunnerSetup<A, S>,
+    /// The first infrastructure error (unreachable, auth refused): the run exits 3.
+    fatal: Mutex<Option<ClientError>>,
+    /// Serializes terminal prompts between parallel steps.
+    prompt_lock: tokio::sync::Mutex<()>,
+}
+
+impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
+    /// A runner.
+    pub fn new(setup: StepRunnerSetup<A, S>) -> Self {
+        JobStepRunner {
+            setup,
+            fatal: Mutex::new(None),
+            prompt_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The infrastructure error that ended the run, if any.
+    pub fn fatal_error(&self) -> Option<ClientError> {
+        self.fatal.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn record_fatal(&self, error: &ClientError) {
+        if error.is_infrastructure()
+            && let Ok(mut fatal) = self.fatal.lock()
+            && fatal.is_none()
+        {
+            *fatal = Some(error.clone());
+        }
+    }
+}
+
+/// Builds the unique task name: the plan's (or the plan name), plus a suffix naming the
+/// run, step and attempt, cut to JOB's 512-character limit from the user's part.
+pub fn task_name(prefix: &str, run_id: &str, step_id: &str, attempt: u32) -> String {
+    let suffix = format!("[baton {run_id} {step_id}#{attempt}]");
+    let room = MAX_TASK_NAME_CHARS.saturating_sub(suffix.chars().count() + 1);
+    let prefix: String = prefix.trim().chars().take(room).collect();
+    let name = if prefix.is_empty() {
+        suffix
+    } else {
+        format!("{prefix} {suffix}")
+    };
+    name.chars().take(MAX_TASK_NAME_CHARS).collect()
+}
+
+/// The per-protocol name of the callback field.
+fn callback_field(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::V2 => "bk_callback_url",
+        Protocol::V3 | Protocol::V4 => "callback_url",
+    }
+}
+
+/// Adds the task name (fast tasks only: plan executions have no such field) and the
+/// callback URL to a request body.
+fn decorate(call: &mut ApiCall, protocol: Protocol, task_name: &str, callback_url: Option<&str>) {
+    let Some(body) = call.body.as_object_mut() else {
+        return;
+    };
+    if call.api.starts_with("fast_") {
+        body.insert("task_name".into(), task_name.into());
+    }
+    if let Some(url) = callback_url {
+        body.insert(callback_field(protocol).into(), url.into());
+    }
+}
+
+/// Outputs printed as `<BATON_VAR>key:value</BATON_VAR>` or bk-sops'
+/// `<SOPS_VAR>key:value</SOPS_VAR>`, also HTML-escaped.
+pub fn extract_outputs(log: &str) -> Vec<(String, String)> {
+    static PATTERN: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
+    let Some(pattern) = PATTERN
+        .get_or_init(|| Regex::new(r"(?:<|&lt;)(BATON_VAR|SOPS_VAR)(?:>|&gt;)(.*?)(?:<|&lt;)/(?:BATON_VAR|SOPS_VAR)(?:>|&gt;)").ok())
+        .as_ref()
+    else {
+        return Vec::new();
+    };
+    pattern
+        .captures_iter(log)
+        .filter_map(|c| {
+            let inner = html_unescape(c.get(2)?.as_str());
+            let (key, value) = inner.split_once(':')?;
+            let key = key.trim();
+            (!key.is_empty()).then(|| (key.to_owned(), value.trim_end_matches('\r').to_owned()))
+        })
+        .collect()
+}
+
+/// Undoes JOB's HTML encoding of v2 logs.
+pub fn html_unescape(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_owned();
+    }
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Host counts and rolling batch of the step instance that is current.
+pub fn progress_of(status: &JobStatusView) -> (HostCounts, Option<(u32, u32)>) {
+    let current = status
+        .steps
+        .iter()
+        .find(|s| {
+            matches!(
+                s.status,
+                RunStatus::Running
+                    | RunStatus::RollingWaiting
+                    | RunStatus::WaitingUser
+                    | RunStatus::Stopping
+            )
+        })
+        .or_else(|| status.steps.last());
+    let mut counts = HostCounts::default();
+    let Some(step) = current else {
+        return (counts, None);
+    };
+    for host in &step.hosts {
+        if host_status::is_pending(host.status) {
+            counts.running += 1;
+        } else if host_status::is_success(host.status) {
+            counts.ok += 1;
+        } else {
+            counts.failed += 1;
+        }
+    }
+    (counts, step.batch)
+}
+
+fn failed_steps(status: &JobStatusView) -> Vec<&StepInstanceView> {
+    status
+        .steps
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.status,
+                RunStatus::Success | RunStatus::Skipped | RunStatus::IgnoreError
+            )
+        })
+        .collect()
+}
+
+/// The state of one attempt loop.
+struct Attempt {
+    number: u32,
+    job: JobInstanceId,
+}
+
+impl<A: JobApi, S: StepSource> StepRunner for JobStepRunner<A, S> {
+    type Output = StepOutput;
+
+    async fn run(
+        self: Arc<Self>,
+        index: usize,
+        ctx: StepContext<StepOutput>,
+    ) -> StepEnd<StepOutput> {
+        self.run_step(index, ctx).await
+    }
+}
+
+/// A step's end before it is turned into events.
+struct Ending {
+    status: StepStatus,
+    job_status: Option<RunStatus>,
+    job: Option<JobInstanceId>,
+    attempts: u32,
+    hosts: Vec<HostOutcome>,
+    outputs: BTreeMap<String, String>,
+    host_outputs: BTreeMap<String, BTreeMap<String, String>>,
+    error: Option<String>,
+    observed: Option<(Instant, Observed)>,
+}
+
+impl Ending {
+    fn failed(error: String, attempts: u32, job: Option<JobInstanceId>) -> Self {
+        Ending {
+            status: StepStatus::Failed,
+            job_status: None,
+            job,
+            attempts,
+            hosts: Vec::new(),
+            outputs: BTreeMap::new(),
+            host_outputs: BTreeMap::new(),
+            error: Some(error),
+            observed: None,
+        }
+    }
+}
+
+impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
+    async fn run_step(&self, index: usize, ctx: StepContext<StepOutput>) -> StepEnd<StepOutput> {
+        let setup = &self.setup;
+        let plan = setup.source.plan();
+        let Some(raw_step) = plan.steps.get(index) else {
+            return StepEnd::Failed;
+        };
+        let step_ref = StepRef {
+            index,
+            id: raw_step.id.clone(),
+        };
+        setup.events.emit(RunEvent::StepStarted {
+            step: step_ref.clone(),
+            at: events::now(),
+        });
+        let input = RenderInput {
+            run_id: &setup.run_id,
+            results: &ctx.upstream,
+        };
+        let started = Instant::now();
+        let ending = match setup.source.when(index, &input) {
+            Ok(false) => {
+                setup.events.emit(RunEvent::StepNotRun {
+                    step: step_ref,
+                    reason: NotRunReason::WhenFalse,
+                });
+                return StepEnd::Skipped;
+            }
+            Err(e) => Ending::failed(format!("cannot evaluate `when`: {e}"), 0, None),
+            Ok(true) => match setup.source.render(index, &input) {
+                Err(e) => Ending::failed(format!("cannot render the step: {e}"), 0, None),
+                Ok(rendered) => self.drive(&step_ref, &rendered, &ctx).await,
+            },
+        };
+        let observed_at = ending
+            .observed
+            .map(|(at, _)| at)
+            .unwrap_or_else(Instant::now);
+        let duration = observed_at.saturating_duration_since(started);
+        let masker = &setup.masker;
+        let finished = StepFinished {
+            status: ending.status,
+            job_status: ending.job_status,
+            job_instance_id: ending.job,
+            attempts: ending.attempts,
+            hosts: ending
+                .hosts
+                .into_iter()
+                .map(|mut h| {
+                    h.log_tail = h.log_tail.map(|t| masker.mask(&t));
+                    h
+                })
+                .collect(),
+            outputs: ending
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), masker.mask(v)))
+                .collect(),
+            host_outputs: ending
+                .host_outputs
+                .iter()
+                .map(|(h, m)| {
+                    (
+                        h.clone(),
+                        m.iter().map(|(k, v)| (k.clone(), masker.mask(v))).collect(),
+                    )
+                })
+                .collect(),
+            error: ending.error.map(|e| masker.mask(&e)),
+            duration,
+            observed: ending.observed.map(|(_, via)| via),
+        };
+        let status = finished.status;
+        setup.events.emit(RunEvent::StepFinished {
+            step: step_ref.clone(),
+            outcome: Box::new(finished),
+            at: events::now(),
+        });
+        match status {
+            StepStatus::Succeeded => StepEnd::Succeeded {
+                output: StepOutput {
+                    id: step_ref.id,
+                    job_instance_id: ending.job,
+                    status: "success".into(),
+                    outputs: ending.outputs,
+                },
+                observed_at,
+            },
+            StepStatus::Interrupted => StepEnd::Interrupted,
+            StepStatus::Failed | StepStatus::NotRun => StepEnd::Failed,
+        }
+    }
+
+    /// Submit, wait, classify, retry.
+    async fn drive(
+        &self,
+        step_ref: &StepRef,
+        rendered: &Step,
+        ctx: &StepContext<StepOutput>,
+    ) -> Ending {
+        let setup = &self.setup;
+        let plan = setup.source.plan();
+        let protocol = setup.api.protocol();
+        let defaults = plan.defaults.clone().unwrap_or_default();
+        let retries = rendered.retries.or(defaults.retries).unwrap_or(0);
+        let retry_delay = Duration::from_secs(
+            rendered
+                .retry_delay
+                .or(defaults.retry_delay)
+                .map(|s| s.0)
+                .unwrap_or(0),
+        );
+        let job_timeout = rendered
+            .timeout
+            .or(defaults.timeout)
+            .map(|s| Duration::from_secs(s.0))
+            .unwrap_or(DEFAULT_JOB_TIMEOUT);
+        let wait_timeout = rendered
+            .wait_timeout
+            .or(defaults.wait_timeout)
+            .map(|s| Duration::from_secs(s.0))
+            .unwrap_or(job_timeout + DEADLINE_GRACE);
+        let ignore_errors = rendered.ignore_errors.unwrap_or(false);
+        let want_all_logs = !rendered.outputs.is_empty();
+        let prefix = rendered
+            .task_name
+            .clone()
+            .unwrap_or_else(|| plan.name.clone());
+
+        let base_call = match setup.source.build(protocol, rendered) {
+            Ok(call) => call,
+            Err(e) => {
+                return Ending::failed(
+                    format!("cannot build the {protocol} request: {e}"),
+                    0,
+                    None,
+                );
+            }
+        };
+        let callback_url = match (&setup.hub, &setup.callback_base, setup.wait.mode) {
+            (Some(hub), Some(base), WaitMode::Callback | WaitMode::Both) => {
+                Some(format!("{}{}", base.trim_end_matches('/'), hub.path()))
+            }
+            _ => None,
+        };
+
+        let mut attempt: Option<Attempt> = None;
+        let mut number = 1u32;
+        loop {
+            // Submit (first attempt, or a fresh submission where there are no step operations).
+            let current = match attempt.take() {
+                Some(a) => a,
+                None => {
+                    let name = task_name(&prefix, &setup.run_id, &step_ref.id, number);
+                    let mut call = base_call.clone();
+                    decorate(&mut call, protocol, &name, callback_url.as_deref());
+                    setup.events.emit(RunEvent::StepSubmitting {
+                        step: step_ref.clone(),
+                        attempt: number,
+                        task_name: name.clone(),
+                    });
+                    // Not raced against an interrupt: dropping the request midway would
+                    // leave an instance we could neither see nor terminate.
+                    match setup.api.submit(call, name).await {
+                        Ok(outcome) => {
+                            let handoff = if number == 1 {
+                                ctx.ready_at
+                                    .map(|r| outcome.sent_at.saturating_duration_since(r))
+                            } else {
+                                None
+                            };
+                            setup.events.emit(RunEvent::StepSubmitted {
+                                step: step_ref.clone(),
+                                attempt: number,
+                                job_instance_id: outcome.submitted.job_instance_id,
+                                reconciled: outcome.reconciled,
+                                handoff,
+                                at: events::now(),
+                            });
+                            Attempt {
+                                number,
+                                job: outcome.submitted.job_instance_id,
+                            }
+                        }
+                        Err(e) => {
+                            self.record_fatal(&e);
+                            return Ending::failed(e.to_string(), number, None);
+                        }
+                    }
+                }
+            };
+
+            let job = current.job;
+            let deadline = Instant::now() + wait_timeout;
+            let (final_status, observed) = match self
+                .await_finish(step_ref, job, deadline, &ctx.control)
+                .await
+            {
+                Ok(pair) => pair,
+                Err(mut ending) => {
+                    ending.attempts = current.number;
+                    return ending;
+                }
+            };
+
+            let ok = match final_status.status {
+                RunStatus::Success => true,
+                RunStatus::IgnoreError => ignore_errors,
+                _ => false,
+            };
+            let (hosts, outputs, host_outputs) = self
+                .collect_results(job, &final_status, want_all_logs)
+                .await;
+            if ok {
+                return Ending {
+                    status: StepStatus::Succeeded,
+                    job_status: Some(final_status.status),
+                    job: Some(job),
+                    attempts: current.number,
+                    hosts,
+                    outputs,
+                    host_outputs,
+                    error: None,
+                    observed: Some(observed),
+                };
+            }
+            let failed_hosts: Vec<String> = hosts
+                .iter()
+                .filter(|h| !h.ok)
+                .map(|h| h.host.clone())
+                .collect();
+            let error = if failed_hosts.is_empty() {
+                format!("job {job} ended {}", final_status.status)
+            } else {
+                format!(
+                    "job {job} ended {} on {}",
+                    final_status.status,
+                    failed_hosts.join(", ")
+                )
+            };
+            if current.number > retries {
+                return Ending {
+                    status: StepStatus::Failed,
+                    job_status: Some(final_status.status),
+                    job: Some(job),
+                    attempts: current.number,
+                    hosts,
+                    outputs,
+                    host_outputs,
+                    error: Some(error),
+                    observed: Some(observed),
+                };
+            }
+
+            // Retry.
+            number = current.number + 1;
+            let retry_step = failed_steps(&final_status)
+                .first()
+                .map(|s| s.step_instance_id);
+            let in_place = setup.api.has_step_operations() && retry_step.is_some();
+            setup.events.emit(RunEvent::StepRetrying {
+                step: step_ref.clone(),
+                attempt: number,
+                delay: retry_delay,
+                how: if in_place {
+                    "retry failed hosts".into()
+                } else {
+                    "fresh submission".into()
+                },
+            });
+            tokio::select! {
+                _ = ctx.control.abort.cancelled() => {
+                    let mut ending = Ending::failed(format!("interrupted before retry; {error}"), current.number, Some(job));
+                    ending.status = StepStatus::Interrupted;
+                    return ending;
+                }
+                _ = tokio::time::sleep(retry_delay) => {}
+            }
+            if let (true, Some(step_instance)) = (in_place, retry_step) {
+                match setup
+                    .api
+                    .operate_step(job, step_instance, StepOperation::RetryFailed)
+                    .await
+                {
+                    Ok(()) => {
+                        attempt = Some(Attempt { number, job });
+                    }
+                    Err(e) => {
+                        self.record_fatal(&e);
+                        return Ending::failed(
+                            format!("{error}; retry refused: {e}"),
+                            current.number,
+                            Some(job),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until `job` finishes, handling confirmations, the deadline and cancellation.
+    async fn await_finish(
+        &self,
+        step_ref: &StepRef,
+        job: JobInstanceId,
+        deadline: Instant,
+        control: &super::scheduler::RunControl,
+    ) -> Result<(JobStatusView, (Instant, Observed)), Ending> {
+        let setup = &self.setup;
+        let waiter = match (&setup.hub, setup.wait.mode) {
+            (Some(hub), WaitMode::Callback | WaitMode::Both) => Some(hub.register(job.0)),
+            _ => None,
+        };
+        let unregister = || {
+            if let Some(hub) = &setup.hub {
+                hub.unregister(job.0);
+            }
+        };
+        let events = setup.events.clone();
+        let progress_ref = step_ref.clone();
+        let mut on_status = move |status: &JobStatusView| {
+            let (hosts, batch) = progress_of(status);
+            events.emit(RunEvent::StepProgress {
+                step: progress_ref.clone(),
+                job_instance_id: job,
+                status: status.status,
+                hosts,
+                batch,
+            });
+        };
+        loop {
+            let end = wait::wait_for(
+                setup.api.as_ref(),
+                job,
+                waiter.as_ref(),
+                &setup.wait,
+                deadline,
+                &control.abort,
+                &mut on_status,
+            )
+            .await;
+            match end {
+                WaitEnd::Finished {
+                    status,
+                    observed_at,
+                    via,
+                } => {
+                    unregister();
+                    return Ok((status, (observed_at, via)));
+                }
+                WaitEnd::WaitingUser { status } => {
+                    if let Err(ending) = self.confirm(step_ref, job, &status).await {
+                        unregister();
+                        return Err(ending);
+                    }
+                }
+                WaitEnd::Deadline => {
+                    unregister();
+                    let outcome = self.terminate(job).await;
+                    return Err(Ending::failed(
+                        format!("no result within the wait timeout; {outcome}"),
+                        0,
+                        Some(job),
+                    ));
+                }
+                WaitEnd::Cancelled => {
+                    unregister();
+                    let what = if control.should_leave_running() {
+                        format!("left job {job} running (--detach)")
+                    } else {
+                        self.terminate(job).await
+                    };
+                    let mut ending = Ending::failed(format!("interrupted: {what}"), 0, Some(job));
+                    ending.status = StepStatus::Interrupted;
+                    return Err(ending);
+                }
+                WaitEnd::Error(e) => {
+                    unregister();
+                    self.record_fatal(&e);
+                    return Err(Ending::failed(
+                        format!("cannot read the status of job {job}: {e}"),
+                        0,
+                        Some(job),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Terminates `job` (operation 1) and says what happened.
+    async fn terminate(&self, job: JobInstanceId) -> String {
+        match self
+            .setup
+            .api
+            .operate_job(job, JobOperation::Terminate)
+            .await
+        {
+            Ok(()) => format!("terminated job {job}"),
+            Err(e) => format!("could not terminate job {job}: {e}"),
+        }
+    }
+
+    /// Handles status 7: confirm (op 6 for a manual step, 13 for a rolling batch) or fail.
+    async fn confirm(
+        &self,
+        step_ref: &StepRef,
+        job: JobInstanceId,
+        status: &JobStatusView,
+    ) -> Result<(), Ending> {
+        let setup = &self.setup;
+        let Some(waiting) = status
+            .steps
+            .iter()
+            .find(|s| s.status == RunStatus::WaitingUser)
+        else {
+            // The job says 7 but no step does yet; read again shortly.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return Ok(());
+        };
+        let manual = waiting.step_type == Some(step_type::MANUAL_CONFIRM);
+        let (op, prompt) = if manual {
+            (
+                StepOperation::ConfirmContinue,
+                format!("job {job} waits for a manual confirmation"),
+            )
+        } else {
+            let batch = waiting
+                .batch
+                .map(|(k, n)| format!(" (batch {k}/{n} done)"))
+                .unwrap_or_default();
+            (
+                StepOperation::RollingContinue,
+                format!("job {job} waits to start the next rolling batch{batch}"),
+            )
+        };
+        let confirmed = match setup.confirm {
+            ConfirmPolicy::Yes => true,
+            ConfirmPolicy::Refuse => false,
+            ConfirmPolicy::Ask => {
+                let _guard = self.prompt_lock.lock().await;
+                let question = format!("baton: step {}: {prompt}. Continue? [y/N] ", step_ref.id);
+                tokio::task::spawn_blocking(move || ask(&question))
+                    .await
+                    .unwrap_or(false)
+            }
+        };
+        let action = match (confirmed, setup.confirm) {
+            (true, ConfirmPolicy::Yes) => "confirmed (--yes)",
+            (true, _) => "confirmed",
+            (false, ConfirmPolicy::Refuse) => "not confirmed: no terminal to ask on and no --yes",
+            (false, _) => "refused",
+        };
+        setup.events.emit(RunEvent::StepWaitingUser {
+            step: step_ref.clone(),
+            job_instance_id: job,
+            prompt: prompt.clone(),
+            action: action.into(),
+        });
+        if !confirmed {
+            let outcome = self.terminate(job).await;
+            return Err(Ending::failed(
+                format!("{prompt}: {action}; {outcome}"),
+                0,
+                Some(job),
+            ));
+        }
+        match setup
+            .api
+            .operate_step(job, waiting.step_instance_id, op)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.record_fatal(&e);
+                Err(Ending::failed(
+                    format!("{prompt}: confirming failed: {e}"),
+                    0,
+                    Some(job),
+                ))
+            }
+        }
+    }
+
+    /// Per-host outcomes, log tails of failed hosts, and outputs from every host's log
+    /// when outputs are declared.
+    async fn collect_results(
+        &self,
+        job: JobInstanceId,
+        status: &JobStatusView,
+        want_all_logs: bool,
+    ) -> (
+        Vec<HostOutcome>,
+        BTreeMap<String, String>,
+        BTreeMap<String, BTreeMap<String, String>>,
+    ) {
+        let setup = &self.setup;
+        let mut hosts: BTreeMap<String, HostOutcome> = BTreeMap::new();
+        let mut logs: BTreeMap<String, String> = BTreeMap::new();
+        for step in &status.steps {
+            let step_failed = !matches!(step.status, RunStatus::Success | RunStatus::Skipped);
+            for host in &step.hosts {
+                let label = host.label();
+                let host_ok = host_status::is_success(host.status);
+                let entry = hosts.entry(label.clone()).or_insert_with(|| HostOutcome {
+                    host: label.clone(),
+                    status: host.status,
+                    status_label: host_status::label(host.status).into(),
+                    exit_code: host.exit_code,
+                    ok: host_ok,
+                    log_tail: None,
+                });
+                if !host_ok {
+                    entry.ok = false;
+                    entry.status = host.status;
+                    entry.status_label = host_status::label(host.status).into();
+                    entry.exit_code = host.exit_code;
+                }
+            }
+            let wanted: Vec<HostResult> = step
+                .hosts
+                .iter()
+                .filter(|h| want_all_logs || (step_failed && !host_status::is_success(h.status)))
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            match setup.api.logs(job, step.step_instance_id, wanted).await {
+                Ok(found) => {
+                    for log in found {
+                        logs.entry(log.host).or_default().push_str(&log.content);
+                    }
+                }
+                Err(e) => setup.events.emit(RunEvent::Warning {
+                    step: None,
+                    message: format!("cannot read the logs of job {job}: {e}"),
+                }),
+            }
+        }
+        let mut outputs = BTreeMap::new();
+        let mut host_outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (host, text) in &logs {
+            for (key, value) in extract_outputs(text) {
+                host_outputs
+                    .entry(host.clone())
+                    .or_default()
+                    .insert(key.clone(), value.clone());
+                // The first host (in address order) wins; all values stay in the per-host map.
+                outputs.entry(key).or_insert(value);
+            }
+            if let Some(outcome) = hosts.get_mut(host)
+                && !outcome.ok
+            {
+                outcome.log_tail = Some(tail(text, LOG_TAIL_LINES));
+            }
+        }
+        (hosts.into_values().collect(), outputs, host_outputs)
+    }
+}
+
+/// Asks a yes/no question on the terminal.
+fn ask(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    let mut stderr = std::io::stderr();
+    let _ = write!(stderr, "{question}");
+    let _ = stderr.flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+#[cfg(test)]
+mod tests;
