@@ -12,7 +12,8 @@
 //!
 //! A `# api: v2` line near the top of a plan selects the protocol with `--api`.
 //! Plans too big to commit (a file over the size cap, oversized params) are generated
-//! into a temporary folder by the tests below.
+//! into a temporary folder by the tests below. `baton run` against a live emulator
+//! proves that a refused plan sends nothing.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -447,18 +448,20 @@ impl Drop for Emulator {
     }
 }
 
-/// `baton run` against the emulator refuses every bad plan with exit 2 and sends
-/// nothing. `baton run` is not on main yet (it lives on the `runner` branch); the
-/// integrator enables this test when the runner and the emulator have landed.
+/// `baton run` against a real emulator refuses every bad plan with exit 2, and the
+/// emulator receives no request at all: validation happens before anything is sent.
 #[test]
-#[ignore = "needs `baton run` and `baton emulator` from the runner and emulator-core branches"]
 fn bad_plans_send_nothing_to_the_emulator() {
     let emulator = Emulator::start();
     let dir = bad_plans_dir();
     let mut failures = Vec::new();
     for (name, bytes, expect) in committed_bad_plans() {
         let mut cmd = baton(&dir);
+        let state = tempfile::tempdir().expect("temp dir");
         cmd.args(["run", &name, "--endpoint", &emulator.base_url, "--yes"])
+            // Keep any run folder a regression might create out of the repository.
+            .env("HOME", state.path())
+            .env("XDG_STATE_HOME", state.path())
             .env("BK_APP_CODE", "baton-test")
             .env("BK_APP_SECRET", "secret")
             .env("BK_USERNAME", "admin");
@@ -480,4 +483,35 @@ fn bad_plans_send_nothing_to_the_emulator() {
         "bad plans reached the emulator: {received}"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+
+    // Control: a valid plan through the same command does reach the emulator, so the
+    // empty list above means "nothing sent", not "asked the wrong place".
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("valid.yaml"),
+        "version: 1\nname: control\nscope: { type: biz, id: 2 }\nsteps:\n  - id: j\n    job: { plan_id: 1 }\n",
+    )
+    .expect("write");
+    let output = baton(dir.path())
+        .args([
+            "run",
+            "valid.yaml",
+            "--endpoint",
+            &emulator.base_url,
+            "--yes",
+        ])
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env("BK_APP_CODE", "baton-test")
+        .env("BK_APP_SECRET", "secret")
+        .env("BK_USERNAME", "admin")
+        .output()
+        .expect("baton runs");
+    let received = emulator.requests();
+    assert!(
+        received.as_array().is_some_and(|list| !list.is_empty()),
+        "the control plan should reach the emulator (exit {:?}): {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
