@@ -48,7 +48,7 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
         issues: vec![Issue::unlocated(name.clone(), message)],
     };
     let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(&unreadable)?;
-    let text = decode_text(&bytes).map_err(&unreadable)?;
+    let text = decode_text(&bytes).map_err(|message| undecodable(&name, &bytes, message))?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -60,10 +60,21 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
 pub fn parse(name: &str, text: Arc<str>, base_dir: &Path) -> Result<LoadedPlan, PlanErrors> {
     let source = PlanSource::new(name, text.clone());
     if text.trim().is_empty() || is_only_comments(&text) {
-        return Err(source.errors(vec![
-            Issue::unlocated(name, "the plan file is empty")
-                .with_help("a plan needs at least `version: 1`, `name` and `steps`"),
-        ]));
+        return Err(source.errors(vec![Issue {
+            location: Some(source.spans().location_of_byte(0)),
+            ..Issue::unlocated("plan", "the plan file is empty")
+                .with_help("a plan needs at least `version: 1`, `name` and `steps`")
+        }]));
+    }
+    if let Err(bomb) = super::expansion::check(&text) {
+        let location = bomb.offset.map(|at| source.spans().location_of_byte(at));
+        return Err(source.errors(vec![Issue {
+            field: "plan".to_owned(),
+            message: bomb.to_string(),
+            location: Some(location.unwrap_or_else(|| source.spans().location_of_byte(0))),
+            label: Some("expansion passed the limit here".to_owned()),
+            help: Some("write repeated values out, or reference large anchors fewer times".into()),
+        }]));
     }
     let plan: Plan = match serde_yaml::from_str(&text) {
         Ok(plan) => plan,
@@ -89,21 +100,22 @@ fn yaml_issue(source: &PlanSource, error: &serde_yaml::Error) -> Issue {
         _ => full.clone(),
     };
     let (field, message) = split_field_path(&message);
-    let location = error
-        .location()
-        .map(|loc| source.spans().location_of_byte(loc.index()));
-    let location = location.map(|mut loc| {
-        let rest = &source.text[loc.offset..];
-        loc.len = rest
-            .find(['\n', ',', ']', '}'])
-            .unwrap_or(rest.len())
-            .min(80);
-        loc
-    });
+    // Every YAML error gets a place: serde_yaml gives none for a second document (point
+    // at where it starts) and a few internal limits (point at the top).
+    let offset = match error.location() {
+        Some(loc) => loc.index(),
+        None => second_document_offset(&source.text).unwrap_or(0),
+    };
+    let mut location = source.spans().location_of_byte(offset);
+    let rest = &source.text[location.offset..];
+    location.len = rest
+        .find(['\n', ',', ']', '}'])
+        .unwrap_or(rest.len())
+        .min(80);
     Issue {
         field,
         message: message.to_owned(),
-        location,
+        location: Some(location),
         label: Some("here".to_owned()),
         help: None,
     }
@@ -122,6 +134,76 @@ fn split_field_path(message: &str) -> (String, &str) {
         }
     }
     ("plan".to_owned(), message)
+}
+
+/// Where the second YAML document of `text` begins: a `---` line after a document has
+/// begun (content or an earlier `---`), or the first content after a `...` line.
+fn second_document_offset(text: &str) -> Option<usize> {
+    let mut begun = false;
+    let mut ended = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim_end();
+        let is_marker =
+            trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t");
+        if is_marker {
+            if begun {
+                return Some(start);
+            }
+            begun = true;
+            ended = false;
+            continue;
+        }
+        if trimmed == "..." {
+            ended = true;
+            continue;
+        }
+        let content = trimmed.trim_start();
+        if content.is_empty() || content.starts_with('#') || line.starts_with('%') {
+            continue;
+        }
+        if ended {
+            return Some(start);
+        }
+        begun = true;
+    }
+    None
+}
+
+/// Bytes that are not plan text. The issue points at the first offending byte (line
+/// and column), so a stray binary or Latin-1 byte can be found in an editor; the
+/// snippet is shown for text with a bad byte, never for binary files.
+fn undecodable(name: &str, bytes: &[u8], message: String) -> PlanErrors {
+    let first_nul = bytes.iter().position(|&b| b == 0);
+    let valid_up_to = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    // Up to this offset the lossy text has exactly the file's bytes.
+    let bad = first_nul.unwrap_or(bytes.len()).min(valid_up_to);
+    let lossy: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
+    let source = PlanSource::new(name, lossy.clone());
+    let mut location = source.spans().location_of_byte(bad);
+    location.len = usize::from(bad < lossy.len());
+    let shown_text = if first_nul.is_some() {
+        Arc::from("")
+    } else {
+        location.len = lossy[bad..].chars().next().map_or(0, char::len_utf8);
+        lossy
+    };
+    PlanErrors {
+        file: name.to_owned(),
+        text: shown_text,
+        issues: vec![Issue {
+            field: "plan".to_owned(),
+            message,
+            location: Some(location),
+            label: Some("this byte".to_owned()),
+            help: None,
+        }],
+    }
 }
 
 fn is_only_comments(text: &str) -> bool {
@@ -303,5 +385,47 @@ mod tests {
             .map(|i| format!("{}k:\n", " ".repeat(i)))
             .collect::<String>();
         assert!(parse_text(&deep_map).is_err());
+    }
+
+    #[test]
+    fn a_second_document_is_located_where_it_starts() {
+        let issue = only_issue(parse_text(
+            "# header\nversion: 1\nname: x\nsteps: []\n---\nversion: 1\n",
+        ));
+        assert!(issue.message.contains("more than one document"));
+        assert_eq!(issue.location.map(|l| (l.line, l.column)), Some((5, 1)));
+        assert_eq!(second_document_offset("---\na: 1\n---\nb: 2\n"), Some(9));
+        assert_eq!(second_document_offset("a: 1\n...\nb: 2\n"), Some(9));
+        assert_eq!(second_document_offset("---\na: 1\n"), None);
+    }
+
+    #[test]
+    fn undecodable_files_point_at_the_first_bad_byte() {
+        let errors = undecodable("p.yaml", b"a: 1\nname: caf\xe9\n", "not UTF-8".into());
+        let loc = errors.issues[0].location.expect("located");
+        assert_eq!((loc.line, loc.column), (2, 10));
+        assert!(!errors.text.is_empty(), "text files keep a snippet");
+        let errors = undecodable("p.yaml", b"%PDF-1.4\n\x00\x01", "binary".into());
+        let loc = errors.issues[0].location.expect("located");
+        assert_eq!(loc.line, 2);
+        assert!(errors.text.is_empty(), "no snippet of binary data");
+    }
+
+    #[test]
+    fn empty_files_are_located_at_the_top() {
+        let issue = only_issue(parse_text("# only a comment\n"));
+        assert_eq!(issue.location.map(|l| l.line), Some(1));
+    }
+
+    #[test]
+    fn a_string_alias_bomb_is_refused_before_it_is_expanded() {
+        let bomb = format!(
+            "version: 1\nname: x\ndescription: &a \"{}\"\nhosts:\n  web: {{ dynamic_groups: [{}] }}\nsteps: []\n",
+            "x".repeat(100_000),
+            vec!["*a"; 2_000].join(", ")
+        );
+        let issue = only_issue(parse_text(&bomb));
+        assert!(issue.message.contains("alias bombs"), "{}", issue.message);
+        assert_eq!(issue.location.map(|l| l.line), Some(3));
     }
 }

@@ -1,6 +1,7 @@
 //! Plan files: the YAML model, loading with source locations, variables, static
 //! validation and the JSON Schema.
 
+pub mod expansion;
 pub mod load;
 pub mod model;
 pub mod schema;

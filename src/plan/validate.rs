@@ -1153,9 +1153,27 @@ impl Checker<'_> {
             .iter()
             .filter_map(|e| step_of_field(&e.field))
             .collect();
+        // A host set already reported as broken (a bad address, no hosts) would be
+        // reported again by every step naming it, as "the targets name no hosts".
+        let broken_sets: HashSet<&str> = renderer
+            .plan
+            .hosts
+            .keys()
+            .filter(|name| {
+                let field = format!("hosts.{name}");
+                self.errors.iter().any(|e| {
+                    e.field == field
+                        || e.field
+                            .strip_prefix(&field)
+                            .is_some_and(|rest| rest.starts_with(['.', '[']))
+                })
+            })
+            .map(String::as_str)
+            .collect();
         for (i, step) in renderer.plan.steps.iter().enumerate() {
             let prefix = format!("steps[{i}]");
-            let had_errors = steps_with_errors.contains(&i);
+            let had_errors = steps_with_errors.contains(&i)
+                || named_host_sets(step).any(|name| broken_sets.contains(name));
             let rendered = match renderer.render_templates(i, &ctx) {
                 Ok(rendered) => rendered,
                 Err(_) if had_errors => continue,
@@ -1185,6 +1203,10 @@ impl Checker<'_> {
             }
             if let Err(problems) = build_request(&build_ctx, &rendered) {
                 for problem in problems {
+                    // A missing scope is reported once for the plan, not per step.
+                    if problem.field == "scope" && renderer.plan.scope.is_none() {
+                        continue;
+                    }
                     let field = if problem.field.is_empty() {
                         prefix.clone()
                     } else {
@@ -1204,6 +1226,31 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Every host-set name a step refers to: its targets, its push sources, its job's
+/// host variables and overrides.
+fn named_host_sets(step: &Step) -> impl Iterator<Item = &str> {
+    let mut all: Vec<&Targets> = Vec::new();
+    all.extend(step.targets.as_ref());
+    if let Some(push) = &step.push_file {
+        all.extend(push.sources.iter().filter_map(|s| s.from.as_ref()));
+    }
+    if let Some(job) = &step.job {
+        for var in &job.vars.0 {
+            if let JobVarValue::Hosts(targets) = &var.value {
+                all.push(targets);
+            }
+        }
+        for over in &job.overrides {
+            all.extend(over.targets.as_ref());
+            all.extend(over.sources.iter().filter_map(|s| s.from.as_ref()));
+        }
+    }
+    all.into_iter().flat_map(|targets| match targets {
+        Targets::Named(names) => names.iter().map(String::as_str).collect::<Vec<_>>(),
+        Targets::Inline(_) => Vec::new(),
+    })
 }
 
 /// The step index of a field path such as `steps[3].script.params`.
@@ -1555,5 +1602,23 @@ steps:
             validated(&uncountable).is_ok(),
             "dynamic groups make the count unknown"
         );
+    }
+
+    #[test]
+    fn a_broken_host_set_or_missing_scope_is_reported_once() {
+        let bad_ip = PLAN.replace("0:10.0.0.1", "0:10.0.0.256");
+        let errors = validated(&bad_ip).unwrap_err();
+        assert_eq!(errors.issues.len(), 1, "{:?}", errors.issues);
+        assert_eq!(errors.issues[0].field, "hosts.web.ips[0]");
+
+        let empty = PLAN.replace(r#"web: { ips: ["0:10.0.0.1"] }"#, "web: {}");
+        let errors = validated(&empty).unwrap_err();
+        assert_eq!(errors.issues.len(), 1, "{:?}", errors.issues);
+        assert_eq!(errors.issues[0].field, "hosts.web");
+
+        let no_scope = PLAN.replace("scope: { type: biz, id: 2 }\n", "");
+        let errors = validated(&no_scope).unwrap_err();
+        assert_eq!(errors.issues.len(), 1, "{:?}", errors.issues);
+        assert_eq!(errors.issues[0].field, "scope");
     }
 }

@@ -312,6 +312,7 @@ fn read_vars_file(path: &std::path::Path) -> Result<Vec<(String, String)>, Strin
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
+    super::expansion::check(&text).map_err(|e| e.to_string())?;
     let mapping: serde_yaml::Mapping = serde_yaml::from_str(&text)
         .map_err(|e| format!("expected a YAML mapping of names to values: {e}"))?;
     let mut pairs = Vec::new();
@@ -431,5 +432,19 @@ mod tests {
         decls.insert("9lives".to_owned(), VarDecl::default());
         let (_, errors, _) = resolve(&source(), &decls, &VarInputs::default());
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn a_vars_file_alias_bomb_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.yaml");
+        let bomb = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(100_000),
+            vec!["*a"; 2_000].join(", ")
+        );
+        std::fs::write(&file, bomb).unwrap();
+        let error = read_vars_file(&file).unwrap_err();
+        assert!(error.contains("alias bombs"), "{error}");
     }
 }

@@ -1,8 +1,10 @@
 //! baton's integration tests: the built `baton` binary and the emulator over real HTTP.
 
+mod bad_plans;
 mod cli_inspect;
 mod emulator_api;
 mod emulator_exec;
+mod plan_props;
 mod run;
 mod schema;
 mod seeds;
