@@ -4,6 +4,7 @@ mod bad_plans;
 mod cli_inspect;
 mod emulator_api;
 mod emulator_exec;
+mod examples;
 mod plan_props;
 mod run;
 mod schema;
