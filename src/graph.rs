@@ -18,10 +18,12 @@ use crate::plan::model::Step;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
     /// A `needs` entry names no step.
-    #[error("step `{step}` needs `{need}`, which is not a step of this plan")]
+    #[error("step `{step_id}` needs `{need}`, which is not a step of this plan")]
     UnknownNeed {
         /// Index of the step.
         step: usize,
+        /// Its id.
+        step_id: String,
         /// Position in its `needs`.
         need_index: usize,
         /// The unknown id.
@@ -113,6 +115,7 @@ impl PlanGraph {
                     }
                     None => errors.push(GraphError::UnknownNeed {
                         step: i,
+                        step_id: step.id.clone(),
                         need_index: n,
                         need: need.clone(),
                         suggestion: crate::plan::vars::closest(

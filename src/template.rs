@@ -139,11 +139,9 @@ fn collect_elements(
                     collect_elements(&inverse.elements, inner_checked, out)?;
                 }
             }
-            TemplateElement::DecoratorExpression(_)
-            | TemplateElement::DecoratorBlock(_)
-            | TemplateElement::PartialExpression(_)
-            | TemplateElement::PartialBlock(_)
-            | _ => {
+            // Partials and decorators, and anything a later handlebars adds (the enum
+            // is non-exhaustive): refuse rather than render something unchecked.
+            _ => {
                 return Err(TemplateError {
                     message: "partials and decorators (`{{> ...}}`, `{{* ...}}`) are not supported in plans".into(),
                 });

@@ -194,7 +194,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
     print_out(&validated.vars.mask(&text))
 }
 
-const RUN_TIME_NOTE: &str = "at run time baton adds a unique `task_name` (carrying the run id) and the callback URL to every request";
+const RUN_TIME_NOTE: &str = "at run time baton adds a unique `task_name` (carrying the run id) where the API takes one, and the callback URL, to every request";
 
 fn plan_text(validated: &ValidatedPlan, planned: &[PlannedStep], auth: &Auth) -> String {
     let waves = validated.graph.waves().len();

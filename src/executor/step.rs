@@ -23,13 +23,15 @@ use super::events::{
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
 use crate::config::WaitMode;
-use crate::job_api::build::ApiCall;
+use crate::job_api::build::{ApiCall, BuildContext, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
 use crate::job_api::types::{
     JobInstanceId, JobOperation, RunStatus, StepOperation, host_status, step_type,
 };
 use crate::plan::model::{Plan, Protocol, Step};
+use crate::plan::validate::{RenderContext, ValidatedPlan};
+use crate::template::StepResult;
 
 /// Extra time beyond the JOB-side timeout before the runner gives up on an instance.
 const DEADLINE_GRACE: Duration = Duration::from_secs(60);
@@ -73,6 +75,68 @@ pub trait StepSource: Send + Sync + 'static {
     fn build(&self, protocol: Protocol, rendered: &Step) -> Result<ApiCall, String>;
     /// Secret values that must never be shown.
     fn secret_values(&self) -> Vec<String>;
+}
+
+/// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
+impl StepSource for ValidatedPlan {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String> {
+        self.evaluate_when(index, &render_context(input))
+            .map_err(|e| e.to_string())
+    }
+
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<Step, String> {
+        self.render_step(index, &render_context(input))
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(&self, protocol: Protocol, rendered: &Step) -> Result<ApiCall, String> {
+        let ctx = BuildContext {
+            protocol,
+            plan: &self.plan,
+        };
+        build_request(&ctx, rendered).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn secret_values(&self) -> Vec<String> {
+        self.vars
+            .secret_values()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Upstream results as the template engine takes them (`steps.<id>.*`).
+fn render_context(input: &RenderInput<'_>) -> RenderContext {
+    RenderContext {
+        run_id: input.run_id.to_owned(),
+        step_results: input
+            .results
+            .values()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    StepResult {
+                        job_instance_id: r.job_instance_id.map(|j| j.0).unwrap_or(0),
+                        status: r.status.clone(),
+                        outputs: r.outputs.clone(),
+                    },
+                )
+            })
+            .collect(),
+        mask_secrets: false,
+        preview: false,
+    }
 }
 
 /// What to do when JOB waits for a person.
@@ -834,7 +898,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         BTreeMap<String, BTreeMap<String, String>>,
     ) {
         let setup = &self.setup;
-        let protocol = setup.api.protocol();
         let mut hosts: BTreeMap<String, HostOutcome> = BTreeMap::new();
         let mut logs: BTreeMap<String, String> = BTreeMap::new();
         for step in &status.steps {
@@ -869,12 +932,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             match setup.api.logs(job, step.step_instance_id, wanted).await {
                 Ok(found) => {
                     for log in found {
-                        let text = if protocol == Protocol::V2 {
-                            html_unescape(&log.content)
-                        } else {
-                            log.content
-                        };
-                        logs.entry(log.host).or_default().push_str(&text);
+                        logs.entry(log.host).or_default().push_str(&log.content);
                     }
                 }
                 Err(e) => setup.events.emit(RunEvent::Warning {

@@ -22,11 +22,12 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::job_api::auth::{self, Credentials};
-use crate::job_api::build::{ApiCall, HttpMethod};
+use crate::job_api::build::{ApiCall, BuildError, HttpMethod};
 use crate::job_api::types::{
     HostAddr, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
 };
-use crate::plan::model::Protocol;
+use crate::job_api::{calls, decode, types};
+use crate::plan::model::{Protocol, Scope};
 
 /// What JOB answered to a submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +171,13 @@ pub enum ClientError {
         /// What happened on the wire.
         cause: String,
     },
+    /// JOB (or the gateway) is overloaded or failing: rate limited or a server error
+    /// inside a success status (after retries).
+    #[error("JOB is busy: {message}")]
+    Busy {
+        /// What it said.
+        message: String,
+    },
     /// This protocol has no such operation.
     #[error("{0} is not available on this protocol")]
     Unsupported(&'static str),
@@ -193,6 +201,7 @@ impl ClientError {
                 | ClientError::PermissionDenied { .. }
                 | ClientError::Http { .. }
                 | ClientError::Decode { .. }
+                | ClientError::Busy { .. }
         )
     }
 }
@@ -213,23 +222,27 @@ pub trait ProtocolCodec: Send + Sync + 'static {
     /// The protocol.
     fn protocol(&self) -> Protocol;
     /// `get_job_instance_status` with per-host results.
-    fn status_call(&self, job: JobInstanceId) -> ApiCall;
+    fn status_call(&self, job: JobInstanceId) -> Result<ApiCall, ClientError>;
     /// Log calls for the given hosts of one step instance.
     fn log_calls(
         &self,
         job: JobInstanceId,
         step: StepInstanceId,
         hosts: &[HostResult],
-    ) -> Vec<ApiCall>;
+    ) -> Result<Vec<ApiCall>, ClientError>;
     /// `operate_job_instance`.
-    fn operate_job_call(&self, job: JobInstanceId, op: JobOperation) -> ApiCall;
+    fn operate_job_call(
+        &self,
+        job: JobInstanceId,
+        op: JobOperation,
+    ) -> Result<ApiCall, ClientError>;
     /// `operate_step_instance`, where the protocol has it.
     fn operate_step_call(
         &self,
         job: JobInstanceId,
         step: StepInstanceId,
         op: StepOperation,
-    ) -> Option<ApiCall>;
+    ) -> Option<Result<ApiCall, ClientError>>;
     /// `get_job_instance_list` filtered by task name and creation time, where the
     /// protocol has it (v3).
     fn instance_list_call(
@@ -237,12 +250,12 @@ pub trait ProtocolCodec: Send + Sync + 'static {
         task_name: &str,
         created_after_ms: i64,
         created_before_ms: i64,
-    ) -> Option<ApiCall>;
+    ) -> Option<Result<ApiCall, ClientError>>;
     /// Decodes a submission answer.
     fn decode_submit(&self, api: &str, raw: &RawResponse) -> Result<Submitted, ClientError>;
     /// Decodes a status answer.
     fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError>;
-    /// Decodes a log answer (only hosts in `wanted` are kept, when given).
+    /// Decodes a log answer, keeping the logs of `step`.
     fn decode_logs(
         &self,
         step: StepInstanceId,
@@ -636,13 +649,15 @@ impl<C: ProtocolCodec> HttpJobApi<C> {
         since_ms: i64,
     ) -> Result<Option<JobInstanceId>, ClientError> {
         let until_ms = epoch_ms() + 60_000;
-        let Some(call) = self.codec.instance_list_call(task_name, since_ms, until_ms) else {
-            return Err(ClientError::Unsupported("get_job_instance_list"));
+        let call = match self.codec.instance_list_call(task_name, since_ms, until_ms) {
+            Some(call) => call?,
+            None => return Err(ClientError::Unsupported("get_job_instance_list")),
         };
         for pause in &self.reconcile_pauses {
             tokio::time::sleep(*pause).await;
-            let raw = self.transport.query(&call).await?;
-            let found = self.codec.decode_instance_list(&raw)?;
+            let found = self
+                .query_decoded(&call, |raw| self.codec.decode_instance_list(raw))
+                .await?;
             if let Some((id, _)) = found.iter().find(|(_, name)| name == task_name) {
                 return Ok(Some(*id));
             }
@@ -658,6 +673,34 @@ fn epoch_ms() -> i64 {
         .unwrap_or(0)
 }
 
+impl<C: ProtocolCodec> HttpJobApi<C> {
+    /// Sends an idempotent query and decodes it; an answer that decodes as "busy"
+    /// (rate limited, or a server error inside a 200) is retried like a 5xx.
+    async fn query_decoded<T>(
+        &self,
+        call: &ApiCall,
+        decode: impl Fn(&RawResponse) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let policy = self.transport.retry.clone();
+        let mut failures = 0u32;
+        loop {
+            let raw = self.transport.query(call).await?;
+            match decode(&raw) {
+                Err(ClientError::Busy { message }) => {
+                    failures += 1;
+                    if failures >= policy.max_attempts {
+                        return Err(ClientError::Busy { message });
+                    }
+                    let delay =
+                        rate_limit_hint(&raw.headers).unwrap_or_else(|| policy.delay(failures));
+                    tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
     fn protocol(&self) -> Protocol {
         self.codec.protocol()
@@ -667,8 +710,22 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
         // Instance creation times are compared with our clock; allow for skew.
         let since_ms = epoch_ms() - 10 * 60_000;
         let mut resent = false;
+        let mut rate_limited = 0u32;
         loop {
-            match self.transport.submit(&call).await {
+            let failure = match self.transport.submit(&call).await {
+                // A gateway or server error may come after JOB acted: as ambiguous as
+                // a timeout.
+                Ok((raw, _)) if raw.status >= 500 => {
+                    SubmitFailure::Ambiguous(format!("HTTP {} {}", raw.status, excerpt(&raw.body)))
+                }
+                // The gateway's limiter answers before JOB sees the request: safe to resend.
+                Ok((raw, _)) if raw.status == 429 && rate_limited < 3 => {
+                    rate_limited += 1;
+                    let delay = rate_limit_hint(&raw.headers)
+                        .unwrap_or_else(|| self.transport.retry.delay(rate_limited));
+                    tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+                    continue;
+                }
                 Ok((raw, sent_at)) => {
                     let submitted = self.codec.decode_submit(call.api, &raw)?;
                     return Ok(SubmitOutcome {
@@ -677,14 +734,17 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                         sent_at,
                     });
                 }
-                Err(SubmitFailure::NeverSent(message)) => {
+                Err(failure) => failure,
+            };
+            match failure {
+                SubmitFailure::NeverSent(message) => {
                     return Err(ClientError::Unreachable {
                         url: self.transport.url(&call),
                         message,
                     });
                 }
-                Err(SubmitFailure::Refused(e)) => return Err(e),
-                Err(SubmitFailure::Ambiguous(cause)) => {
+                SubmitFailure::Refused(e) => return Err(e),
+                SubmitFailure::Ambiguous(cause) => {
                     tracing::warn!(task_name, %cause, "ambiguous submission; reconciling by task name");
                     let unknown = |cause: String| ClientError::SubmissionUnknown {
                         task_name: task_name.clone(),
@@ -710,7 +770,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                         Ok(None) => return Err(unknown(format!("{cause} (twice)"))),
                         Err(ClientError::Unsupported(_)) => {
                             return Err(unknown(format!(
-                                "{cause}; {} has no instance list to reconcile with",
+                                "{cause}; protocol {} has no instance list to reconcile with",
                                 self.codec.protocol()
                             )));
                         }
@@ -724,8 +784,9 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
     }
 
     async fn status(&self, job: JobInstanceId) -> Result<JobStatusView, ClientError> {
-        let raw = self.transport.query(&self.codec.status_call(job)).await?;
-        self.codec.decode_status(&raw)
+        let call = self.codec.status_call(job)?;
+        self.query_decoded(&call, |raw| self.codec.decode_status(raw))
+            .await
     }
 
     async fn logs(
@@ -735,19 +796,21 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
         hosts: Vec<HostResult>,
     ) -> Result<Vec<HostLog>, ClientError> {
         let mut logs = Vec::new();
-        for call in self.codec.log_calls(job, step, &hosts) {
-            let raw = self.transport.query(&call).await?;
-            logs.extend(self.codec.decode_logs(step, &raw)?);
+        for call in self.codec.log_calls(job, step, &hosts)? {
+            logs.extend(
+                self.query_decoded(&call, |raw| self.codec.decode_logs(step, raw))
+                    .await?,
+            );
         }
         Ok(logs)
     }
 
     async fn operate_job(&self, job: JobInstanceId, op: JobOperation) -> Result<(), ClientError> {
-        let call = self.codec.operate_job_call(job, op);
-        // Operations are safe to repeat (a second terminate is refused as "wrong
-        // state", never acted on twice), so they use the query retry policy.
-        let raw = self.transport.query(&call).await?;
-        self.codec.decode_operation(call.api, &raw)
+        let call = self.codec.operate_job_call(job, op)?;
+        // Terminating twice is harmless (JOB refuses the second as "wrong state"), so
+        // it uses the query retry policy.
+        self.query_decoded(&call, |raw| self.codec.decode_operation(call.api, raw))
+            .await
     }
 
     async fn operate_step(
@@ -756,10 +819,11 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
         step: StepInstanceId,
         op: StepOperation,
     ) -> Result<(), ClientError> {
-        let Some(call) = self.codec.operate_step_call(job, step, op) else {
-            return Err(ClientError::Unsupported("operate_step_instance"));
+        let call = match self.codec.operate_step_call(job, step, op) {
+            Some(call) => call?,
+            None => return Err(ClientError::Unsupported("operate_step_instance")),
         };
-        // A retried "retry failed hosts" could re-run hosts twice; send it once.
+        // A repeated "retry failed hosts" could re-run hosts twice; send it once.
         let raw = match self.transport.submit(&call).await {
             Ok((raw, _)) => raw,
             Err(SubmitFailure::NeverSent(message)) => {
@@ -781,6 +845,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
     }
 
     fn has_step_operations(&self) -> bool {
+        // v4 has no operation APIs of its own; a v4 plan retries by resubmitting.
         self.codec.protocol() != Protocol::V4
     }
 }
@@ -961,5 +1026,237 @@ mod tests {
             assert!(d <= p.max_delay);
         }
         assert!(p.delay(1) <= p.base_delay);
+    }
+}
+
+/// The [`ProtocolCodec`] built on `job_api::calls` (requests) and `job_api::decode`
+/// (answers), for one protocol and one scope.
+#[derive(Debug, Clone, Copy)]
+pub struct JobCodec {
+    protocol: Protocol,
+    scope: Scope,
+}
+
+impl JobCodec {
+    /// A codec for `protocol` in `scope`.
+    pub fn new(protocol: Protocol, scope: Scope) -> Self {
+        JobCodec { protocol, scope }
+    }
+}
+
+fn raw_view(raw: &RawResponse) -> decode::RawResponse<'_> {
+    decode::RawResponse {
+        status: raw.status,
+        rate_limit_reset: raw
+            .headers
+            .get(decode::RATE_LIMIT_RESET_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        body: &raw.body,
+    }
+}
+
+impl From<decode::ApiError> for ClientError {
+    fn from(error: decode::ApiError) -> Self {
+        match error {
+            decode::ApiError::AuthRefused { code, message } => ClientError::AuthRefused {
+                message: format!("{message} (code {code})"),
+            },
+            decode::ApiError::PermissionDenied {
+                code,
+                message,
+                actions,
+            } => ClientError::PermissionDenied {
+                message: format!("{message} (code {code})"),
+                actions: actions.iter().map(ToString::to_string).collect(),
+            },
+            decode::ApiError::Job { code, message } => ClientError::Rejected {
+                code: code.to_string(),
+                message,
+            },
+            e @ (decode::ApiError::RateLimited { .. } | decode::ApiError::Server { .. }) => {
+                ClientError::Busy {
+                    message: e.to_string(),
+                }
+            }
+            decode::ApiError::BadResponse { status, reason } => ClientError::Decode {
+                api: format!("HTTP {status}"),
+                message: reason,
+            },
+        }
+    }
+}
+
+fn build_failed(api: &str, error: BuildError) -> ClientError {
+    ClientError::Decode {
+        api: api.to_owned(),
+        message: format!("cannot build the request: {error}"),
+    }
+}
+
+fn host_view(host: &types::HostResult) -> HostResult {
+    HostResult {
+        host_id: host.host_id,
+        addr: host.host.clone(),
+        status: host.status,
+        exit_code: host.exit_code.map(i64::from),
+    }
+}
+
+fn log_label(addr: &Option<HostAddr>, host_id: Option<u64>) -> String {
+    HostResult {
+        host_id,
+        addr: addr.clone(),
+        status: 0,
+        exit_code: None,
+    }
+    .label()
+}
+
+impl ProtocolCodec for JobCodec {
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    fn status_call(&self, job: JobInstanceId) -> Result<ApiCall, ClientError> {
+        calls::get_job_instance_status(self.protocol, self.scope, job)
+            .map_err(|e| build_failed("get_job_instance_status", e))
+    }
+
+    fn log_calls(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        hosts: &[HostResult],
+    ) -> Result<Vec<ApiCall>, ClientError> {
+        let refs: Vec<types::HostRef> = hosts
+            .iter()
+            .map(|h| types::HostRef {
+                host_id: h.host_id,
+                addr: h.addr.clone(),
+            })
+            .collect();
+        calls::get_host_logs(self.protocol, self.scope, job, step, &refs)
+            .map_err(|e| build_failed("logs", e))
+    }
+
+    fn operate_job_call(
+        &self,
+        job: JobInstanceId,
+        op: JobOperation,
+    ) -> Result<ApiCall, ClientError> {
+        calls::operate_job_instance(self.protocol, self.scope, job, op)
+            .map_err(|e| build_failed("operate_job_instance", e))
+    }
+
+    fn operate_step_call(
+        &self,
+        job: JobInstanceId,
+        step: StepInstanceId,
+        op: StepOperation,
+    ) -> Option<Result<ApiCall, ClientError>> {
+        Some(
+            calls::operate_step_instance(self.protocol, self.scope, job, step, op)
+                .map_err(|e| build_failed("operate_step_instance", e)),
+        )
+    }
+
+    fn instance_list_call(
+        &self,
+        task_name: &str,
+        created_after_ms: i64,
+        created_before_ms: i64,
+    ) -> Option<Result<ApiCall, ClientError>> {
+        // Only v3 is trusted to reconcile: v2's ESB has no instance list, and the
+        // runner treats v4 the same until its list is proven equivalent.
+        if self.protocol != Protocol::V3 {
+            return None;
+        }
+        let query = calls::InstanceQuery {
+            name: Some(task_name.to_owned()),
+            create_time_start_ms: created_after_ms,
+            create_time_end_ms: created_before_ms,
+            start: 0,
+            length: 100,
+        };
+        Some(
+            calls::get_job_instance_list(self.protocol, self.scope, &query)
+                .map_err(|e| build_failed("get_job_instance_list", e)),
+        )
+    }
+
+    fn decode_submit(&self, _api: &str, raw: &RawResponse) -> Result<Submitted, ClientError> {
+        let submitted = decode::decode_submit(&raw_view(raw))?;
+        Ok(Submitted {
+            job_instance_id: submitted.job_instance_id,
+            step_instance_id: submitted.step_instance_id,
+        })
+    }
+
+    fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError> {
+        let status =
+            decode::decode_job_status(self.protocol, &raw_view(raw), decode::local_offset())?;
+        Ok(JobStatusView {
+            finished: status.finished,
+            status: status.job.status,
+            steps: status
+                .steps
+                .iter()
+                .map(|s| StepInstanceView {
+                    step_instance_id: s.step_instance_id,
+                    step_type: s.step_type,
+                    status: s.status,
+                    execute_count: s.execute_count,
+                    batch: None,
+                    hosts: s.hosts.iter().map(host_view).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    fn decode_logs(
+        &self,
+        step: StepInstanceId,
+        raw: &RawResponse,
+    ) -> Result<Vec<HostLog>, ClientError> {
+        let steps = decode::decode_host_logs(self.protocol, &raw_view(raw))?;
+        let mut logs = Vec::new();
+        for step_logs in steps {
+            // v2 answers with every step of the job.
+            if step_logs.step_instance_id.is_some_and(|id| id != step) {
+                continue;
+            }
+            for host in step_logs.hosts {
+                let mut content = host.content.unwrap_or_default();
+                for file in &host.file_logs {
+                    if let Some(text) = &file.content {
+                        if !content.is_empty() && !content.ends_with('\n') {
+                            content.push('\n');
+                        }
+                        content.push_str(text);
+                    }
+                }
+                logs.push(HostLog {
+                    host: log_label(&host.host, host.host_id),
+                    content,
+                });
+            }
+        }
+        Ok(logs)
+    }
+
+    fn decode_operation(&self, _api: &str, raw: &RawResponse) -> Result<(), ClientError> {
+        decode::decode_operation(&raw_view(raw)).map_err(ClientError::from)
+    }
+
+    fn decode_instance_list(
+        &self,
+        raw: &RawResponse,
+    ) -> Result<Vec<(JobInstanceId, String)>, ClientError> {
+        let list = decode::decode_instance_list(self.protocol, &raw_view(raw))?;
+        Ok(list
+            .instances
+            .into_iter()
+            .map(|i| (i.job_instance_id, i.name))
+            .collect())
     }
 }

@@ -7,10 +7,17 @@
 //! has no rolling, `start_task`, script versions or Windows options; see the table in
 //! [`super::build`].
 
+use chrono::FixedOffset;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject_job_step_fields};
+use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::types::{
+    HostLog, HostResult, JobInstanceId, JobInstanceInfo, JobStatus, StepInstanceId, StepLogs,
+    StepStatus,
+};
 use crate::plan::model::{
     FileSource, FileType, JobStep, JobStepOverride, JobVarKey, JobVarValue, Plan, Protocol,
     PushFileStep, ScriptId, ScriptStep, Step, Targets,
@@ -483,6 +490,193 @@ fn step_override(
         hosts::write_v2(&resolved, &field, api, &mut object, errors);
     }
     Value::Object(object)
+}
+
+// ---------------------------------------------------------------------------
+// Responses: v2 times are `yyyy-MM-dd HH:mm:ss` strings in the user's timezone,
+// durations float seconds, and log text is HTML-encoded.
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct StatusData {
+    is_finished: bool,
+    job_instance: JobInstanceData,
+    #[serde(default, deserialize_with = "nullable")]
+    blocks: Vec<BlockData>,
+}
+
+#[derive(Deserialize)]
+struct JobInstanceData {
+    job_instance_id: u64,
+    name: Option<String>,
+    status: u8,
+    create_time: Option<Value>,
+    start_time: Option<Value>,
+    end_time: Option<Value>,
+    total_time: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct BlockData {
+    #[serde(default, deserialize_with = "nullable")]
+    step_instances: Vec<StepData>,
+}
+
+#[derive(Deserialize)]
+struct StepData {
+    step_instance_id: u64,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    step_type: Option<u8>,
+    status: u8,
+    // The code emits `execute_count`; the v2 docs call it `retry_count`.
+    execute_count: Option<u32>,
+    retry_count: Option<u32>,
+    create_time: Option<Value>,
+    start_time: Option<Value>,
+    end_time: Option<Value>,
+    total_time: Option<f64>,
+    #[serde(default, deserialize_with = "nullable")]
+    step_ip_status: Vec<IpStatusData>,
+}
+
+#[derive(Deserialize)]
+struct IpStatusData {
+    ip: Option<String>,
+    bk_cloud_id: Option<u64>,
+    bk_host_id: Option<u64>,
+    status: u16,
+}
+
+/// A v2 time as epoch ms: a string in `offset`, or (leniently) a number already in ms.
+fn time(http: u16, value: Option<&Value>, offset: FixedOffset) -> Result<Option<i64>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_i64()),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => decode::parse_v2_time(s, offset).map(Some).ok_or_else(|| {
+            decode::bad(
+                http,
+                format!("`{s}` is not a v2 time (yyyy-MM-dd HH:mm:ss)"),
+            )
+        }),
+        Some(other) => Err(decode::bad(http, format!("`{other}` is not a v2 time"))),
+    }
+}
+
+/// v2 durations are float seconds.
+fn seconds_to_millis(seconds: Option<f64>) -> Option<u64> {
+    decode::millis(seconds.map(|s| s * 1000.0))
+}
+
+pub(crate) fn decode_status(
+    http: u16,
+    data: Value,
+    offset: FixedOffset,
+) -> Result<JobStatus, ApiError> {
+    let data: StatusData = decode::from_data(http, data, "v2 job status")?;
+    let job = data.job_instance;
+    let mut steps = Vec::new();
+    for step in data.blocks.into_iter().flat_map(|b| b.step_instances) {
+        steps.push(StepStatus {
+            step_instance_id: StepInstanceId(step.step_instance_id),
+            name: step.name,
+            step_type: step.step_type,
+            status: decode::run_status(http, step.status)?,
+            execute_count: step.execute_count.or(step.retry_count).unwrap_or(0),
+            create_time_ms: time(http, step.create_time.as_ref(), offset)?,
+            start_time_ms: time(http, step.start_time.as_ref(), offset)?,
+            end_time_ms: time(http, step.end_time.as_ref(), offset)?,
+            total_time_ms: seconds_to_millis(step.total_time),
+            hosts: step
+                .step_ip_status
+                .into_iter()
+                .map(|h| HostResult {
+                    host: decode::addr(h.ip, h.bk_cloud_id),
+                    host_id: h.bk_host_id,
+                    status: h.status,
+                    exit_code: None,
+                    error_code: None,
+                    tag: None,
+                    start_time_ms: None,
+                    end_time_ms: None,
+                    total_time_ms: None,
+                })
+                .collect(),
+        });
+    }
+    Ok(JobStatus {
+        finished: data.is_finished,
+        job: JobInstanceInfo {
+            job_instance_id: JobInstanceId(job.job_instance_id),
+            name: job.name,
+            status: decode::run_status(http, job.status)?,
+            create_time_ms: time(http, job.create_time.as_ref(), offset)?,
+            start_time_ms: time(http, job.start_time.as_ref(), offset)?,
+            end_time_ms: time(http, job.end_time.as_ref(), offset)?,
+            total_time_ms: seconds_to_millis(job.total_time),
+        },
+        steps,
+    })
+}
+
+#[derive(Deserialize)]
+struct StepLogData {
+    step_instance_id: Option<u64>,
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    step_results: Vec<ResultGroupData>,
+}
+
+#[derive(Deserialize)]
+struct ResultGroupData {
+    ip_status: Option<u16>,
+    tag: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    ip_logs: Vec<IpLogData>,
+}
+
+#[derive(Deserialize)]
+struct IpLogData {
+    execute_count: Option<u32>,
+    retry_count: Option<u32>,
+    ip: Option<String>,
+    bk_cloud_id: Option<u64>,
+    bk_host_id: Option<u64>,
+    exit_code: Option<i32>,
+    log_content: Option<String>,
+}
+
+/// `get_job_instance_log`: one entry per step, hosts grouped by (status, tag) on the
+/// wire and flattened here, log text HTML-decoded.
+pub(crate) fn decode_logs(http: u16, data: Value) -> Result<Vec<StepLogs>, ApiError> {
+    let steps: Vec<StepLogData> = decode::from_data(http, data, "v2 job log")?;
+    Ok(steps
+        .into_iter()
+        .map(|step| StepLogs {
+            step_instance_id: step.step_instance_id.map(StepInstanceId),
+            name: step.name,
+            log_type: None,
+            hosts: step
+                .step_results
+                .into_iter()
+                .flat_map(|group| {
+                    let status = group.ip_status;
+                    let tag = group.tag;
+                    group.ip_logs.into_iter().map(move |log| HostLog {
+                        host: decode::addr(log.ip, log.bk_cloud_id),
+                        host_id: log.bk_host_id,
+                        execute_count: log.execute_count.or(log.retry_count),
+                        status,
+                        tag: tag.clone(),
+                        exit_code: log.exit_code,
+                        content: log.log_content.as_deref().map(decode::html_decode),
+                        file_logs: Vec::new(),
+                    })
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

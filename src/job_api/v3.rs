@@ -7,10 +7,16 @@
 //! job-plan step overrides and no cross-business job. See the table in
 //! [`super::build`].
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject_job_step_fields};
+use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::types::{
+    FileLog, HostLog, HostRef, HostResult, InstanceList, InstanceSummary, JobInstanceId,
+    JobInstanceInfo, JobStatus, LogType, StepInstanceId, StepLogs, StepStatus,
+};
 use crate::plan::model::{
     FileType, HostPassword, JobStep, JobVarKey, JobVarValue, Plan, Protocol, PushFileStep, Rolling,
     ScriptId, ScriptStep, Step, TransferMode,
@@ -430,6 +436,329 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
         body.insert("start_task".into(), json!(start));
     }
     ApiCall::post(V3, API, body)
+}
+
+// ---------------------------------------------------------------------------
+// Responses: gateway times are epoch ms and durations ms. v4's status answer has the
+// same shape with per-host results under other names, so it is decoded here too.
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct StatusData {
+    finished: bool,
+    job_instance: JobInstanceData,
+    #[serde(default, deserialize_with = "nullable")]
+    step_instance_list: Vec<StepData>,
+}
+
+#[derive(Deserialize)]
+struct JobInstanceData {
+    job_instance_id: u64,
+    name: Option<String>,
+    status: u8,
+    create_time: Option<i64>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    total_time: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct StepData {
+    step_instance_id: u64,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    step_type: Option<u8>,
+    status: u8,
+    execute_count: Option<u32>,
+    create_time: Option<i64>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    total_time: Option<f64>,
+    /// v3 (and one v4 doc revision).
+    #[serde(default, deserialize_with = "nullable")]
+    step_ip_result_list: Vec<HostResultData>,
+    /// v4.
+    #[serde(default, deserialize_with = "nullable")]
+    step_execute_object_result_list: Vec<HostResultData>,
+    /// v4, another doc revision.
+    #[serde(default, deserialize_with = "nullable")]
+    execute_object_result_list: Vec<HostResultData>,
+}
+
+/// One host's result: v3 puts the host fields inline, v4 in `execute_object`.
+#[derive(Deserialize)]
+struct HostResultData {
+    bk_host_id: Option<u64>,
+    ip: Option<String>,
+    bk_cloud_id: Option<u64>,
+    execute_object: Option<ExecuteObject>,
+    status: u16,
+    tag: Option<String>,
+    exit_code: Option<i32>,
+    error_code: Option<i32>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    total_time: Option<f64>,
+}
+
+/// v4's execute object (a host, or a container, which baton does not target).
+#[derive(Deserialize)]
+pub(crate) struct ExecuteObject {
+    #[serde(rename = "type")]
+    kind: Option<u8>,
+    resource_id: Option<String>,
+    host: Option<IpObject>,
+}
+
+/// `{bk_host_id?, bk_cloud_id, ip}` as the gateway writes hosts.
+#[derive(Deserialize)]
+pub(crate) struct IpObject {
+    bk_host_id: Option<u64>,
+    bk_cloud_id: Option<u64>,
+    ip: Option<String>,
+}
+
+impl IpObject {
+    pub(crate) fn host_ref(self) -> HostRef {
+        HostRef {
+            host_id: self.bk_host_id,
+            addr: decode::addr(self.ip, self.bk_cloud_id),
+        }
+    }
+}
+
+impl ExecuteObject {
+    /// The host it names; a host's `resource_id` is its `bk_host_id`.
+    pub(crate) fn host_ref(self) -> HostRef {
+        let from_resource = match self.kind {
+            Some(1) | None => self.resource_id.as_deref().and_then(|r| r.parse().ok()),
+            Some(_) => None,
+        };
+        match self.host {
+            Some(host) => {
+                let mut host = host.host_ref();
+                host.host_id = host.host_id.or(from_resource);
+                host
+            }
+            None => HostRef {
+                host_id: from_resource,
+                addr: None,
+            },
+        }
+    }
+}
+
+pub(crate) fn decode_status(http: u16, data: Value) -> Result<JobStatus, ApiError> {
+    let data: StatusData = decode::from_data(http, data, "job status")?;
+    let job = data.job_instance;
+    let mut steps = Vec::new();
+    for step in data.step_instance_list {
+        let results = step
+            .step_ip_result_list
+            .into_iter()
+            .chain(step.step_execute_object_result_list)
+            .chain(step.execute_object_result_list);
+        steps.push(StepStatus {
+            step_instance_id: StepInstanceId(step.step_instance_id),
+            name: step.name,
+            step_type: step.step_type,
+            status: decode::run_status(http, step.status)?,
+            execute_count: step.execute_count.unwrap_or(0),
+            create_time_ms: step.create_time,
+            start_time_ms: step.start_time,
+            end_time_ms: step.end_time,
+            total_time_ms: decode::millis(step.total_time),
+            hosts: results
+                .map(|r| {
+                    let inline = HostRef {
+                        host_id: r.bk_host_id,
+                        addr: decode::addr(r.ip, r.bk_cloud_id),
+                    };
+                    let host = match r.execute_object {
+                        Some(object) => object.host_ref(),
+                        None => inline,
+                    };
+                    HostResult {
+                        host: host.addr,
+                        host_id: host.host_id,
+                        status: r.status,
+                        exit_code: r.exit_code,
+                        error_code: r.error_code,
+                        tag: r.tag,
+                        start_time_ms: r.start_time,
+                        end_time_ms: r.end_time,
+                        total_time_ms: decode::millis(r.total_time),
+                    }
+                })
+                .collect(),
+        });
+    }
+    Ok(JobStatus {
+        finished: data.finished,
+        job: JobInstanceInfo {
+            job_instance_id: JobInstanceId(job.job_instance_id),
+            name: job.name,
+            status: decode::run_status(http, job.status)?,
+            create_time_ms: job.create_time,
+            start_time_ms: job.start_time,
+            end_time_ms: job.end_time,
+            total_time_ms: decode::millis(job.total_time),
+        },
+        steps,
+    })
+}
+
+/// `batch_get_job_instance_ip_log` (lists) or `get_job_instance_ip_log` (one host
+/// inline): both decode here.
+#[derive(Deserialize)]
+struct LogData {
+    step_instance_id: Option<u64>,
+    log_type: Option<u8>,
+    #[serde(default, deserialize_with = "nullable")]
+    script_task_logs: Vec<HostLogData>,
+    #[serde(default, deserialize_with = "nullable")]
+    file_task_logs: Vec<HostLogData>,
+    bk_host_id: Option<u64>,
+    ip: Option<String>,
+    bk_cloud_id: Option<u64>,
+    log_content: Option<String>,
+    file_logs: Option<Vec<FileLogData>>,
+}
+
+#[derive(Deserialize)]
+struct HostLogData {
+    bk_host_id: Option<u64>,
+    ip: Option<String>,
+    bk_cloud_id: Option<u64>,
+    log_content: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    file_logs: Vec<FileLogData>,
+}
+
+#[derive(Deserialize)]
+struct FileLogData {
+    mode: Option<u8>,
+    src_ip: Option<IpObject>,
+    src_path: Option<String>,
+    dest_ip: Option<IpObject>,
+    dest_path: Option<String>,
+    status: Option<u8>,
+    log_content: Option<String>,
+    size: Option<String>,
+    speed: Option<String>,
+    process: Option<String>,
+}
+
+pub(crate) fn log_type(code: Option<u8>) -> Option<LogType> {
+    match code {
+        Some(1) => Some(LogType::Script),
+        Some(2) => Some(LogType::File),
+        _ => None,
+    }
+}
+
+fn file_log(log: FileLogData) -> FileLog {
+    FileLog {
+        mode: log.mode,
+        src: log.src_ip.map(IpObject::host_ref),
+        src_path: log.src_path,
+        dest: log.dest_ip.map(IpObject::host_ref),
+        dest_path: log.dest_path,
+        status: log.status,
+        content: log.log_content,
+        size: log.size,
+        speed: log.speed,
+        progress: log.process,
+    }
+}
+
+fn host_log(log: HostLogData) -> HostLog {
+    HostLog {
+        host: decode::addr(log.ip, log.bk_cloud_id),
+        host_id: log.bk_host_id,
+        execute_count: None,
+        status: None,
+        tag: None,
+        exit_code: None,
+        content: log.log_content,
+        file_logs: log.file_logs.into_iter().map(file_log).collect(),
+    }
+}
+
+pub(crate) fn decode_logs(http: u16, data: Value) -> Result<StepLogs, ApiError> {
+    let data: LogData = decode::from_data(http, data, "host logs")?;
+    let mut hosts: Vec<HostLog> = data
+        .script_task_logs
+        .into_iter()
+        .chain(data.file_task_logs)
+        .map(host_log)
+        .collect();
+    if data.ip.is_some() || data.bk_host_id.is_some() {
+        hosts.push(host_log(HostLogData {
+            bk_host_id: data.bk_host_id,
+            ip: data.ip,
+            bk_cloud_id: data.bk_cloud_id,
+            log_content: data.log_content,
+            file_logs: data.file_logs.unwrap_or_default(),
+        }));
+    }
+    Ok(StepLogs {
+        step_instance_id: data.step_instance_id.map(StepInstanceId),
+        name: None,
+        log_type: log_type(data.log_type),
+        hosts,
+    })
+}
+
+#[derive(Deserialize)]
+struct InstanceListData {
+    /// v3.
+    #[serde(default, deserialize_with = "nullable")]
+    data: Vec<InstanceData>,
+    /// v4.
+    #[serde(default, deserialize_with = "nullable")]
+    job_instance_list: Vec<InstanceData>,
+    total: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct InstanceData {
+    id: u64,
+    #[serde(default)]
+    name: String,
+    operator: Option<String>,
+    create_time: Option<i64>,
+    // The docs' table says `status`/`type`, their examples `task_status`/`task_type`.
+    status: Option<u8>,
+    task_status: Option<u8>,
+    #[serde(rename = "type")]
+    kind: Option<u8>,
+    task_type: Option<u8>,
+    launch_mode: Option<u8>,
+}
+
+pub(crate) fn decode_instance_list(http: u16, data: Value) -> Result<InstanceList, ApiError> {
+    let data: InstanceListData = decode::from_data(http, data, "instance list")?;
+    let mut instances = Vec::new();
+    for item in data.data.into_iter().chain(data.job_instance_list) {
+        let status = match item.status.or(item.task_status) {
+            Some(code) => Some(decode::run_status(http, code)?),
+            None => None,
+        };
+        instances.push(InstanceSummary {
+            job_instance_id: JobInstanceId(item.id),
+            name: item.name,
+            status,
+            operator: item.operator,
+            create_time_ms: item.create_time,
+            task_type: item.kind.or(item.task_type),
+            launch_mode: item.launch_mode,
+        });
+    }
+    Ok(InstanceList {
+        instances,
+        total: data.total,
+    })
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 //! v4 has no file-push or plan-run API: those steps are refused with the protocol
 //! named, so the author can choose v3 for them.
 
-use serde_json::{Map, json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
 use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind};
+use super::decode::{self, ApiError, nullable};
 use super::hosts;
-use super::v3;
+use super::types::{FileLog, HostLog, StepInstanceId, StepLogs};
+use super::v3::{self, ExecuteObject};
 use crate::plan::model::{Plan, Protocol, ScriptStep, Step};
 
 const V4: Protocol = Protocol::V4;
@@ -59,6 +62,103 @@ fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Error
     let mut call = ApiCall::post(V4, "fast_execute_script", body);
     call.sensitive_pointers = pointers;
     call
+}
+
+// ---------------------------------------------------------------------------
+// Responses: `batch_get_job_instance_execute_object_log`. The status answer shares
+// v3's decoder.
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct LogData {
+    step_instance_id: Option<u64>,
+    log_type: Option<u8>,
+    #[serde(default, deserialize_with = "nullable")]
+    script_step_execute_object_logs: Vec<ScriptLogData>,
+    #[serde(default, deserialize_with = "nullable")]
+    file_step_execute_object_logs: Vec<FileObjectLogData>,
+}
+
+#[derive(Deserialize)]
+struct ScriptLogData {
+    execute_object: Option<ExecuteObject>,
+    log_content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FileObjectLogData {
+    execute_object: Option<ExecuteObject>,
+    #[serde(default, deserialize_with = "nullable")]
+    upload_log: Vec<FileLogData>,
+    #[serde(default, deserialize_with = "nullable")]
+    download_log: Vec<FileLogData>,
+}
+
+#[derive(Deserialize)]
+struct FileLogData {
+    mode: Option<u8>,
+    src_execute_object: Option<ExecuteObject>,
+    src_path: Option<String>,
+    dest_execute_object: Option<ExecuteObject>,
+    dest_path: Option<String>,
+    status: Option<u8>,
+    log_content: Option<String>,
+    size: Option<String>,
+    speed: Option<String>,
+    process: Option<String>,
+}
+
+fn host_log(
+    object: Option<ExecuteObject>,
+    content: Option<String>,
+    files: Vec<FileLog>,
+) -> HostLog {
+    let host = object.map(ExecuteObject::host_ref);
+    HostLog {
+        host: host.as_ref().and_then(|h| h.addr.clone()),
+        host_id: host.and_then(|h| h.host_id),
+        execute_count: None,
+        status: None,
+        tag: None,
+        exit_code: None,
+        content,
+        file_logs: files,
+    }
+}
+
+pub(crate) fn decode_logs(http: u16, data: Value) -> Result<StepLogs, ApiError> {
+    let data: LogData = decode::from_data(http, data, "host logs")?;
+    let mut hosts: Vec<HostLog> = data
+        .script_step_execute_object_logs
+        .into_iter()
+        .map(|log| host_log(log.execute_object, log.log_content, Vec::new()))
+        .collect();
+    for object in data.file_step_execute_object_logs {
+        let files = object
+            .upload_log
+            .into_iter()
+            .chain(object.download_log)
+            .map(|log| FileLog {
+                mode: log.mode,
+                src: log.src_execute_object.map(ExecuteObject::host_ref),
+                src_path: log.src_path,
+                dest: log.dest_execute_object.map(ExecuteObject::host_ref),
+                dest_path: log.dest_path,
+                status: log.status,
+                content: log.log_content,
+                size: log.size,
+                speed: log.speed,
+                progress: log.process,
+            })
+            .collect();
+        hosts.push(host_log(object.execute_object, None, files));
+    }
+    Ok(StepLogs {
+        step_instance_id: data.step_instance_id.map(StepInstanceId),
+        name: None,
+        log_type: v3::log_type(data.log_type),
+        hosts,
+    })
 }
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use super::model::{Plan, Step};
 use super::span::{Issue, PlanErrors, PlanSource};
 
-/// Larger plans are refused before parsing; real runbooks are a few hundred KiB at most,
-/// while 50 000 generated steps stay well below this.
-pub const MAX_PLAN_BYTES: u64 = 8 * 1024 * 1024;
+/// Larger plans are refused before parsing. Hand-written runbooks are a few hundred KiB;
+/// generated ones reach 50 000 steps at roughly 200 bytes each, so the cap leaves room
+/// for those while still refusing a mistaken multi-gigabyte file up front.
+pub const MAX_PLAN_BYTES: u64 = 32 * 1024 * 1024;
 
 /// JOB stores script content in a MEDIUMTEXT column (`rules::MAX_SCRIPT_CONTENT_BYTES`);
 /// baton reads script files up to that size.
@@ -44,10 +45,10 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
     let unreadable = |message: String| PlanErrors {
         file: name.clone(),
         text: Arc::from(""),
-        issues: vec![Issue::unlocated("plan", message)],
+        issues: vec![Issue::unlocated(name.clone(), message)],
     };
-    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(|problem| unreadable(problem))?;
-    let text = decode_text(&bytes).map_err(unreadable)?;
+    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(&unreadable)?;
+    let text = decode_text(&bytes).map_err(&unreadable)?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -60,7 +61,7 @@ pub fn parse(name: &str, text: Arc<str>, base_dir: &Path) -> Result<LoadedPlan, 
     let source = PlanSource::new(name, text.clone());
     if text.trim().is_empty() || is_only_comments(&text) {
         return Err(source.errors(vec![
-            Issue::unlocated("plan", "the plan file is empty")
+            Issue::unlocated(name, "the plan file is empty")
                 .with_help("a plan needs at least `version: 1`, `name` and `steps`"),
         ]));
     }

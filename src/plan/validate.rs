@@ -109,6 +109,8 @@ pub struct ValidatedPlan {
     script_files: HashMap<String, String>,
     /// Per step, the upstream step ids its templates read (sorted, unique).
     upstream_refs: Vec<Vec<String>>,
+    /// Step index by id (the first step with an id; ids are unique once valid).
+    index_by_id: HashMap<String, usize>,
 }
 
 /// Loads and validates the plan at `path`.
@@ -170,36 +172,56 @@ pub fn validate(
         &mut runtime_fields,
     );
 
+    let mut index_by_id = HashMap::with_capacity(plan.steps.len());
+    for (i, step) in plan.steps.iter().enumerate() {
+        index_by_id.entry(step.id.clone()).or_insert(i);
+    }
+    let renderer = Renderer {
+        plan: &plan,
+        vars: &resolved,
+        templates: &templates,
+        script_files: &script_files,
+        upstream_refs: &upstream_refs,
+        index_by_id: &index_by_id,
+    };
+    checker.rendered_steps(&renderer, protocol, &runtime_fields);
+
     let graph = match graph {
         Some(graph) if checker.errors.is_empty() => graph,
         _ => return Err(checker.finish_with_errors()),
     };
-
-    let mut validated = ValidatedPlan {
+    sort_issues(&mut checker.warnings);
+    Ok(ValidatedPlan {
         source: source.clone(),
         plan,
         protocol,
         vars: resolved,
         graph,
-        warnings: Vec::new(),
+        warnings: checker.warnings,
         templates,
         script_files,
         upstream_refs,
-    };
-    checker.rendered_steps(&validated, &runtime_fields);
-    if !checker.errors.is_empty() {
-        return Err(checker.finish_with_errors());
-    }
-    sort_issues(&mut checker.warnings);
-    validated.warnings = checker.warnings;
-    Ok(validated)
+        index_by_id,
+    })
 }
 
 impl ValidatedPlan {
+    fn renderer(&self) -> Renderer<'_> {
+        Renderer {
+            plan: &self.plan,
+            vars: &self.vars,
+            templates: &self.templates,
+            script_files: &self.script_files,
+            upstream_refs: &self.upstream_refs,
+            index_by_id: &self.index_by_id,
+        }
+    }
+
     /// A copy of step `index` with every template rendered and script files inlined
-    /// into `content` (their `file` cleared).
+    /// into `content` (their `file` cleared). The rendered values are checked against
+    /// JOB's limits and path rules, since runtime values were unknown at validation.
     pub fn render_step(&self, index: usize, ctx: &RenderContext) -> Result<Step, RenderError> {
-        let step = self.render_templates(index, ctx)?;
+        let step = self.renderer().render_templates(index, ctx)?;
         check_rendered_limits(&step, &HashSet::new(), &format!("steps[{index}]")).map_err(
             |(field, message)| RenderError::Invalid {
                 step: step.id.clone(),
@@ -210,6 +232,47 @@ impl ValidatedPlan {
         Ok(step)
     }
 
+    /// Whether step `index` should run: its `when` renders to something other than
+    /// `false`, `no`, `0` or nothing (case-insensitive). No `when` means yes.
+    pub fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
+        self.renderer().evaluate_when(index, ctx)
+    }
+
+    /// The plan's `description` rendered with the variables (secrets masked).
+    pub fn render_description(&self) -> Option<String> {
+        let text = self.plan.description.as_ref()?;
+        let renderer = self.renderer();
+        let context = renderer.context_with_steps(&RenderContext::preview(), Map::new());
+        Some(
+            self.templates
+                .render("description", text, &context)
+                .unwrap_or_else(|_| text.clone()),
+        )
+    }
+
+    /// Step index by id.
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.index_by_id.get(id).copied()
+    }
+
+    /// Step ids whose results step `index`'s templates read.
+    pub fn upstream_refs(&self, index: usize) -> &[String] {
+        self.upstream_refs.get(index).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Renders steps; shared by [`ValidatedPlan`] and by validation itself, which renders
+/// every step before the graph is known to be sound.
+struct Renderer<'a> {
+    plan: &'a Plan,
+    vars: &'a ResolvedVars,
+    templates: &'a TemplateSet,
+    script_files: &'a HashMap<String, String>,
+    upstream_refs: &'a [Vec<String>],
+    index_by_id: &'a HashMap<String, usize>,
+}
+
+impl Renderer<'_> {
     /// Renders without JOB's limit checks (validation applies them field-aware).
     fn render_templates(&self, index: usize, ctx: &RenderContext) -> Result<Step, RenderError> {
         let mut step = self
@@ -266,7 +329,7 @@ impl ValidatedPlan {
 
     /// Whether step `index` should run: its `when` renders to something other than
     /// `false`, `no`, `0` or nothing (case-insensitive). No `when` means yes.
-    pub fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
+    fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
         let step = self
             .plan
             .steps
@@ -288,40 +351,17 @@ impl ValidatedPlan {
         Ok(is_truthy(&rendered))
     }
 
-    /// The plan's `description` rendered with the variables (secrets masked).
-    pub fn render_description(&self) -> Option<String> {
-        let text = self.plan.description.as_ref()?;
-        let context = self.context_for_plan(&RenderContext::preview());
-        Some(
-            self.templates
-                .render("description", text, &context)
-                .unwrap_or_else(|_| text.clone()),
-        )
-    }
-
-    /// Step index by id.
-    pub fn step_index(&self, id: &str) -> Option<usize> {
-        self.plan.steps.iter().position(|s| s.id == id)
-    }
-
-    /// Step ids whose results step `index`'s templates read.
-    pub fn upstream_refs(&self, index: usize) -> &[String] {
-        self.upstream_refs.get(index).map_or(&[], Vec::as_slice)
-    }
-
-    fn context_for_plan(&self, ctx: &RenderContext) -> Value {
-        self.context_with_steps(ctx, Map::new())
-    }
-
     fn context_for(&self, index: usize, ctx: &RenderContext) -> Value {
         let mut steps = Map::new();
-        for id in self.upstream_refs(index) {
+        let refs = self.upstream_refs.get(index).map_or(&[][..], Vec::as_slice);
+        for id in refs {
             if let Some(result) = ctx.step_results.get(id) {
                 steps.insert(id.clone(), template::step_value(result));
             } else if ctx.preview {
                 let keys = self
-                    .step_index(id)
-                    .map(|i| self.plan.steps[i].outputs.clone())
+                    .index_by_id
+                    .get(id)
+                    .map(|&i| self.plan.steps[i].outputs.clone())
                     .unwrap_or_default();
                 steps.insert(id.clone(), template::placeholder_step_value(id, &keys));
             }
@@ -429,7 +469,7 @@ fn check_rendered_limits(
             return Err((
                 "task_name".into(),
                 format!(
-                    "is {chars} characters after rendering; JOB allows at most {}",
+                    "{chars} characters after rendering; JOB allows at most {}",
                     rules::MAX_TASK_NAME_CHARS
                 ),
             ));
@@ -449,7 +489,7 @@ fn check_rendered_limits(
             return Err((
                 "script.params".into(),
                 format!(
-                    "is {} bytes after rendering; JOB allows at most {limit}{}",
+                    "{} bytes after rendering; JOB allows at most {limit}{}",
                     params.len(),
                     if sensitive {
                         " for sensitive params"
@@ -467,7 +507,7 @@ fn check_rendered_limits(
         return Err((
             "script.content".into(),
             format!(
-                "is {} bytes after rendering; JOB stores at most {}",
+                "{} bytes after rendering; JOB stores at most {}",
                 content.len(),
                 rules::MAX_SCRIPT_CONTENT_BYTES
             ),
@@ -825,9 +865,8 @@ impl Checker<'_> {
                         "give either `content` or `file`, not both",
                     );
                 }
-                if (over.content.is_some() || over.file.is_some()) && over.language.is_none() {
-                    self.error(&field, "`language` is needed with `content` or `file`");
-                }
+                // No `language` check here: an override may replace a script's text
+                // and keep the job plan step's own language (seed 002 does).
                 if let Some(timeout) = over.timeout {
                     self.timeout(&format!("{field}.timeout"), timeout.0);
                 }
@@ -1091,27 +1130,39 @@ impl Checker<'_> {
 
     /// Renders every step with preview values (real variable values, so lengths are
     /// right) and checks the results, including what the protocol can carry.
-    fn rendered_steps(&mut self, validated: &ValidatedPlan, runtime_fields: &HashSet<String>) {
+    fn rendered_steps(
+        &mut self,
+        renderer: &Renderer<'_>,
+        protocol: Protocol,
+        runtime_fields: &HashSet<String>,
+    ) {
         let ctx = RenderContext {
             preview: true,
             mask_secrets: false,
             ..RenderContext::default()
         };
         let build_ctx = BuildContext {
-            protocol: validated.protocol,
-            plan: &validated.plan,
+            protocol,
+            plan: renderer.plan,
         };
-        for i in 0..validated.plan.steps.len() {
+        // Steps that already have an error still get their rendered values checked
+        // (all problems at once), but a render failure there is a consequence of the
+        // reported error, and the protocol check would only repeat it.
+        let steps_with_errors: HashSet<usize> = self
+            .errors
+            .iter()
+            .filter_map(|e| step_of_field(&e.field))
+            .collect();
+        for (i, step) in renderer.plan.steps.iter().enumerate() {
             let prefix = format!("steps[{i}]");
-            let rendered = match validated.render_templates(i, &ctx) {
+            let had_errors = steps_with_errors.contains(&i);
+            let rendered = match renderer.render_templates(i, &ctx) {
                 Ok(rendered) => rendered,
+                Err(_) if had_errors => continue,
                 Err(RenderError::Template { field, message, .. }) => {
                     self.error(
                         format!("{prefix}.{field}"),
-                        format!(
-                            "step `{}`, field `{field}`: {message}",
-                            validated.plan.steps[i].id
-                        ),
+                        format!("step `{}`, field `{field}`: {message}", step.id),
                     );
                     continue;
                 }
@@ -1122,11 +1173,14 @@ impl Checker<'_> {
             };
             if let Err((field, message)) = check_rendered_limits(&rendered, runtime_fields, &prefix)
             {
-                let message = validated.vars.mask(&message);
+                let message = renderer.vars.mask(&message);
                 self.error(
                     format!("{prefix}.{field}"),
-                    format!("step `{}`: `{field}` {message}", rendered.id),
+                    format!("step `{}`, field `{field}`: {message}", rendered.id),
                 );
+                continue;
+            }
+            if had_errors {
                 continue;
             }
             if let Err(problems) = build_request(&build_ctx, &rendered) {
@@ -1136,17 +1190,26 @@ impl Checker<'_> {
                     } else {
                         format!("{prefix}.{}", problem.field)
                     };
-                    let message = validated.vars.mask(&problem.message);
+                    let message = renderer.vars.mask(&problem.message);
                     let shown = if problem.field.is_empty() {
                         format!("step `{}`: {message}", rendered.id)
                     } else {
-                        format!("step `{}`: `{}` {message}", rendered.id, problem.field)
+                        format!(
+                            "step `{}`, field `{}`: {message}",
+                            rendered.id, problem.field
+                        )
                     };
                     self.error(field, shown);
                 }
             }
         }
     }
+}
+
+/// The step index of a field path such as `steps[3].script.params`.
+fn step_of_field(field: &str) -> Option<usize> {
+    let rest = field.strip_prefix("steps[")?;
+    rest[..rest.find(']')?].parse().ok()
 }
 
 /// Locates graph problems: unknown and self `needs` at the entry, a cycle at the
@@ -1261,4 +1324,236 @@ fn count_hosts(plan: &Plan, targets: &Targets) -> Option<usize> {
         ids.extend(set.host_ids.iter().copied());
     }
     Some(ips.len() + ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+
+    const PLAN: &str = r#"version: 1
+name: release
+vars:
+  version: { default: 1.2.3 }
+  region: { default: sh }
+  token: { secret: true, default: t0ps3cret }
+scope: { type: biz, id: 2 }
+defaults: { account: root }
+hosts:
+  web: { ips: ["0:10.0.0.1"] }
+steps:
+  - id: build
+    script: { language: shell, file: build.sh }
+    targets: web
+    outputs: [tag]
+  - id: deploy
+    needs: [build]
+    when: "{{#if region}}yes{{/if}}"
+    task_name: "deploy {{version}} in {{run.id}}"
+    script:
+      language: shell
+      content: "deploy {{steps.build.outputs.tag}} {{steps.build.job_instance_id}} {{steps.build.status}}"
+      params: "--token {{token}}"
+    targets: web
+  - id: skip-me
+    needs: [deploy]
+    when: " No "
+    script: { language: shell, content: "echo" }
+    targets: web
+"#;
+
+    fn validated(plan: &str) -> Result<ValidatedPlan, PlanErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("build.sh"), "make VERSION={{version}}\n").unwrap();
+        let loaded = load::parse("plan.yaml", Arc::from(plan), dir.path())?;
+        validate(loaded, &ValidateOptions::default())
+    }
+
+    fn finished_build(outputs: &[(&str, &str)]) -> RenderContext {
+        let outputs: BTreeMap<String, String> = outputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RenderContext {
+            run_id: "run-7".into(),
+            step_results: HashMap::from([(
+                "build".to_owned(),
+                StepResult {
+                    job_instance_id: 42,
+                    status: "success".into(),
+                    outputs,
+                },
+            )]),
+            ..RenderContext::default()
+        }
+    }
+
+    #[test]
+    fn render_step_fills_vars_results_and_inlines_script_files() {
+        let plan = validated(PLAN).unwrap();
+        let build = plan.render_step(0, &RenderContext::default()).unwrap();
+        let script = build.script.unwrap();
+        assert_eq!(script.content.as_deref(), Some("make VERSION=1.2.3\n"));
+        assert_eq!(script.file, None);
+
+        let deploy = plan
+            .render_step(1, &finished_build(&[("tag", "v9")]))
+            .unwrap();
+        assert_eq!(deploy.task_name.as_deref(), Some("deploy 1.2.3 in run-7"));
+        let script = deploy.script.unwrap();
+        assert_eq!(script.content.as_deref(), Some("deploy v9 42 success"));
+        assert_eq!(script.params.as_deref(), Some("--token t0ps3cret"));
+    }
+
+    #[test]
+    fn masked_and_preview_renders_hide_secrets_and_show_placeholders() {
+        let plan = validated(PLAN).unwrap();
+        let deploy = plan.render_step(1, &RenderContext::preview()).unwrap();
+        let script = deploy.script.unwrap();
+        assert_eq!(script.params.as_deref(), Some("--token ******"));
+        assert_eq!(
+            script.content.as_deref(),
+            Some(
+                "deploy <steps.build.outputs.tag> <steps.build.job_instance_id> <steps.build.status>"
+            )
+        );
+        assert_eq!(
+            deploy.task_name.as_deref(),
+            Some("deploy 1.2.3 in <run.id>")
+        );
+        assert!(plan.vars.secret_values().contains(&"t0ps3cret"));
+    }
+
+    #[test]
+    fn a_missing_runtime_value_names_step_field_and_name() {
+        let plan = validated(PLAN).unwrap();
+        match plan.render_step(1, &finished_build(&[])) {
+            Err(RenderError::Template {
+                step, field, name, ..
+            }) => {
+                assert_eq!(step, "deploy");
+                assert_eq!(field, "script.content");
+                assert_eq!(name.as_deref(), Some("steps.build.outputs.tag"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = plan.render_step(1, &RenderContext::default()).unwrap_err();
+        assert!(
+            error.to_string().starts_with("step `deploy`, field `"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn when_is_false_for_false_no_zero_and_empty() {
+        let plan = validated(PLAN).unwrap();
+        let ctx = finished_build(&[("tag", "v1")]);
+        assert!(plan.evaluate_when(0, &ctx).unwrap(), "no `when` runs");
+        assert!(plan.evaluate_when(1, &ctx).unwrap());
+        assert!(!plan.evaluate_when(2, &ctx).unwrap());
+        for (text, expected) in [
+            ("false", false),
+            ("FALSE", false),
+            ("no", false),
+            ("0", false),
+            ("", false),
+            ("  ", false),
+            ("yes", true),
+            ("1", true),
+            ("off", true),
+        ] {
+            assert_eq!(is_truthy(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn runtime_limits_are_checked_on_render() {
+        let long = PLAN.replace(
+            "deploy {{version}} in {{run.id}}",
+            "{{steps.build.outputs.tag}}",
+        );
+        let plan = validated(&long).unwrap();
+        let tag = "x".repeat(600);
+        match plan.render_step(1, &finished_build(&[("tag", &tag)])) {
+            Err(RenderError::Invalid { field, message, .. }) => {
+                assert_eq!(field, "task_name");
+                assert!(message.contains("600 characters"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn outputs_must_be_declared_and_steps_upstream() {
+        let undeclared = PLAN.replace("outputs: [tag]", "outputs: [version]");
+        let errors = validated(&undeclared).unwrap_err();
+        assert!(
+            errors.issues.iter().any(|i| i
+                .message
+                .contains("reads output `tag`, which step `build` does not declare")),
+            "{:?}",
+            errors.issues
+        );
+        let unlinked = PLAN.replace("needs: [build]", "needs: []");
+        let errors = validated(&unlinked).unwrap_err();
+        assert!(
+            errors
+                .issues
+                .iter()
+                .any(|i| i.field == "steps[1].script.content"
+                    && i.message.contains("`needs` of `deploy` is missing `build`"))
+        );
+    }
+
+    #[test]
+    fn protocol_comes_from_the_flag_then_the_plan_then_v3() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("build.sh"), "make\n").unwrap();
+        let with_api = PLAN.replace("name: release", "name: release\napi: v2");
+        for (text, flag, expected) in [
+            (PLAN, None, Protocol::V3),
+            (with_api.as_str(), None, Protocol::V2),
+            (with_api.as_str(), Some(Protocol::V4), Protocol::V4),
+        ] {
+            let loaded = load::parse("plan.yaml", Arc::from(text), dir.path()).unwrap();
+            let options = ValidateOptions {
+                api: flag,
+                ..ValidateOptions::default()
+            };
+            assert_eq!(validate(loaded, &options).unwrap().protocol, expected);
+        }
+    }
+
+    #[test]
+    fn rolling_batches_are_capped_when_the_host_count_is_known() {
+        let ips: Vec<String> = (0..501)
+            .map(|i| format!("\"0:10.0.{}.{}\"", i / 250, i % 250 + 1))
+            .collect();
+        let plan = PLAN
+            .replace(
+                r#"web: { ips: ["0:10.0.0.1"] }"#,
+                &format!("web: {{ ips: [{}] }}", ips.join(", ")),
+            )
+            .replace(
+                "    outputs: [tag]\n",
+                "    outputs: [tag]\n    rolling: { expression: \"1\" }\n",
+            );
+        let errors = validated(&plan).unwrap_err();
+        assert!(
+            errors
+                .issues
+                .iter()
+                .any(|i| i.field == "steps[0].rolling.expression"
+                    && i.message.contains("makes 501 batches for 501 hosts")),
+            "{:?}",
+            errors.issues
+        );
+        let uncountable = plan.replace("web: { ips:", "web: { dynamic_groups: [g1], ips:");
+        assert!(
+            validated(&uncountable).is_ok(),
+            "dynamic groups make the count unknown"
+        );
+    }
 }

@@ -1,0 +1,340 @@
+//! JOB's response envelopes and error vocabulary, per protocol generation: the ESB v2
+//! body (`result/code/message/data/request_id`), the gateway v3 body (`result/code/data/
+//! job_request_id`, `message` only on failure), v4's `{data}` / `{error}` with real HTTP
+//! statuses, and the gateway's and ESB's own failures (auth, unknown path, rate limit).
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Which wire generation a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// ESB `/api/c/compapi/v2/job/<name>/`.
+    V2,
+    /// Gateway `/api/v3/<name>`.
+    V3,
+    /// Gateway `/api/v4/<name>`.
+    V4,
+}
+
+impl Protocol {
+    /// `v2`, `v3` or `v4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V2 => "v2",
+            Protocol::V3 => "v3",
+            Protocol::V4 => "v4",
+        }
+    }
+}
+
+/// JOB error codes the emulator answers with (bkjob-api §12).
+pub mod code {
+    /// Permission denied, with a `permission` object.
+    pub const BK_PERMISSION_DENIED: i64 = 9_900_403;
+    /// Internal error.
+    pub const INTERNAL_ERROR: i64 = 1_240_002;
+    /// Bean-validation failure.
+    pub const BAD_REQUEST: i64 = 1_240_003;
+    /// Invalid request parameters.
+    pub const ILLEGAL_PARAM: i64 = 1_241_002;
+    /// Unsupported operation (wrong status for an operation).
+    pub const UNSUPPORTED_OPERATION: i64 = 1_241_003;
+    /// Missing request parameter [x].
+    pub const MISSING_PARAM_WITH_NAME: i64 = 1_241_004;
+    /// Invalid request parameter [x].
+    pub const ILLEGAL_PARAM_WITH_NAME: i64 = 1_241_005;
+    /// Missing or invalid request parameter [x].
+    pub const MISSING_OR_ILLEGAL_PARAM_WITH_NAME: i64 = 1_241_007;
+    /// Repeated start of a job.
+    pub const REPEAT_START_JOB: i64 = 1_241_015;
+    /// Body is not JSON.
+    pub const BODY_FORMAT_ERROR: i64 = 1_241_022;
+    /// Job plan does not exist.
+    pub const TASK_PLAN_NOT_EXIST: i64 = 1_243_009;
+    /// Host list is empty.
+    pub const SERVER_EMPTY: i64 = 1_244_001;
+    /// Hosts invalid.
+    pub const HOST_INVALID: i64 = 1_244_002;
+    /// Account does not exist.
+    pub const ACCOUNT_NOT_EXIST: i64 = 1_244_003;
+    /// Task instance does not exist.
+    pub const TASK_INSTANCE_NOT_EXIST: i64 = 1_244_006;
+    /// Step instance does not exist.
+    pub const STEP_INSTANCE_NOT_EXIST: i64 = 1_244_007;
+    /// Host variable does not exist.
+    pub const HOST_VAR_NOT_EXIST: i64 = 1_244_008;
+    /// Not in the confirm user list.
+    pub const NOT_IN_CONFIRM_USER_LIST: i64 = 1_244_016;
+    /// A plan step's target is empty.
+    pub const STEP_TARGET_EMPTY: i64 = 1_244_028;
+    /// Invalid rolling expression.
+    pub const INVALID_ROLLING_EXPR: i64 = 1_244_026;
+    /// Too many rolling batches.
+    pub const EXCEED_MAX_ALLOWED_BATCH_SIZE: i64 = 1_244_027;
+    /// Source-file rolling with non-server files.
+    pub const FILE_SOURCE_ROLLING_ONLY_SERVER_FILE: i64 = 1_244_035;
+}
+
+/// A JOB-level failure, rendered by each protocol in its own envelope.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("JOB error {code}: {message}")]
+pub struct ApiError {
+    /// JOB's numeric code (v2/v3).
+    pub code: i64,
+    /// English message, as JOB renders it for `Accept-Language: en`.
+    pub message: String,
+    /// The parameter at fault, for v4's "请求参数[x]不合法".
+    pub param: Option<String>,
+    /// IAM permission data (code 9900403).
+    pub permission: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            param: None,
+            permission: None,
+        }
+    }
+
+    /// 1241004 `Missing request parameter [x]`.
+    pub fn missing(param: &str) -> Self {
+        ApiError {
+            param: Some(param.to_owned()),
+            ..Self::new(
+                code::MISSING_PARAM_WITH_NAME,
+                format!("Missing request parameter [{param}]"),
+            )
+        }
+    }
+
+    /// 1241005 `Invalid request parameter [x]`.
+    pub fn illegal(param: &str) -> Self {
+        ApiError {
+            param: Some(param.to_owned()),
+            ..Self::new(
+                code::ILLEGAL_PARAM_WITH_NAME,
+                format!("Invalid request parameter [{param}]"),
+            )
+        }
+    }
+
+    /// 1241007 `Missing or invalid request parameter [x]`.
+    pub fn missing_or_illegal(param: &str) -> Self {
+        ApiError {
+            param: Some(param.to_owned()),
+            ..Self::new(
+                code::MISSING_OR_ILLEGAL_PARAM_WITH_NAME,
+                format!("Missing or invalid request parameter [{param}]"),
+            )
+        }
+    }
+
+    /// 1241002 `Invalid request parameters`.
+    pub fn illegal_params() -> Self {
+        Self::new(code::ILLEGAL_PARAM, "Invalid request parameters")
+    }
+
+    /// 1241003 `Unsupported operation`.
+    pub fn unsupported_operation() -> Self {
+        Self::new(code::UNSUPPORTED_OPERATION, "Unsupported operation")
+    }
+
+    /// 1244006 `Task instance does not exist`.
+    pub fn job_not_found() -> Self {
+        Self::new(
+            code::TASK_INSTANCE_NOT_EXIST,
+            "Task instance does not exist",
+        )
+    }
+
+    /// 1244007 `Task step instance does not exist`.
+    pub fn step_not_found() -> Self {
+        Self::new(
+            code::STEP_INSTANCE_NOT_EXIST,
+            "Task step instance does not exist",
+        )
+    }
+
+    /// The v4 error code string and HTTP status for this error.
+    pub fn v4_status(&self) -> (&'static str, StatusCode) {
+        match self.code {
+            code::BK_PERMISSION_DENIED => ("NO_PERMISSION", StatusCode::FORBIDDEN),
+            code::TASK_INSTANCE_NOT_EXIST
+            | code::STEP_INSTANCE_NOT_EXIST
+            | code::TASK_PLAN_NOT_EXIST => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            code::UNSUPPORTED_OPERATION | code::REPEAT_START_JOB => {
+                ("FAILED_PRECONDITION", StatusCode::BAD_REQUEST)
+            }
+            code::EXCEED_MAX_ALLOWED_BATCH_SIZE => ("OUT_OF_RANGE", StatusCode::BAD_REQUEST),
+            code::INTERNAL_ERROR => ("INTERNAL", StatusCode::INTERNAL_SERVER_ERROR),
+            _ => ("INVALID_ARGUMENT", StatusCode::BAD_REQUEST),
+        }
+    }
+
+    /// v4's message: the Chinese parameter form where a parameter is named, as the v4
+    /// docs show it, else the English message.
+    fn v4_message(&self) -> String {
+        match (&self.param, self.code) {
+            (Some(param), code::MISSING_PARAM_WITH_NAME) => format!("缺少请求参数[{param}]"),
+            (Some(param), _) => format!("请求参数[{param}]不合法"),
+            (None, _) => self.message.clone(),
+        }
+    }
+}
+
+/// A fresh ESB / gateway request id (32 hex digits).
+pub fn request_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Renders a successful answer in `protocol`'s envelope.
+pub fn success(protocol: Protocol, data: Value) -> Response {
+    let body = match protocol {
+        Protocol::V2 => json!({
+            "result": true, "code": 0, "message": "success", "data": data,
+            "request_id": request_id(), "job_request_id": request_id(),
+        }),
+        Protocol::V3 => json!({
+            "result": true, "code": 0, "data": data, "job_request_id": request_id(),
+        }),
+        Protocol::V4 => json!({ "data": data }),
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Renders a JOB-level failure in `protocol`'s envelope: HTTP 200 for v2/v3, the v4
+/// status otherwise.
+pub fn failure(protocol: Protocol, error: &ApiError) -> Response {
+    match protocol {
+        Protocol::V2 | Protocol::V3 => {
+            let mut body = json!({
+                "result": false, "code": error.code, "message": error.message,
+                "data": null, "job_request_id": request_id(),
+            });
+            if protocol == Protocol::V2 {
+                body["request_id"] = json!(request_id());
+            }
+            if let Some(permission) = &error.permission {
+                body["permission"] = permission.clone();
+            }
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Protocol::V4 => {
+            let (code, status) = error.v4_status();
+            let mut inner = json!({ "code": code, "message": error.v4_message() });
+            if let Some(permission) = &error.permission {
+                inner["data"] = permission.clone();
+            }
+            (status, axum::Json(json!({ "error": inner }))).into_response()
+        }
+    }
+}
+
+/// ESB's own failure body (auth, unknown component): HTTP 200 with a 1306xxx code.
+pub fn esb_failure(code: i64, message: &str) -> Response {
+    let body = json!({
+        "result": false, "code": code, "data": null, "message": message,
+        "request_id": request_id(),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The gateway's own failure body: non-200 HTTP with a 16xxxxx code and `code_name`.
+pub fn gateway_failure(status: StatusCode, code: i64, code_name: &str, message: &str) -> Response {
+    let body = json!({
+        "code": code, "code_name": code_name, "data": null, "message": message, "result": false,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Gateway 400 `INVALID_ARGS` for authentication problems.
+pub fn gateway_auth_failure(reason: &str) -> Response {
+    gateway_failure(
+        StatusCode::BAD_REQUEST,
+        1_640_001,
+        "INVALID_ARGS",
+        &format!("Parameters error [reason=\"{reason}\"]"),
+    )
+}
+
+/// Unknown path: ESB `1306404` or gateway 404 `1640401`.
+pub fn not_found(path: &str) -> Response {
+    if path.starts_with("/api/c/compapi") {
+        esb_failure(
+            1_306_404,
+            &format!("Component not found, please check the request path [path={path}]"),
+        )
+    } else {
+        gateway_failure(
+            StatusCode::NOT_FOUND,
+            1_640_401,
+            "API_NOT_FOUND",
+            "API not found [method/path not matched]",
+        )
+    }
+}
+
+/// A rate-limit answer, as the gateway (429 with `X-Bkapi-RateLimit-*`) or ESB
+/// (`1306429`, HTTP 200) gives it.
+pub fn rate_limited(protocol: Protocol, reset_secs: u64) -> Response {
+    match protocol {
+        Protocol::V2 => esb_failure(
+            1_306_429,
+            "Request rate exceeds the limit, please try again later",
+        ),
+        Protocol::V3 | Protocol::V4 => {
+            let mut response = gateway_failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                1_642_903,
+                "RATE_LIMIT_RESTRICTION",
+                "App has exceeded the resource rate limit",
+            );
+            let headers = response.headers_mut();
+            headers.insert("X-Bkapi-RateLimit-Limit", HeaderValue::from_static("10"));
+            headers.insert("X-Bkapi-RateLimit-Remaining", HeaderValue::from_static("0"));
+            headers.insert(
+                "X-Bkapi-RateLimit-Plugin",
+                HeaderValue::from_static("bk-rate-limit"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&reset_secs.to_string()) {
+                headers.insert("X-Bkapi-RateLimit-Reset", value);
+            }
+            response
+        }
+    }
+}
+
+/// An injected server error with the given HTTP status.
+pub fn server_error(status: StatusCode) -> Response {
+    gateway_failure(
+        status,
+        1_650_200,
+        "ERROR_REQUESTING_BACKEND",
+        "Request backend service failed",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_maps_codes_to_http() {
+        assert_eq!(
+            ApiError::illegal("bk_scope_type").v4_status().1,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::illegal("bk_scope_type").v4_message(),
+            "请求参数[bk_scope_type]不合法"
+        );
+        assert_eq!(ApiError::job_not_found().v4_status().0, "NOT_FOUND");
+    }
+}

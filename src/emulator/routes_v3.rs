@@ -1,0 +1,628 @@
+//! Gateway v3 (`/api/v3/<name>`; also ESB jobv3): fast_execute_script,
+//! fast_transfer_file, execute_job_plan, get_job_instance_status,
+//! get_job_instance_ip_log, batch_get_job_instance_ip_log, get_job_instance_list,
+//! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail
+//! and callback_protocol. Parsed from JOB's v3 wire format.
+
+use serde_json::{Value, json};
+
+use super::envelope::{ApiError, Protocol};
+use super::inventory::{Account, HostSel, Inventory, TargetSpec};
+use super::jobs::{FileSource, FileStep, ScriptStep, StepKind};
+use super::ops;
+use super::params::{Params, value_i64};
+use super::plans::{self, PlanRun, VarValue};
+use super::routes::{ApiKind, Ctx};
+use super::routes_v2::plan_missing;
+use super::scope::Scope;
+use super::submit::{self, NewJob, NewStep};
+use super::views;
+use super::wire::{self, ScriptSource};
+use super::world::PlanDef;
+use crate::job_api::rules::{MAX_LOG_BATCH_HOSTS, MAX_WINDOWS_INTERPRETER_CHARS};
+use crate::job_api::types::HostAddr;
+
+/// Which v3 APIs exist, and how they are called.
+pub fn api_kind(name: &str) -> Option<ApiKind> {
+    Some(match name {
+        "fast_execute_script"
+        | "fast_transfer_file"
+        | "execute_job_plan"
+        | "batch_get_job_instance_ip_log"
+        | "operate_job_instance"
+        | "operate_step_instance" => ApiKind::Action,
+        "get_job_instance_status"
+        | "get_job_instance_ip_log"
+        | "get_job_instance_list"
+        | "get_job_plan_list"
+        | "get_job_plan_detail" => ApiKind::Query,
+        "callback_protocol" => ApiKind::Open,
+        _ => return None,
+    })
+}
+
+/// Runs a v3 API.
+pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
+    match name {
+        "fast_execute_script" => fast_execute_script(ctx, p),
+        "fast_transfer_file" => fast_transfer_file(ctx, p),
+        "execute_job_plan" => execute_job_plan(ctx, p),
+        "get_job_instance_status" => {
+            let scope = ctx.scope(p)?;
+            let job = ctx.job(p, &scope)?;
+            let with_hosts = p.opt_bool("return_ip_result")?.unwrap_or(false);
+            let state = job.lock();
+            Ok(views::v3_status(&job, &state, with_hosts))
+        }
+        "get_job_instance_ip_log" => ip_log(ctx, p),
+        "batch_get_job_instance_ip_log" => batch_ip_log(ctx, p),
+        "get_job_instance_list" => job_instance_list(ctx, p),
+        "operate_job_instance" => {
+            let scope = ctx.scope(p)?;
+            let job = ctx.job(p, &scope)?;
+            let op = p
+                .opt_i64("operation_code")?
+                .ok_or_else(ApiError::illegal_params)?;
+            ops::operate_job(&ctx.app, &job, op)?;
+            Ok(json!({"job_instance_id": job.id}))
+        }
+        "operate_step_instance" => {
+            let scope = ctx.scope(p)?;
+            let job = ctx.job(p, &scope)?;
+            let step = step_id(p)?;
+            let op = p
+                .opt_i64("operation_code")?
+                .ok_or_else(ApiError::illegal_params)?;
+            ops::operate_step(&ctx.app, &job, step as u64, op, &ctx.caller)?;
+            Ok(json!({"job_instance_id": job.id, "step_instance_id": step}))
+        }
+        "get_job_plan_list" => plan_list(ctx, p),
+        "get_job_plan_detail" => {
+            let scope = ctx.scope(p)?;
+            let id = p
+                .opt_i64("job_plan_id")?
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::illegal("job_plan_id"))?;
+            let plan = ctx
+                .app
+                .inventory
+                .plan(id, &scope.kind, &scope.id)
+                .ok_or_else(plan_missing)?;
+            Ok(plan_detail(ctx, &scope, plan))
+        }
+        "callback_protocol" => Ok(json!({
+            "job_instance_id": 10000, "status": 3,
+            "step_instances": [{"step_instance_id": 10001, "status": 3}],
+        })),
+        _ => Err(ApiError::illegal_params()),
+    }
+}
+
+fn step_id(p: &Params) -> Result<i64, ApiError> {
+    match p.opt_i64("step_instance_id")? {
+        Some(id) if id > 0 => Ok(id),
+        Some(_) => Err(ApiError::illegal("step_instance_id")),
+        None => Err(ApiError::missing("step_instance_id")),
+    }
+}
+
+/// `account_id` (wins) or `account_alias`.
+pub fn account(inventory: &Inventory, p: &Params) -> Result<Account, ApiError> {
+    if let Some(id) = p.opt_i64("account_id")? {
+        return inventory.account_by_id(id);
+    }
+    if let Some(alias) = p.opt_str("account_alias")? {
+        return inventory.account_by_alias(&alias);
+    }
+    Err(ApiError::missing("account_id|account_alias"))
+}
+
+/// Shared by v3 and v4 fast_execute_script: everything but the target.
+pub struct ScriptBasics {
+    /// Name.
+    pub name: String,
+    /// Script step.
+    pub script: ScriptStep,
+    /// Callback.
+    pub callback_url: Option<String>,
+    /// Rolling.
+    pub rolling: Option<submit::RollingSpec>,
+    /// `start_task`.
+    pub start: bool,
+}
+
+/// Reads the script fields of a v3/v4 fast_execute_script.
+pub fn script_basics(ctx: &Ctx, p: &Params, sensitive: bool) -> Result<ScriptBasics, ApiError> {
+    let inventory = &ctx.app.inventory;
+    let name = wire::task_name(p.opt_str("task_name")?, "API Quick execution script")?;
+    let (language, content) = wire::script(
+        inventory,
+        ScriptSource {
+            version_id: p.opt_i64("script_version_id")?,
+            script_id: p.opt_str("script_id")?,
+            content: p.opt_str("script_content")?,
+            language: p.opt_i64("script_language")?,
+            names: (
+                "script_version_id",
+                "script_id",
+                "script_content",
+                "script_language",
+            ),
+            missing: "script_version_id|script_id|script_content",
+        },
+    )?;
+    let params = wire::script_param("script_param", p.opt_str("script_param")?, sensitive)?;
+    let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
+    let account = account(inventory, p)?;
+    if let Some(interpreter) = p.opt_str("windows_interpreter")?
+        && (!interpreter.trim().ends_with(".exe")
+            || interpreter.chars().count() > MAX_WINDOWS_INTERPRETER_CHARS)
+    {
+        return Err(ApiError::illegal("windows_interpreter"));
+    }
+    Ok(ScriptBasics {
+        name,
+        script: ScriptStep {
+            language,
+            content,
+            params,
+            timeout_secs: timeout,
+            account,
+            sensitive,
+            env: Vec::new(),
+        },
+        callback_url: wire::callback_url("callback_url", p.opt_str("callback_url")?)?,
+        rolling: wire::rolling(p)?,
+        start: p.opt_bool("start_task")?.unwrap_or(true),
+    })
+}
+
+/// Creates a fast script job and answers with its ids.
+pub fn submit_script(
+    ctx: &Ctx,
+    scope: Scope,
+    basics: ScriptBasics,
+    spec: &TargetSpec,
+) -> Result<Value, ApiError> {
+    let targets = ctx.app.inventory.resolve(spec, &Default::default())?;
+    if targets.is_empty() {
+        return Err(wire::server_empty());
+    }
+    let submitted = submit::create(
+        &ctx.app,
+        NewJob {
+            name: basics.name.clone(),
+            scopes: vec![scope],
+            operator: ctx.caller.user.clone(),
+            plan_id: -1,
+            task_type: 1,
+            callback_url: basics.callback_url,
+            protocol: ctx.protocol,
+            start: basics.start,
+            steps: vec![NewStep {
+                step_id: -1,
+                name: basics.name,
+                kind: StepKind::Script(basics.script),
+                targets,
+                rolling: basics.rolling,
+            }],
+        },
+    )?;
+    Ok(json!({
+        "job_instance_name": submitted.name,
+        "job_instance_id": submitted.job_instance_id,
+        "step_instance_id": submitted.step_instance_id,
+    }))
+}
+
+fn server(p: &Params, key: &str) -> Result<TargetSpec, ApiError> {
+    let server = p.opt_object(key)?.ok_or_else(|| ApiError::missing(key))?;
+    let spec = wire::v3_server(&server)?;
+    if spec.is_empty() {
+        return Err(wire::server_empty());
+    }
+    Ok(spec)
+}
+
+fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let sensitive = p.opt_i64("is_param_sensitive")? == Some(1);
+    let basics = script_basics(ctx, p, sensitive)?;
+    let spec = server(p, "target_server")?;
+    submit_script(ctx, scope, basics, &spec)
+}
+
+fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let inventory = &ctx.app.inventory;
+    let name = wire::task_name(p.opt_str("task_name")?, "API Quick Distribution File")?;
+    let target_path = wire::target_path("file_target_path", p.opt_str("file_target_path")?)?;
+    let list = p
+        .opt_objects("file_source_list")?
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| ApiError::missing("file_source_list"))?;
+    let rolling = wire::rolling(p)?;
+    let mut sources = Vec::new();
+    for source in list {
+        let file_type = source.opt_i64("file_type")?.unwrap_or(1);
+        if file_type != 1 {
+            // Only server files exist in the emulator; local and third-party sources
+            // need artifactory / file-source services it does not have.
+            return Err(ApiError::illegal("file_source.file_type"));
+        }
+        let files = wire::source_files("file_source.file_list", source.opt_array("file_list")?)?;
+        let account_obj = source
+            .opt_object("account")?
+            .ok_or_else(|| ApiError::missing("file_source.account"))?;
+        let account = if let Some(id) = account_obj.opt_i64("id")? {
+            inventory.account_by_id(id)?
+        } else if let Some(alias) = account_obj.opt_str("alias")? {
+            inventory.account_by_alias(&alias)?
+        } else {
+            return Err(ApiError::missing("file_source.account"));
+        };
+        let spec = server(&source, "server")?;
+        let hosts = inventory.resolve(&spec, &Default::default())?;
+        if hosts.is_empty() {
+            return Err(wire::server_empty());
+        }
+        sources.push(FileSource {
+            hosts,
+            files,
+            account,
+        });
+    }
+    let account = account(inventory, p)?;
+    let strict = match p.opt_i64("transfer_mode")? {
+        None | Some(2) => false,
+        Some(1) => true,
+        Some(_) => return Err(ApiError::illegal("transfer_mode")),
+    };
+    let spec = server(p, "target_server")?;
+    let targets = inventory.resolve(&spec, &Default::default())?;
+    if targets.is_empty() {
+        return Err(wire::server_empty());
+    }
+    let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
+    let callback_url = wire::callback_url("callback_url", p.opt_str("callback_url")?)?;
+    let submitted = submit::create(
+        &ctx.app,
+        NewJob {
+            name: name.clone(),
+            scopes: vec![scope],
+            operator: ctx.caller.user.clone(),
+            plan_id: -1,
+            task_type: 2,
+            callback_url,
+            protocol: ctx.protocol,
+            start: p.opt_bool("start_task")?.unwrap_or(true),
+            steps: vec![NewStep {
+                step_id: -1,
+                name,
+                kind: StepKind::File(FileStep {
+                    sources,
+                    target_path,
+                    target_name: p.opt_str("file_target_name")?,
+                    strict,
+                    account,
+                    timeout_secs: timeout,
+                }),
+                targets,
+                rolling,
+            }],
+        },
+    )?;
+    Ok(json!({
+        "job_instance_name": submitted.name,
+        "job_instance_id": submitted.job_instance_id,
+        "step_instance_id": submitted.step_instance_id,
+    }))
+}
+
+fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let id = p
+        .opt_i64("job_plan_id")?
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::illegal("job_plan_id"))?;
+    let plan = ctx
+        .app
+        .inventory
+        .plan(id, &scope.kind, &scope.id)
+        .ok_or_else(plan_missing)?;
+    let mut vars = Vec::new();
+    for var in p.opt_objects("global_var_list")?.unwrap_or_default() {
+        let id = var.opt_i64("id")?.filter(|id| *id > 0);
+        let name = var.opt_str("name")?;
+        if id.is_none() && name.is_none() {
+            return Err(ApiError::illegal("global_var.id|global_var.name"));
+        }
+        let value = var.opt_str("value")?;
+        let hosts = match var.opt_object("server")? {
+            Some(server) if value.is_none() => Some(wire::v3_server(&server)?),
+            _ => None,
+        };
+        vars.push(VarValue {
+            id,
+            name,
+            value,
+            hosts,
+        });
+    }
+    let run = PlanRun {
+        scopes: vec![scope],
+        operator: ctx.caller.user.clone(),
+        vars,
+        steps: None,
+        callback_url: wire::callback_url("callback_url", p.opt_str("callback_url")?)?,
+        start: p.opt_bool("start_task")?.unwrap_or(true),
+        protocol: Protocol::V3,
+    };
+    let job = plans::build(&ctx.app.inventory, plan, run)?;
+    let submitted = submit::create(&ctx.app, job)?;
+    Ok(json!({
+        "job_instance_name": submitted.name,
+        "job_instance_id": submitted.job_instance_id,
+    }))
+}
+
+/// The hosts a log query names: `host_id_list` (wins) or `ip_list`.
+pub fn log_hosts(ctx: &Ctx, p: &Params, max: usize) -> Result<Vec<HostAddr>, ApiError> {
+    let inventory = &ctx.app.inventory;
+    let ids = p.opt_array("host_id_list")?.unwrap_or_default();
+    let mut hosts = Vec::new();
+    if !ids.is_empty() {
+        if ids.len() > max {
+            return Err(ApiError::missing_or_illegal("host_id_list/ip_list"));
+        }
+        for id in ids {
+            let id = value_i64(&id)
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::illegal("host_id_list"))?;
+            match inventory.lookup_id(id as u64) {
+                Some(host) => hosts.push(host.addr),
+                None => hosts.push(inventory.host(&HostSel::Id(id as u64))?.addr),
+            }
+        }
+        return Ok(hosts);
+    }
+    let ips = p.opt_array("ip_list")?.unwrap_or_default();
+    if ips.is_empty() || ips.len() > max {
+        return Err(ApiError::missing_or_illegal("host_id_list/ip_list"));
+    }
+    for ip in ips {
+        hosts.push(wire::ip_object("ip_list", &ip)?);
+    }
+    Ok(hosts)
+}
+
+fn ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let job = ctx.job(p, &scope)?;
+    let step_id = step_id(p)?;
+    let addr = match p.opt_i64("bk_host_id")?.or(p.opt_i64("host_id")?) {
+        Some(id) if id > 0 => ctx.app.inventory.host(&HostSel::Id(id as u64))?.addr,
+        _ => {
+            let cloud = p.opt_i64("bk_cloud_id")?;
+            let ip = p.opt_str("ip")?;
+            match (cloud, ip) {
+                (Some(cloud), Some(ip)) if cloud >= 0 => {
+                    wire::ip_object("ip", &json!({"bk_cloud_id": cloud, "ip": ip}))?
+                }
+                _ => return Err(ApiError::missing("bk_host_id|ip")),
+            }
+        }
+    };
+    let state = job.lock();
+    let step = views::step_by_id(&state, step_id)?;
+    Ok(views::v3_host_log(&ctx.app.inventory, step, &addr))
+}
+
+fn batch_ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let job = ctx.job(p, &scope)?;
+    let step_id = step_id(p)?;
+    let hosts = log_hosts(ctx, p, MAX_LOG_BATCH_HOSTS)?;
+    let state = job.lock();
+    let step = views::step_by_id(&state, step_id)?;
+    let logs: Vec<Value> = hosts
+        .iter()
+        .map(|h| {
+            let mut log = views::v3_host_log(&ctx.app.inventory, step, h);
+            if let Some(map) = log.as_object_mut() {
+                map.remove("log_type");
+            }
+            log
+        })
+        .collect();
+    let file = matches!(step.kind, StepKind::File(_));
+    let mut data = json!({
+        "job_instance_id": job.id, "step_instance_id": step.id, "log_type": if file { 2 } else { 1 },
+    });
+    data[if file {
+        "file_task_logs"
+    } else {
+        "script_task_logs"
+    }] = json!(logs);
+    Ok(data)
+}
+
+fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let from = p.opt_i64("create_time_start")?;
+    let to = p.opt_i64("create_time_end")?;
+    let name = p.opt_str("name")?;
+    let operator = p.opt_str("operator")?;
+    let status = p.opt_i64("status")?;
+    let task_type = p.opt_i64("type")?;
+    let wanted_id = p.opt_i64("job_instance_id")?;
+    let start = p.opt_i64("start")?.unwrap_or(0).max(0) as usize;
+    let length = p.opt_i64("length")?.unwrap_or(20).clamp(1, 1000) as usize;
+    let mut rows = Vec::new();
+    // Newest first, as JOB lists them.
+    for job in ctx.app.store.all().into_iter().rev() {
+        if !job.visible_in(&scope) || wanted_id.is_some_and(|id| id as u64 != job.id) {
+            continue;
+        }
+        let state = job.lock();
+        if from.is_some_and(|f| state.create_ms < f)
+            || to.is_some_and(|t| state.create_ms > t)
+            || name
+                .as_ref()
+                .is_some_and(|n| !state.name.contains(n.as_str()))
+            || operator.as_ref().is_some_and(|o| &state.operator != o)
+            || status.is_some_and(|s| i64::from(state.status.code()) != s)
+            || task_type.is_some_and(|t| i64::from(state.task_type) != t)
+        {
+            continue;
+        }
+        rows.push(json!({
+            "id": job.id, "job_instance_id": job.id, "bk_scope_type": job.scopes[0].kind,
+            "bk_scope_id": job.scopes[0].id, "name": state.name, "operator": state.operator,
+            "job_plan_id": state.plan_id, "job_template_id": -1, "status": state.status.code(),
+            "type": state.task_type, "launch_mode": 2, "create_time": state.create_ms,
+            "start_time": state.start_ms, "end_time": state.end_ms,
+            "total_time": views::total_ms(state.start_ms, state.end_ms),
+        }));
+    }
+    let total = rows.len();
+    let page: Vec<Value> = rows.into_iter().skip(start).take(length).collect();
+    Ok(json!({"start": start, "length": length, "total": total, "data": page}))
+}
+
+fn plan_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let scope = ctx.scope(p)?;
+    let name = p.opt_str("name")?;
+    let creator = p.opt_str("creator")?;
+    let template = p.opt_i64("job_template_id")?;
+    let from = p.opt_i64("create_time_start")?;
+    let to = p.opt_i64("create_time_end")?;
+    let start = p.opt_i64("start")?.unwrap_or(0).max(0) as usize;
+    let length = p.opt_i64("length")?.unwrap_or(20).clamp(1, 1000) as usize;
+    let created = ctx.app.started_ms;
+    let rows: Vec<Value> = ctx
+        .app
+        .inventory
+        .plans_in(&scope.kind, &scope.id)
+        .into_iter()
+        .filter(|plan| {
+            let time = plan.create_time.unwrap_or(created);
+            name.as_ref().is_none_or(|n| plan.name.contains(n.as_str()))
+                && creator.as_ref().is_none_or(|c| &plan.creator == c)
+                && template.is_none_or(|t| plan.template_id == Some(t))
+                && from.is_none_or(|f| time >= f)
+                && to.is_none_or(|t| time <= t)
+        })
+        .map(|plan| {
+            let time = plan.create_time.unwrap_or(created);
+            json!({
+                "bk_scope_type": scope.kind, "bk_scope_id": scope.id, "id": plan.id,
+                "job_template_id": plan.template_id.unwrap_or(plan.id), "name": plan.name,
+                "creator": plan.creator, "create_time": time, "last_modify_user": plan.creator,
+                "last_modify_time": time, "need_update": false,
+            })
+        })
+        .collect();
+    let total = rows.len();
+    let page: Vec<Value> = rows.into_iter().skip(start).take(length).collect();
+    Ok(json!({"data": page, "start": start, "length": length, "total": total}))
+}
+
+fn server_json(inventory: &Inventory, targets: &super::world::TargetDef) -> Value {
+    let spec = TargetSpec::from_def(targets).unwrap_or_default();
+    let hosts = inventory
+        .resolve(
+            &TargetSpec {
+                variable: None,
+                ..spec
+            },
+            &Default::default(),
+        )
+        .unwrap_or_default();
+    let mut value = json!({
+        "host_id_list": hosts.iter().map(|h| h.host_id).collect::<Vec<_>>(),
+        "ip_list": hosts.iter().map(|h| json!({"bk_host_id": h.host_id, "bk_cloud_id": h.addr.cloud_id, "ip": h.addr.ip})).collect::<Vec<_>>(),
+        "dynamic_group_list": targets.dynamic_groups.iter().map(|g| json!({"id": g})).collect::<Vec<_>>(),
+        "topo_node_list": targets.topo_nodes.iter().map(|t| json!({"id": t.id, "node_type": t.node_type})).collect::<Vec<_>>(),
+    });
+    if let Some(variable) = &targets.variable {
+        value["variable"] = json!(variable);
+    }
+    value
+}
+
+fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
+    let inventory = &ctx.app.inventory;
+    let time = plan.create_time.unwrap_or(ctx.app.started_ms);
+    let vars: Vec<Value> = plan
+        .global_vars
+        .iter()
+        .map(|v| {
+            let mut value = json!({
+                "id": v.id, "name": v.name, "type": v.kind, "description": v.description,
+                "required": i32::from(v.required),
+                "used": plan.steps.iter().any(|s| s.targets.variable.as_deref() == Some(&v.name)),
+            });
+            if v.kind == 3 {
+                value["server"] = server_json(inventory, &v.targets);
+            } else if v.kind == 4 {
+                value["value"] = json!("******");
+            } else {
+                value["value"] = json!(v.value);
+            }
+            value
+        })
+        .collect();
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let mut value = json!({"id": s.id, "name": s.name, "type": s.kind});
+            if let Some(script) = &s.script {
+                value["script_info"] = json!({
+                    "script_type": if script.script_version_id.is_some() { 2 } else { 1 },
+                    "script_version_id": script.script_version_id,
+                    "script_content": script.content.as_ref().map(|c| {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(c)
+                    }),
+                    "script_language": script.language.unwrap_or(1),
+                    "script_param": script.param,
+                    "script_timeout": script.timeout.unwrap_or(wire::DEFAULT_TIMEOUT),
+                    "is_param_sensitive": i32::from(script.sensitive),
+                    "account": {"alias": script.account.clone().unwrap_or_else(|| "root".into())},
+                    "server": server_json(inventory, &s.targets),
+                });
+            }
+            if let Some(file) = &s.file {
+                value["file_info"] = json!({
+                    "file_source_list": file.sources.iter().map(|src| json!({
+                        "file_list": src.files, "file_type": 1,
+                        "account": {"alias": src.account.clone().unwrap_or_else(|| "root".into())},
+                        "server": server_json(inventory, &src.targets),
+                    })).collect::<Vec<_>>(),
+                    "file_destination": {
+                        "path": file.target_path,
+                        "account": {"alias": file.account.clone().unwrap_or_else(|| "root".into())},
+                        "server": server_json(inventory, &s.targets),
+                    },
+                    "timeout": file.timeout.unwrap_or(wire::DEFAULT_TIMEOUT),
+                    "transfer_mode": file.transfer_mode.unwrap_or(2),
+                });
+            }
+            if let Some(confirm) = &s.confirm {
+                value["approval_info"] = json!({
+                    "approval_message": confirm.message,
+                    "approval_user": {"user_list": confirm.users},
+                });
+            }
+            value
+        })
+        .collect();
+    json!({
+        "bk_scope_type": scope.kind, "bk_scope_id": scope.id, "job_plan_id": plan.id,
+        "job_template_id": plan.template_id.unwrap_or(plan.id), "name": plan.name,
+        "creator": plan.creator, "create_time": time, "last_modify_user": plan.creator,
+        "last_modify_time": time, "global_var_list": vars, "step_list": steps,
+    })
+}
