@@ -123,7 +123,7 @@ pub enum StepStatus {
 }
 
 /// Everything known about a finished step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepFinished {
     /// Final state.
     pub status: StepStatus,
