@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::StateError;
 use super::journal::{JournalLine, Marker, Replay};
-use crate::executor::events::{NotRunReason, RunEvent, StepFinished, StepStatus};
+use crate::executor::events::{NotRunReason, RunEvent, RunTarget, StepFinished, StepStatus};
 use crate::job_api::types::JobInstanceId;
 
 /// Where a step stood when its journal ends.
@@ -75,6 +75,8 @@ pub struct JournalState {
     pub finished: Option<u8>,
     /// How many sessions (1 + resumes).
     pub sessions: usize,
+    /// What the first session talked to.
+    pub target: Option<RunTarget>,
 }
 
 /// Folds a journal into per-step states.
@@ -107,8 +109,9 @@ fn entry<'a>(state: &'a mut JournalState, id: &str) -> &'a mut StepHistory {
 
 fn apply(state: &mut JournalState, event: &RunEvent) {
     match event {
-        RunEvent::RunStarted { run_id, .. } => {
+        RunEvent::RunStarted { run_id, target, .. } => {
             state.run_id.get_or_insert_with(|| run_id.clone());
+            state.target.get_or_insert_with(|| target.clone());
             state.sessions += 1;
             state.finished = None;
         }
@@ -189,6 +192,9 @@ pub struct Selection {
     pub step: Option<String>,
     /// Its dependents too.
     pub downstream: bool,
+    /// `--force`: run selected steps even when an earlier submission of theirs is in
+    /// flight or unanswered (the operator checked JOB).
+    pub force: bool,
 }
 
 /// A step of the plan as it is now, for deciding.
@@ -293,14 +299,14 @@ pub fn decide(
             _ => None,
         };
         let action = if selected.contains(&index) {
-            if let Some(action) = in_flight {
+            if let Some(action) = in_flight.filter(|_| !selection.force) {
                 // Running it again now would run it twice at once.
                 let what = match &action {
                     Action::Attach { job, .. } => format!("job {job} is still in flight"),
                     _ => "its last submission was never answered".to_owned(),
                 };
                 return Err(StateError::Resume(format!(
-                    "--step {}: {what}; resume without --step to wait for it first",
+                    "--step {}: {what}; resume without --step to wait for it first, or check JOB and add --force",
                     step.id
                 )));
             }
@@ -478,6 +484,7 @@ mod tests {
             &Selection {
                 step: Some("b".into()),
                 downstream: false,
+                force: false,
             },
         )
         .unwrap_err();
@@ -492,6 +499,7 @@ mod tests {
             &Selection {
                 step: Some("a".into()),
                 downstream: false,
+                force: false,
             },
         )
         .unwrap();
@@ -517,6 +525,7 @@ mod tests {
             &Selection {
                 step: Some("b".into()),
                 downstream: false,
+                force: false,
             },
         )
         .unwrap();
@@ -533,6 +542,7 @@ mod tests {
             &Selection {
                 step: Some("b".into()),
                 downstream: true,
+                force: false,
             },
         )
         .unwrap();
@@ -549,6 +559,7 @@ mod tests {
             &Selection {
                 step: Some("zz".into()),
                 downstream: false,
+                force: false,
             },
         )
         .unwrap_err();
