@@ -1,9 +1,11 @@
 //! `baton emulator` (serve the local JOB) and the hidden `__sandbox-exec` helper that
 //! enters a host sandbox before running a script.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::emulator::{self, EmulatorConfig, Isolation, World};
 use crate::error::Error;
 
 /// `baton emulator`.
@@ -34,9 +36,88 @@ pub struct SandboxExecArgs {
     pub command: Vec<String>,
 }
 
-/// Runs `baton emulator`.
-pub fn serve(_args: EmulatorArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("the emulator is not implemented yet".into()))
+/// Runs `baton emulator`: prints `baton emulator listening on <url>` as the first line
+/// of stdout, serves until SIGINT or SIGTERM, then stops cleanly.
+pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
+    let listen: std::net::SocketAddr = args.listen.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--listen `{}` is not an address like 127.0.0.1:0",
+            args.listen
+        ))
+    })?;
+    let world = match &args.world {
+        Some(path) => World::load(path).map_err(|e| Error::Usage(e.to_string()))?,
+        None => World::default(),
+    };
+    let isolation = if args.unisolated {
+        Isolation::Unisolated
+    } else {
+        let helper = std::env::current_exe().map_err(|source| Error::Io {
+            context: "cannot locate the baton executable for the sandbox helper".into(),
+            source,
+        })?;
+        Isolation::Namespace { helper }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            context: "cannot start the async runtime".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let config = EmulatorConfig {
+            listen,
+            world,
+            root: args.root.clone(),
+            isolation,
+        };
+        let handle = emulator::start(config)
+            .await
+            .map_err(|e| Error::Infrastructure(e.to_string()))?;
+        let mut out = std::io::stdout().lock();
+        // The first line is the contract: tools read the base URL from it.
+        let _ = writeln!(out, "baton emulator listening on {}", handle.base_url());
+        if handle.root_is_temporary() {
+            let _ = writeln!(out, "host sandboxes in {} (temporary)", handle.root().display());
+        } else {
+            let _ = writeln!(out, "host sandboxes in {}", handle.root().display());
+        }
+        let _ = out.flush();
+        drop(out);
+        if args.unisolated {
+            eprintln!(
+                "WARNING: --unisolated: scripts run WITHOUT a sandbox and can read and change this machine"
+            );
+        }
+        wait_for_signal().await?;
+        handle.shutdown().await.map_err(|source| Error::Io {
+            context: "emulator server failed".into(),
+            source,
+        })?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_signal() -> Result<(), Error> {
+    let io = |source| Error::Io {
+        context: "cannot listen for signals".into(),
+        source,
+    };
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(io)?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map_err(io),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(io)
+    }
 }
 
 /// Runs `baton __sandbox-exec`.

@@ -34,9 +34,9 @@ pub enum Command {
     /// Print the plan file's JSON Schema.
     Schema,
     /// Run a plan against JOB, or against the local emulator when no endpoint is set.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Continue a recorded run: re-attach to in-flight jobs, keep what succeeded, run the rest.
-    Resume(resume::ResumeArgs),
+    Resume(Box<resume::ResumeArgs>),
     /// List recorded runs, show one again, or prune old ones.
     Runs(history::RunsArgs),
     /// Serve the local JOB emulator.
@@ -54,8 +54,8 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => inspect::plan(args),
         Command::Graph(args) => inspect::graph(args),
         Command::Schema => inspect::schema(),
-        Command::Run(args) => run::run(args),
-        Command::Resume(args) => resume::resume(args),
+        Command::Run(args) => run::run(*args),
+        Command::Resume(args) => resume::resume(*args),
         Command::Runs(args) => history::runs(args),
         Command::Emulator(args) => emulator::serve(args),
         Command::SandboxExec(args) => emulator::sandbox_exec(args),

@@ -1,7 +1,10 @@
 //! The controllable clock: holds that stop jobs at well-defined points until a test
-//! releases them (all jobs, one job, one host), and the world's configurable delays.
-//! Tests use holds to keep a job RUNNING (or a rolling step at 15 between batches)
-//! without sleeping. Every wait also ends when the job's cancel token fires.
+//! releases them, and the world's configurable delays. Two kinds of checkpoint:
+//! progression (before a step starts and between rolling batches; stopped by an `All`
+//! or a `Job` hold, so a job stays RUNNING with its step at 1, or at 15 between
+//! batches) and host (after the host turned RUNNING, before it executes; stopped by an
+//! `All` or a `Host` hold). Tests use them instead of sleeping. Every wait also ends
+//! when the job's cancel token fires.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -62,11 +65,14 @@ impl Gates {
     fn blocks(&self, job: u64, host: Option<&HostAddr>) -> bool {
         let held = self.held();
         held.contains(&HoldKey::All)
-            || held.contains(&HoldKey::Job(job))
-            || host.is_some_and(|h| held.contains(&HoldKey::Host(h.clone())))
+            || match host {
+                Some(h) => held.contains(&HoldKey::Host(h.clone())),
+                None => held.contains(&HoldKey::Job(job)),
+            }
     }
 
-    /// Waits while `job` (or `host`) is held; false if cancelled first.
+    /// Waits at a progression checkpoint of `job` (`host` None) or at the host
+    /// checkpoint of `host`; false if cancelled first.
     pub async fn pass(
         &self,
         job: u64,

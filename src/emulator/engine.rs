@@ -96,6 +96,9 @@ async fn start_step(
     if index > 0 && !delay(app.settings.step_start_delay_ms, cancel).await {
         return;
     }
+    if !app.gates.pass(job.id, None, cancel).await {
+        return;
+    }
     let mut state = job.lock();
     if state.status == RunStatus::Stopping {
         return;
@@ -233,7 +236,13 @@ fn finish_stop(app: &Arc<App>, job_id: u64, state: &mut JobState) {
     let now = now_ms();
     let index = state.current;
     let skip = std::mem::take(&mut state.skip_requested);
-    if let Some(step) = state.steps.get_mut(index) {
+    // Only a step that was under way stops; a job held between steps keeps its
+    // finished steps as they are.
+    if let Some(step) = state
+        .steps
+        .get_mut(index)
+        .filter(|s| !s.status.is_finished() && s.status != RunStatus::Blank)
+    {
         for run in &mut step.hosts {
             if host_status::is_pending(run.status) {
                 run.status = host_status::TERMINATE_SUCCESS;

@@ -218,6 +218,8 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
         }
     };
     let app = build_app(config.world, &root, config.isolation)?;
+    // The sandboxes canonicalise the root; report the folder they really use.
+    let root = app.sandboxes.root().to_path_buf();
     let listener =
         TcpListener::bind(config.listen)
             .await

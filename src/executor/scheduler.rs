@@ -422,12 +422,8 @@ mod tests {
 
     impl StepRunner for FakeRunner {
         type Output = usize;
-        fn run(
-            self: Arc<Self>,
-            index: usize,
-            ctx: StepContext<usize>,
-        ) -> impl Future<Output = StepEnd<usize>> + Send + 'static {
-            async move {
+        async fn run(self: Arc<Self>, index: usize, ctx: StepContext<usize>) -> StepEnd<usize> {
+            {
                 let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_seen.fetch_max(now, Ordering::SeqCst);
                 {

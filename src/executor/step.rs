@@ -10,7 +10,6 @@
 //! terminated, unless the run was interrupted with `--detach`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -385,12 +384,12 @@ struct Attempt {
 impl<A: JobApi, S: StepSource> StepRunner for JobStepRunner<A, S> {
     type Output = StepOutput;
 
-    fn run(
+    async fn run(
         self: Arc<Self>,
         index: usize,
         ctx: StepContext<StepOutput>,
-    ) -> impl Future<Output = StepEnd<StepOutput>> + Send + 'static {
-        async move { self.run_step(index, ctx).await }
+    ) -> StepEnd<StepOutput> {
+        self.run_step(index, ctx).await
     }
 }
 

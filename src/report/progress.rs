@@ -90,6 +90,12 @@ impl ProgressReporter {
     }
 }
 
+impl Default for ProgressReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Watcher for ProgressReporter {
     fn on_event(&mut self, event: &RunEvent) {
         match event {

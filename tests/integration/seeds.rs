@@ -1,8 +1,13 @@
 //! Seed fidelity: every seed page's request example, written as a plan under
 //! `tests/fixtures/`, builds exactly the page's body (auth fields removed) on the page's
-//! path. A plan that expresses a seed must send that seed.
+//! path — end to end through `baton plan FIXTURE --api vN --format json`, and directly
+//! through `build_request`. A plan that expresses a seed must send that seed.
+//!
+//! The shipped runbooks under `plans/` are checked here too: every step builds on the
+//! runbook's protocol.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use baton::job_api::build::{BuildContext, build_request};
 use baton::plan::model::{Plan, Protocol};
@@ -54,6 +59,75 @@ fn load_plan(stem: &str) -> Plan {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The auth fields `baton plan` adds to a v2 body (masked); the seed examples minus
+/// their auth fields are what remains.
+const V2_AUTH_FIELDS: &[&str] = &["bk_app_code", "bk_app_secret", "bk_username", "bk_token"];
+
+fn protocol_flag(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::V2 => "v2",
+        Protocol::V3 => "v3",
+        Protocol::V4 => "v4",
+    }
+}
+
+#[test]
+fn baton_plan_prints_each_seed_body_on_the_seed_path() {
+    for (stem, protocol, path) in SEEDS {
+        let fixture_path = fixture(&format!("{stem}.yaml"));
+        let output = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .arg("plan")
+            .arg(&fixture_path)
+            .args(["--api", protocol_flag(*protocol), "--format", "json"])
+            // Fixed credentials so the printed auth fields do not depend on the caller.
+            .env("BK_APP_CODE", "seed-test")
+            .env("BK_USERNAME", "seed-user")
+            .env_remove("BK_TOKEN")
+            .output()
+            .expect("run baton plan");
+        assert!(
+            output.status.success(),
+            "{stem}: baton plan failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{stem}: baton plan printed no JSON ({e})"));
+        assert_eq!(document["protocol"], protocol_flag(*protocol), "{stem}");
+        let steps = document["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), 1, "{stem}: one step per seed");
+        assert_eq!(steps[0]["method"], "POST", "{stem}");
+        assert_eq!(steps[0]["path"], *path, "{stem}: path");
+        let mut body = steps[0]["body"].clone();
+        if *protocol == Protocol::V2 {
+            let object = body.as_object_mut().expect("a JSON object body");
+            assert_eq!(
+                object.get("bk_app_code"),
+                Some(&serde_json::json!("seed-test"))
+            );
+            assert_eq!(
+                object.get("bk_app_secret"),
+                Some(&serde_json::json!("******"))
+            );
+            for field in V2_AUTH_FIELDS {
+                object.remove(*field);
+            }
+        } else {
+            assert!(
+                V2_AUTH_FIELDS.iter().all(|f| body.get(f).is_none()),
+                "{stem}: gateway auth never goes in the body"
+            );
+        }
+        let expected = expected_body(stem);
+        assert_eq!(
+            body,
+            expected,
+            "{stem}: baton plan body differs\n got: {}\nwant: {}",
+            serde_json::to_string_pretty(&body).unwrap_or_default(),
+            serde_json::to_string_pretty(&expected).unwrap_or_default()
+        );
+    }
 }
 
 #[test]
@@ -135,4 +209,98 @@ fn seed_plans_name_what_other_protocols_cannot_carry() {
             error.message
         );
     }
+}
+
+/// Reads every `script.file` of `plan` (relative to `dir`) into `content`, as the plan
+/// loader does before requests are built.
+fn inline_script_files(plan: &mut Plan, dir: &std::path::Path) {
+    for step in &mut plan.steps {
+        if let Some(script) = &mut step.script
+            && let Some(file) = script.file.take()
+        {
+            let path = dir.join(&file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            script.content = Some(text);
+        }
+    }
+}
+
+#[test]
+fn shipped_runbooks_build_every_step_on_their_protocol() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let mut seen = Vec::new();
+    for name in [
+        "release-web.yaml",
+        "collect-logs.yaml",
+        "cross-business-copy.yaml",
+    ] {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schemas/plan.schema.json"),
+            "{name}: schema modeline first"
+        );
+        let mut plan: Plan = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        inline_script_files(&mut plan, &dir);
+        let protocol = plan.api.unwrap_or(Protocol::V3);
+        let ctx = BuildContext {
+            protocol,
+            plan: &plan,
+        };
+        for step in &plan.steps {
+            let call = build_request(&ctx, step)
+                .unwrap_or_else(|errors| panic!("{name} step {}: {errors:?}", step.id));
+            seen.push((name, step.id.clone(), call.api));
+        }
+    }
+    let apis: Vec<&str> = seen.iter().map(|(_, _, api)| *api).collect();
+    for api in [
+        "fast_execute_script",
+        "fast_transfer_file",
+        "execute_job_plan",
+        "fast_push_file",
+        "execute_platform_job",
+    ] {
+        assert!(apis.contains(&api), "no runbook exercises {api}: {seen:?}");
+    }
+}
+
+#[test]
+fn release_web_rolls_stop_and_start_by_a_quarter() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let text = std::fs::read_to_string(dir.join("release-web.yaml")).expect("release-web.yaml");
+    let mut plan: Plan = serde_yaml::from_str(&text).expect("release-web parses");
+    inline_script_files(&mut plan, &dir);
+    let ctx = BuildContext {
+        protocol: Protocol::V3,
+        plan: &plan,
+    };
+    for id in ["stop-web", "start-web"] {
+        let step = plan.steps.iter().find(|s| s.id == id).expect(id);
+        let call = build_request(&ctx, step).expect(id);
+        assert_eq!(
+            call.body["rolling_config"],
+            serde_json::json!({"expression": "25%", "mode": 1}),
+            "{id}"
+        );
+        assert_eq!(
+            call.body["target_server"]["ip_list"]
+                .as_array()
+                .map(Vec::len),
+            Some(4)
+        );
+    }
+    let build = plan.steps.iter().find(|s| s.id == "build").expect("build");
+    assert_eq!(build.outputs, ["sha256", "package"]);
+    let start = plan
+        .steps
+        .iter()
+        .find(|s| s.id == "start-web")
+        .expect("start-web");
+    assert_eq!(
+        start.script.as_ref().and_then(|s| s.params.as_deref()),
+        Some("{{version}} {{steps.build.outputs.sha256}}")
+    );
 }

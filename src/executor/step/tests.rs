@@ -248,7 +248,7 @@ async fn failure_reports_the_failed_host_log() {
     let api = FakeJob::new(
         Protocol::V2,
         vec![status(RunStatus::Fail, 104)],
-        "line1\nerror: disk full &amp; more\n",
+        "line1\nerror: disk full & more\n",
     );
     let (end, _, events) = run_one(api, plan("  - id: a\n")).await;
     assert!(matches!(end, StepEnd::Failed));
