@@ -348,7 +348,10 @@ fn wait_for_lock(
         })?,
     };
     match attempt {
-        Attempt::Acquired(lock) => Ok(lock),
+        Attempt::Acquired(lock) => {
+            tracing::debug!(lock = %lock.path().display(), "plan lock taken");
+            Ok(lock)
+        }
         Attempt::Held(holder) => Err(locked(plan, holder.as_ref(), wait.is_some()).into()),
     }
 }
@@ -465,6 +468,7 @@ impl Pending {
                     StateError::Locked(format!("run folder {} is in use", dir.path().display()))
                 })?;
                 let journal = Arc::new(Journal::create(&dir.journal_path(), &self.run_id)?);
+                tracing::info!(run = %self.run_id, folder = %dir.path().display(), "run recorded");
                 Ok(Session {
                     dir,
                     journal,
@@ -602,6 +606,12 @@ impl Pending {
             unknown: unknown.iter().map(|&i| plan[i].id.clone()).collect(),
             forced: self.force,
         }))?;
+        tracing::info!(
+            run = %meta.run_id,
+            folder = %dir.path().display(),
+            sessions = state.sessions,
+            "resuming run"
+        );
         meta.resumed_at.push(journal::now_text());
         meta.pid = std::process::id();
         meta.finished_at = None;

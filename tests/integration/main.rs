@@ -6,3 +6,4 @@ mod emulator_exec;
 mod run;
 mod schema;
 mod seeds;
+mod state;
