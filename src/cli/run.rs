@@ -298,13 +298,13 @@ async fn run_async(
         .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
+    let mut watchers = watchers_for(&args);
+    watchers.extend(super::resume::log_watchers(&args.state)?);
     let session = pending
         .start(api.as_ref(), &backend.target, &validated)
         .await?;
     let (sink, rx) = EventSink::channel();
     let sink = sink.with_recorder(session.recorder());
-    let mut watchers = watchers_for(&args);
-    watchers.extend(super::resume::log_watchers(&args.state)?);
     let watch_task = tokio::spawn(watch::watch(rx, watchers));
 
     let steps: Vec<StepInfo> = validated

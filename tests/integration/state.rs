@@ -709,3 +709,70 @@ fn log_file_gets_progress_lines_and_the_log() {
     );
     assert!(!text.contains("tok-Zq9-secret"));
 }
+
+/// Cuts the journal back to the moment between b's submission intent and JOB's answer:
+/// exactly where a crash leaves a submission whose fate the runner never learned.
+fn forget_the_answer_for_b(bench: &Bench) {
+    let journal = only_run_dir(bench).join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    let kept: Vec<&str> = text
+        .lines()
+        .take_while(|l| !(l.contains("\"event\":\"step_submitted\"") && l.contains("\"id\":\"b\"")))
+        .collect();
+    assert!(
+        kept.last().is_some_and(|l| l.contains("step_submitting")),
+        "{text}"
+    );
+    std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite journal");
+}
+
+#[test]
+fn an_unanswered_submission_is_found_by_task_name_and_attached() {
+    let bench = Bench::new(&chain_plan(""));
+    bench.emulator.hold(HELD);
+    bench.spawn_run(&[], "step b submitted (job ").kill();
+    forget_the_answer_for_b(&bench);
+    bench.emulator.release(HELD);
+
+    let out = bench.output(&["resume", "last"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("its unanswered submission was found in JOB as job"),
+        "{}",
+        text(&out)
+    );
+    assert!(!bench.emulator.requests("get_job_instance_list").is_empty());
+    assert_eq!(
+        bench.emulator.instances_of("b").len(),
+        1,
+        "b was not sent again"
+    );
+    assert_eq!(bench.host_file(HELD, "/tmp/ran"), "b\n");
+}
+
+#[test]
+fn an_unanswered_submission_that_cannot_be_looked_up_is_not_sent_again() {
+    // v4 has no instance list to reconcile with.
+    let bench = Bench::new(&chain_plan("api: v4\n"));
+    bench.emulator.hold(HELD);
+    bench.spawn_run(&[], "step b submitted (job ").kill();
+    forget_the_answer_for_b(&bench);
+    bench.emulator.release(HELD);
+
+    let out = bench.output(&["resume", "last"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(message.contains("it is NOT sent again"), "{message}");
+    assert!(message.contains("--step b --force"), "{message}");
+    assert_eq!(bench.emulator.instances_of("b").len(), 1);
+    assert!(bench.emulator.instances_of("c").is_empty(), "c waits for b");
+
+    // Asked again, it still refuses; only the operator's explicit rerun sends it.
+    let again = bench.output(&["resume", "last"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert_eq!(bench.emulator.instances_of("b").len(), 1);
+    let forced = bench.output(&["resume", "last", "--step", "b", "--downstream", "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    assert_eq!(bench.emulator.instances_of("b").len(), 2);
+    assert_eq!(bench.emulator.instances_of("c").len(), 1);
+}
