@@ -184,6 +184,17 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, Error> {
     {
         run.endpoint = Some(endpoint.clone());
     }
+    // A rehearsal resumes in the same host sandboxes, where the kept steps left their
+    // files.
+    if run.endpoint.is_none()
+        && run.sandbox.is_none()
+        && run.profile.is_none()
+        && run.profile_file.is_none()
+        && std::env::var_os("BATON_ENDPOINT").is_none()
+        && let Some(RunTarget::Emulator { sandbox, .. }) = &journal_state.target
+    {
+        run.sandbox = Some(PathBuf::from(sandbox));
+    }
     run.state.skip_if_successful_since = None;
     let request = ResumeRequest {
         dir,

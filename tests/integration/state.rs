@@ -776,3 +776,37 @@ fn an_unanswered_submission_that_cannot_be_looked_up_is_not_sent_again() {
     assert_eq!(bench.emulator.instances_of("b").len(), 2);
     assert_eq!(bench.emulator.instances_of("c").len(), 1);
 }
+
+#[test]
+fn a_failed_rehearsal_resumes_in_its_own_sandbox_and_reruns_only_the_failure() {
+    let plan = chain_plan("").replace(
+        "content: \"echo b >> /tmp/ran\"",
+        "content: \"test -f /tmp/go || exit 3; echo b >> /tmp/ran\"",
+    );
+    let bench = Bench::new(&plan);
+    let sandbox = bench.path("rehearsal");
+    let rehearse = |args: &[&str]| {
+        let mut cmd = bench.baton(args);
+        cmd.env_remove("BATON_ENDPOINT");
+        cmd.output().expect("run baton")
+    };
+    let plan_path = bench.path("plan.yaml");
+    let out = rehearse(&[
+        "run",
+        plan_path.to_str().expect("utf-8"),
+        "--sandbox",
+        sandbox.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let host_two = sandbox.join("hosts/0_10.0.0.2/tmp");
+    std::fs::create_dir_all(&host_two).expect("host folder");
+    std::fs::write(host_two.join("go"), "").expect("unblock b");
+
+    let out = rehearse(&["resume", "last"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ran = |host: &str| {
+        std::fs::read_to_string(sandbox.join(format!("hosts/{host}/tmp/ran"))).unwrap_or_default()
+    };
+    assert_eq!(ran("0_10.0.0.1"), "a\nc\n", "a kept, c run once");
+    assert_eq!(ran("0_10.0.0.2"), "b\n");
+}
