@@ -552,6 +552,23 @@ mod tests {
     }
 
     #[test]
+    fn force_reruns_a_selected_step_whose_submission_is_unsettled() {
+        let actions = decide(
+            &crashed_run(),
+            &plan(),
+            &Selection {
+                step: Some("d".into()),
+                downstream: false,
+                force: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(actions[3], Action::Run { attempt: 2 });
+        // Unselected in-flight steps are still waited for, never dropped.
+        assert!(matches!(actions[1], Action::Attach { .. }));
+    }
+
+    #[test]
     fn an_unknown_step_is_refused() {
         let err = decide(
             &crashed_run(),
