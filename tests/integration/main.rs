@@ -9,3 +9,4 @@ mod plan_props;
 mod run;
 mod schema;
 mod seeds;
+mod state;
