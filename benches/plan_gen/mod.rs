@@ -105,7 +105,7 @@ const HOST_SETS: [&str; 8] = [
 /// Step `i` declares `outputs: [tag]` when this holds; later steps that need it read
 /// the output in their params.
 fn declares_outputs(i: usize) -> bool {
-    i % 7 == 0
+    i.is_multiple_of(7)
 }
 
 /// splitmix64: tiny, deterministic, good enough to scatter edges.
@@ -250,7 +250,7 @@ fn write_step(out: &mut String, i: usize, deps: &[usize]) {
         ),
         None => "--version {{version}} --region {{region}} --step ".to_owned() + &id,
     };
-    let content = if i % 3 == 0 {
+    let content = if i.is_multiple_of(3) {
         "#!/bin/bash\\nset -euo pipefail\\ncd /opt/app/{{version}}\\n./ctl.sh deploy \\\"$@\\\"\\necho \\\"<BATON_VAR>tag:{{version}}-$HOSTNAME</BATON_VAR>\\\"\\n"
     } else {
         "#!/bin/bash\\nset -euo pipefail\\nsystemctl restart app\\ncurl -fsS http://127.0.0.1:8080/health\\n"
