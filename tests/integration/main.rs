@@ -4,5 +4,6 @@ mod cli_inspect;
 mod emulator_api;
 mod emulator_exec;
 mod run;
+mod run_control;
 mod schema;
 mod seeds;
