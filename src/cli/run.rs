@@ -420,8 +420,11 @@ async fn run_async(
     Ok(ExitCode::from(code))
 }
 
+/// The watchers for a run, and the progress display a prompt must pause, if any.
+type Watchers = (Vec<Box<dyn Watcher>>, Option<Arc<dyn DrawControl>>);
+
 /// The watchers for this run, and the progress display a prompt must pause, if any.
-fn watchers_for(args: &RunArgs) -> (Vec<Box<dyn Watcher>>, Option<Arc<dyn DrawControl>>) {
+fn watchers_for(args: &RunArgs) -> Watchers {
     if args.quiet {
         return (Vec::new(), None);
     }
