@@ -18,6 +18,7 @@ use crate::config::{self, ConfigFlags, Credentials, WaitMode};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
 use crate::error::{Error, exit, render_issues};
 use crate::executor::events::{self, EventSink, RunEvent, RunTarget, StepInfo, StepRef};
+use crate::executor::prompt::{DrawControl, TerminalPrompter};
 use crate::executor::scheduler::{self, Final, ScheduleOptions, StepNode};
 use crate::executor::step::{ConfirmPolicy, JobStepRunner, Masker, StepRunnerSetup};
 use crate::executor::wait::{CallbackHub, WaitOptions, callback};
@@ -25,7 +26,7 @@ use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, 
 use crate::plan::model::OnFailure;
 use crate::plan::validate::{self, ValidatedPlan};
 use crate::report::plain::PlainReporter;
-use crate::report::progress::ProgressReporter;
+use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
 use crate::report::watch::{self, Watcher};
 
@@ -160,7 +161,11 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
             context: "cannot start the async runtime".into(),
             source,
         })?;
-    runtime.block_on(run_async(args, config, validated, *pending))
+    let result = runtime.block_on(run_async(args, config, validated, *pending));
+    // A confirmation prompt abandoned by Ctrl-C still blocks a thread on stdin;
+    // dropping the runtime would wait for it forever.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 fn init_tracing(verbose: u8) {
@@ -298,7 +303,7 @@ async fn run_async(
         .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
-    let mut watchers = watchers_for(&args);
+    let (mut watchers, display) = watchers_for(&args);
     watchers.extend(super::resume::log_watchers(&args.state)?);
     let session = pending
         .start(api.as_ref(), &backend.target, &validated)
@@ -353,7 +358,7 @@ async fn run_async(
     let confirm = if args.yes {
         ConfirmPolicy::Yes
     } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        ConfirmPolicy::Ask
+        ConfirmPolicy::Ask(Arc::new(TerminalPrompter::new(display)))
     } else {
         ConfirmPolicy::Refuse
     };
@@ -419,6 +424,21 @@ async fn run_async(
     let record = watch_task.await.unwrap_or_default();
 
     print!("{}", record.table());
+    if args.detach && interrupt.is_cancelled() {
+        // The person who pressed Ctrl-C must be able to find what is still running.
+        let left: Vec<String> = record
+            .steps
+            .iter()
+            .filter(|s| s.status == "interrupted")
+            .filter_map(|s| {
+                s.job_instance_id
+                    .map(|job| format!("job {job} (step {})", s.id))
+            })
+            .collect();
+        if !left.is_empty() {
+            eprintln!("baton: left running (--detach): {}", left.join(", "));
+        }
+    }
     if let Some(error) = &fatal {
         eprintln!("error: {}", masker.mask(&error.to_string()));
     }
@@ -438,16 +458,32 @@ async fn run_async(
     Ok(ExitCode::from(code))
 }
 
-fn watchers_for(args: &RunArgs) -> Vec<Box<dyn Watcher>> {
+/// The watchers of a run, and the progress display a prompt must pause, if any.
+type Watchers = (Vec<Box<dyn Watcher>>, Option<Arc<dyn DrawControl>>);
+
+/// The watchers for this run, and the progress display a prompt must pause, if any.
+fn watchers_for(args: &RunArgs) -> Watchers {
     if args.quiet {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     if std::io::stderr().is_terminal()
         && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(false)
     {
-        vec![Box::new(ProgressReporter::new())]
+        let reporter = ProgressReporter::new();
+        let display: Arc<dyn DrawControl> = Arc::new(reporter.pause_handle());
+        (vec![Box::new(reporter)], Some(display))
     } else {
-        vec![Box::new(PlainReporter::new(std::io::stdout()))]
+        (vec![Box::new(PlainReporter::new(std::io::stdout()))], None)
+    }
+}
+
+/// The progress bars stand aside while a confirmation prompt is open.
+impl DrawControl for DrawPause {
+    fn pause(&self) {
+        DrawPause::pause(self);
+    }
+    fn resume(&self) {
+        DrawPause::resume(self);
     }
 }
 

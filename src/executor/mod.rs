@@ -2,6 +2,7 @@
 //! reports everything as `RunEvent`s.
 
 pub mod events;
+pub mod prompt;
 pub mod scheduler;
 pub mod step;
 pub mod wait;

@@ -19,6 +19,7 @@ use super::events::{
     self, EventSink, HostCounts, HostOutcome, NotRunReason, Observed, RunEvent, StepFinished,
     StepRef, StepStatus,
 };
+use super::prompt::Prompter;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
 use crate::config::WaitMode;
@@ -139,12 +140,12 @@ fn render_context(input: &RenderInput<'_>) -> RenderContext {
 }
 
 /// What to do when JOB waits for a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum ConfirmPolicy {
     /// `--yes`: confirm.
     Yes,
-    /// Ask on the terminal.
-    Ask,
+    /// Ask (on the terminal in `baton run`).
+    Ask(Arc<dyn Prompter>),
     /// No TTY and no `--yes`: fail the step.
     Refuse,
 }
@@ -799,7 +800,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     return Ok((status, (observed_at, via)));
                 }
                 WaitEnd::WaitingUser { status } => {
-                    if let Err(ending) = self.confirm(step_ref, job, &status).await {
+                    if let Err(ending) = self.confirm(step_ref, job, &status, control).await {
                         unregister();
                         return Err(ending);
                     }
@@ -850,12 +851,14 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         }
     }
 
-    /// Handles status 7: confirm (op 6 for a manual step, 13 for a rolling batch) or fail.
+    /// Handles status 7: confirm (op 6 for a manual step, 13 for a rolling batch) or
+    /// fail, terminating the instance (op 1) so nothing is left waiting in JOB.
     async fn confirm(
         &self,
         step_ref: &StepRef,
         job: JobInstanceId,
         status: &JobStatusView,
+        control: &super::scheduler::RunControl,
     ) -> Result<(), Ending> {
         let setup = &self.setup;
         let Some(waiting) = status
@@ -883,22 +886,53 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 format!("job {job} waits to start the next rolling batch{batch}"),
             )
         };
-        let confirmed = match setup.confirm {
-            ConfirmPolicy::Yes => true,
-            ConfirmPolicy::Refuse => false,
-            ConfirmPolicy::Ask => {
-                let _guard = self.prompt_lock.lock().await;
-                let question = format!("baton: step {}: {prompt}. Continue? [y/N] ", step_ref.id);
-                tokio::task::spawn_blocking(move || ask(&question))
-                    .await
-                    .unwrap_or(false)
+        let (confirmed, action) = match &setup.confirm {
+            ConfirmPolicy::Yes => (true, "confirmed (--yes)"),
+            ConfirmPolicy::Refuse => (
+                false,
+                "not confirmed: no terminal to ask on; pass --yes to confirm automatically",
+            ),
+            ConfirmPolicy::Ask(prompter) => {
+                // One question at a time, however many steps wait.
+                let guard = tokio::select! {
+                    guard = self.prompt_lock.lock() => Some(guard),
+                    _ = control.abort.cancelled() => None,
+                };
+                let answer = match guard {
+                    None => None,
+                    Some(_guard) => {
+                        let question =
+                            format!("baton: step {}: {prompt}. Continue? [y/N] ", step_ref.id);
+                        let prompter = Arc::clone(prompter);
+                        let asking =
+                            tokio::task::spawn_blocking(move || prompter.confirm(&question));
+                        // An interrupt must not wait for an answer; the blocked read is
+                        // abandoned (the process exits soon after).
+                        tokio::select! {
+                            answer = asking => Some(answer.unwrap_or(false)),
+                            _ = control.abort.cancelled() => None,
+                        }
+                    }
+                };
+                match answer {
+                    Some(true) => (true, "confirmed"),
+                    Some(false) => (false, "refused at the prompt"),
+                    None => {
+                        let what = if control.should_leave_running() {
+                            format!("left job {job} running (--detach)")
+                        } else {
+                            self.terminate(job).await
+                        };
+                        let mut ending = Ending::failed(
+                            format!("interrupted while asking: {prompt}; {what}"),
+                            0,
+                            Some(job),
+                        );
+                        ending.status = StepStatus::Interrupted;
+                        return Err(ending);
+                    }
+                }
             }
-        };
-        let action = match (confirmed, setup.confirm) {
-            (true, ConfirmPolicy::Yes) => "confirmed (--yes)",
-            (true, _) => "confirmed",
-            (false, ConfirmPolicy::Refuse) => "not confirmed: no terminal to ask on and no --yes",
-            (false, _) => "refused",
         };
         setup.events.emit(RunEvent::StepWaitingUser {
             step: step_ref.clone(),
@@ -909,7 +943,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         if !confirmed {
             let outcome = self.terminate(job).await;
             return Err(Ending::failed(
-                format!("{prompt}: {action}; {outcome}"),
+                format!("waited for confirmation ({prompt}): {action}; {outcome}"),
                 0,
                 Some(job),
             ));
@@ -1006,19 +1040,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         }
         (hosts.into_values().collect(), outputs, host_outputs)
     }
-}
-
-/// Asks a yes/no question on the terminal.
-fn ask(question: &str) -> bool {
-    use std::io::{BufRead, Write};
-    let mut stderr = std::io::stderr();
-    let _ = write!(stderr, "{question}");
-    let _ = stderr.flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 #[cfg(test)]

@@ -1227,7 +1227,7 @@ impl ProtocolCodec for JobCodec {
                     step_type: s.step_type,
                     status: s.status,
                     execute_count: s.execute_count,
-                    batch: None,
+                    batch: s.batch.map(|b| (b.current, b.total)),
                     hosts: s.hosts.iter().map(host_view).collect(),
                 })
                 .collect(),

@@ -477,6 +477,21 @@ struct SubmitData {
     step_instance_id: Option<u64>,
 }
 
+/// The optional `rolling_batch: {current, total}` of a step's status (see
+/// [`super::types::StepStatus::batch`]). Anything else, including a batch outside
+/// `1..=total`, reads as "no batch": progress must never fail a status read.
+pub(crate) fn rolling_batch(value: Option<&Value>) -> Option<super::types::RollingBatch> {
+    let value = value?;
+    let number = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    let (current, total) = (number("current")?, number("total")?);
+    (current >= 1 && current <= total).then_some(super::types::RollingBatch { current, total })
+}
+
 /// A submission's answer (`fast_*`, `execute_*`): the same `data` on every protocol.
 pub fn decode_submit(response: &RawResponse<'_>) -> Result<Submitted, ApiError> {
     let data = unwrap_data(response)?;
@@ -863,6 +878,54 @@ mod tests {
         assert_eq!(host.exit_code, Some(0));
         assert_eq!(host.tag.as_deref(), Some(""));
         assert_eq!(host.total_time_ms, Some(1000));
+    }
+
+    #[test]
+    fn rolling_batch_is_optional_and_read_leniently() {
+        let status_with = |batch: Value| {
+            let mut step = json!({"step_instance_id": 75, "name": "s", "type": 1, "status": 15,
+                "execute_count": 0, "step_ip_result_list": []});
+            if !batch.is_null() {
+                step["rolling_batch"] = batch;
+            }
+            json!({"code": 0, "result": true, "data": {"finished": false,
+                "job_instance": {"job_instance_id": 100, "status": 2},
+                "step_instance_list": [step]}})
+            .to_string()
+        };
+        let read = |batch: Value| {
+            let body = status_with(batch);
+            decode_job_status(Protocol::V3, &raw(200, &body), local_offset())
+                .map(|s| s.steps[0].batch)
+        };
+        assert_eq!(
+            read(json!({"current": 2, "total": 4})).ok(),
+            Some(Some(super::super::types::RollingBatch {
+                current: 2,
+                total: 4
+            }))
+        );
+        // Absent (JOB itself), malformed or out of range: no batch, and no error.
+        for batch in [
+            Value::Null,
+            json!("2/4"),
+            json!({"current": 0, "total": 4}),
+            json!({"current": 5, "total": 4}),
+            json!({"current": -1, "total": 4}),
+        ] {
+            assert_eq!(read(batch.clone()).ok(), Some(None), "{batch}");
+        }
+        // v2 blocks carry it the same way.
+        let v2 = json!({"code": 0, "result": true, "data": {"is_finished": false,
+            "job_instance": {"job_instance_id": 1, "status": 2},
+            "blocks": [{"type": 1, "step_instances": [{"step_instance_id": 2, "type": 1, "status": 2,
+                "rolling_batch": {"current": 1, "total": 3}, "step_ip_status": []}]}]}})
+        .to_string();
+        let status = decode_job_status(Protocol::V2, &raw(200, &v2), local_offset()).unwrap();
+        assert_eq!(
+            status.steps[0].batch.map(|b| (b.current, b.total)),
+            Some((1, 3))
+        );
     }
 
     #[test]

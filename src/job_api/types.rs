@@ -478,6 +478,21 @@ pub struct StepStatus {
     pub total_time_ms: Option<u64>,
     /// Per-host results (file steps: target hosts only); empty when JOB sent none.
     pub hosts: Vec<HostResult>,
+    /// The rolling batch, for rolling steps whose status answer says which batch runs.
+    /// Optional: JOB's documented status answers carry no batch (only its batch-aware
+    /// log queries take a `batch` parameter); baton's emulator adds a non-standard
+    /// `rolling_batch: {current, total}`, and a missing or malformed one is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<RollingBatch>,
+}
+
+/// Which rolling batch a step is on: `current` of `total`, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollingBatch {
+    /// The batch running (or, between batches, the one just done), 1-based.
+    pub current: u32,
+    /// How many batches the step has.
+    pub total: u32,
 }
 
 /// One host's result within a step.

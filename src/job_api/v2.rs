@@ -536,6 +536,9 @@ struct StepData {
     start_time: Option<Value>,
     end_time: Option<Value>,
     total_time: Option<f64>,
+    /// The emulator's non-standard rolling batch (read leniently).
+    #[serde(default)]
+    rolling_batch: Option<Value>,
     #[serde(default, deserialize_with = "nullable")]
     step_ip_status: Vec<IpStatusData>,
 }
@@ -588,6 +591,7 @@ pub(crate) fn decode_status(
             start_time_ms: time(http, step.start_time.as_ref(), offset)?,
             end_time_ms: time(http, step.end_time.as_ref(), offset)?,
             total_time_ms: seconds_to_millis(step.total_time),
+            batch: decode::rolling_batch(step.rolling_batch.as_ref()),
             hosts: step
                 .step_ip_status
                 .into_iter()

@@ -474,6 +474,9 @@ struct StepData {
     start_time: Option<i64>,
     end_time: Option<i64>,
     total_time: Option<f64>,
+    /// The emulator's non-standard rolling batch (read leniently).
+    #[serde(default)]
+    rolling_batch: Option<Value>,
     /// v3 (and one v4 doc revision).
     #[serde(default, deserialize_with = "nullable")]
     step_ip_result_list: Vec<HostResultData>,
@@ -568,6 +571,7 @@ pub(crate) fn decode_status(http: u16, data: Value) -> Result<JobStatus, ApiErro
             start_time_ms: step.start_time,
             end_time_ms: step.end_time,
             total_time_ms: decode::millis(step.total_time),
+            batch: decode::rolling_batch(step.rolling_batch.as_ref()),
             hosts: results
                 .map(|r| {
                     let inline = HostRef {

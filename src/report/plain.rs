@@ -75,11 +75,13 @@ pub fn describe(event: &RunEvent) -> Option<String> {
             hosts,
             batch,
         } => {
+            // The batch leads (`step stop-web batch 2/4: …`) so a rolling step's
+            // progress reads at a glance and greps easily.
             let batch = batch
-                .map(|(k, n)| format!(", batch {k}/{n}"))
+                .map(|(k, n)| format!(" batch {k}/{n}:"))
                 .unwrap_or_default();
             format!(
-                "step {} job {job_instance_id} {}: {} running, {} ok, {} failed{batch}",
+                "step {}{batch} job {job_instance_id} {}: {} running, {} ok, {} failed",
                 step.id,
                 status.label(),
                 hosts.running,
@@ -209,5 +211,27 @@ mod tests {
         assert!(lines[0].ends_with("Z step push-package submitted (job 10002)"));
         assert!(lines[0].as_bytes()[4] == b'-' && lines[0].as_bytes()[10] == b'T');
         assert!(!text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn rolling_progress_names_the_batch_first() {
+        let event = RunEvent::StepProgress {
+            step: StepRef {
+                index: 0,
+                id: "stop-web".into(),
+            },
+            job_instance_id: JobInstanceId(7),
+            status: RunStatus::Running,
+            hosts: HostCounts {
+                running: 1,
+                ok: 1,
+                failed: 0,
+            },
+            batch: Some((2, 4)),
+        };
+        assert_eq!(
+            describe(&event).as_deref(),
+            Some("step stop-web batch 2/4: job 7 running: 1 running, 1 ok, 0 failed")
+        );
     }
 }

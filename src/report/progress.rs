@@ -2,6 +2,12 @@
 //! line per running step with its elapsed time, JOB instance, host counts and rolling
 //! batch. All spinners are ticked from one tokio task — indicatif's steady tick would
 //! spawn a thread per bar. Finished steps leave one permanent line above the bars.
+//!
+//! A confirmation prompt must not be drawn over: [`DrawPause`] clears the bars and
+//! stops drawing while a question waits for its answer, keeping the lines printed
+//! meanwhile to print them once drawing resumes. (`MultiProgress::suspend` would hold
+//! indicatif's lock for as long as the person takes to answer, blocking the async
+//! workers that tick and update the bars.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,11 +22,64 @@ use super::watch::Watcher;
 
 type Bars = Arc<Mutex<HashMap<usize, ProgressBar>>>;
 
+/// Lines printed while drawing is paused, or `None` while drawing.
+type Paused = Arc<Mutex<Option<Vec<String>>>>;
+
+/// Pauses and resumes the progress display around a terminal prompt. Cloneable.
+#[derive(Clone)]
+pub struct DrawPause {
+    multi: MultiProgress,
+    paused: Paused,
+}
+
+impl DrawPause {
+    /// Clears the bars and stops drawing until [`DrawPause::resume`].
+    pub fn pause(&self) {
+        let Ok(mut paused) = self.paused.lock() else {
+            return;
+        };
+        if paused.is_none() {
+            let _ = self.multi.clear();
+            self.multi.set_draw_target(ProgressDrawTarget::hidden());
+            *paused = Some(Vec::new());
+        }
+    }
+
+    /// Draws again, first printing what was held back.
+    pub fn resume(&self) {
+        let Ok(mut paused) = self.paused.lock() else {
+            return;
+        };
+        if let Some(lines) = paused.take() {
+            self.multi.set_draw_target(ProgressDrawTarget::stderr());
+            for line in lines {
+                let _ = self.multi.println(line);
+            }
+        }
+    }
+
+    /// Prints a permanent line above the bars, or keeps it for later while paused.
+    fn println(&self, text: &str) {
+        match self.paused.lock() {
+            Ok(mut paused) => match paused.as_mut() {
+                Some(lines) => lines.push(text.to_owned()),
+                None => {
+                    let _ = self.multi.println(text);
+                }
+            },
+            Err(_) => {
+                let _ = self.multi.println(text);
+            }
+        }
+    }
+}
+
 /// The TTY reporter.
 pub struct ProgressReporter {
     multi: MultiProgress,
     overall: ProgressBar,
     bars: Bars,
+    pause: DrawPause,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -53,12 +112,22 @@ impl ProgressReporter {
                 }
             }
         });
+        let pause = DrawPause {
+            multi: multi.clone(),
+            paused: Arc::new(Mutex::new(None)),
+        };
         ProgressReporter {
             multi,
             overall,
             bars,
+            pause,
             ticker: Some(ticker),
         }
+    }
+
+    /// The handle a terminal prompt uses to keep the bars out of its way.
+    pub fn pause_handle(&self) -> DrawPause {
+        self.pause.clone()
     }
 
     fn step_bar(&self, index: usize, id: &str) -> Option<ProgressBar> {
@@ -86,7 +155,7 @@ impl ProgressReporter {
     }
 
     fn println(&self, text: &str) {
-        let _ = self.multi.println(text);
+        self.pause.println(text);
     }
 }
 
@@ -129,7 +198,7 @@ impl Watcher for ProgressReporter {
                         .map(|(k, n)| format!("  batch {k}/{n}"))
                         .unwrap_or_default();
                     bar.set_message(format!(
-                        "job {job_instance_id} {}  {} running / {} ok / {} failed{batch}",
+                        "job {job_instance_id} {}{batch}  {} running / {} ok / {} failed",
                         status.label(),
                         hosts.running,
                         hosts.ok,
@@ -176,6 +245,8 @@ impl Watcher for ProgressReporter {
         if let Some(ticker) = self.ticker.take() {
             ticker.abort();
         }
+        // A prompt cut short (Ctrl-C) must not swallow the last lines.
+        self.pause.resume();
         if let Ok(mut bars) = self.bars.lock() {
             for (_, bar) in bars.drain() {
                 bar.finish_and_clear();

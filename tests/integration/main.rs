@@ -7,6 +7,7 @@ mod emulator_exec;
 mod examples;
 mod plan_props;
 mod run;
+mod run_control;
 mod schema;
 mod seeds;
 mod state;

@@ -143,6 +143,14 @@ fn plan(step_yaml: &str) -> Plan {
 }
 
 async fn run_one(api: FakeJob, plan: Plan) -> (StepEnd<StepOutput>, Arc<FakeJob>, Vec<RunEvent>) {
+    run_confirming(api, plan, ConfirmPolicy::Refuse).await
+}
+
+async fn run_confirming(
+    api: FakeJob,
+    plan: Plan,
+    confirm: ConfirmPolicy,
+) -> (StepEnd<StepOutput>, Arc<FakeJob>, Vec<RunEvent>) {
     let api = Arc::new(api);
     let (sink, mut rx) = EventSink::channel();
     let runner = Arc::new(JobStepRunner::new(StepRunnerSetup {
@@ -158,7 +166,7 @@ async fn run_one(api: FakeJob, plan: Plan) -> (StepEnd<StepOutput>, Arc<FakeJob>
             poll_factor: 1.0,
             poll_cap: Duration::from_millis(2),
         },
-        confirm: ConfirmPolicy::Refuse,
+        confirm,
         masker: Masker::new(vec!["hunter2".into()]),
     }));
     let interrupt = CancellationToken::new();
@@ -297,6 +305,124 @@ async fn waiting_user_without_tty_fails() {
     assert_eq!(
         *api.operations.lock().unwrap(),
         vec!["job 101 op 1".to_owned()]
+    );
+    let error = finished(&events).error.unwrap_or_default();
+    assert!(
+        error.contains("waited for confirmation") && error.contains("--yes"),
+        "{error}"
+    );
+    assert!(error.contains("terminated job 101"), "{error}");
+}
+
+/// A prompter that answers as told and remembers the questions.
+struct Scripted {
+    answer: bool,
+    asked: Mutex<Vec<String>>,
+}
+
+impl crate::executor::prompt::Prompter for Scripted {
+    fn confirm(&self, question: &str) -> bool {
+        self.asked.lock().unwrap().push(question.to_owned());
+        self.answer
+    }
+}
+
+fn manual_then_done() -> Vec<JobStatusView> {
+    let mut waiting = status(RunStatus::WaitingUser, 9);
+    waiting.steps[0].step_type = Some(3);
+    vec![waiting, status(RunStatus::Success, 9)]
+}
+
+#[tokio::test]
+async fn a_yes_at_the_prompt_confirms_with_operation_6() {
+    let prompter = Arc::new(Scripted {
+        answer: true,
+        asked: Mutex::new(Vec::new()),
+    });
+    let api = FakeJob::new(Protocol::V3, manual_then_done(), "");
+    let policy = ConfirmPolicy::Ask(prompter.clone());
+    let (end, api, _) = run_confirming(
+        api,
+        plan(
+            "  - id: a
+",
+        ),
+        policy,
+    )
+    .await;
+    assert!(matches!(end, StepEnd::Succeeded { .. }), "{end:?}");
+    assert_eq!(
+        *api.operations.lock().unwrap(),
+        vec!["step 101 op 6".to_owned()]
+    );
+    let asked = prompter.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert!(
+        asked[0].contains("step a: job 101 waits for a manual confirmation")
+            && asked[0].ends_with("[y/N] "),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_no_at_the_prompt_terminates() {
+    let prompter = Arc::new(Scripted {
+        answer: false,
+        asked: Mutex::new(Vec::new()),
+    });
+    let api = FakeJob::new(Protocol::V3, manual_then_done(), "");
+    let (end, api, events) = run_confirming(
+        api,
+        plan(
+            "  - id: a
+",
+        ),
+        ConfirmPolicy::Ask(prompter),
+    )
+    .await;
+    assert!(matches!(end, StepEnd::Failed));
+    assert_eq!(
+        *api.operations.lock().unwrap(),
+        vec!["job 101 op 1".to_owned()]
+    );
+    assert!(
+        finished(&events)
+            .error
+            .unwrap_or_default()
+            .contains("refused at the prompt")
+    );
+}
+
+#[tokio::test]
+async fn yes_continues_a_rolling_batch_with_operation_13() {
+    let mut waiting = status(RunStatus::WaitingUser, 9);
+    waiting.steps[0].batch = Some((1, 3));
+    let api = FakeJob::new(
+        Protocol::V3,
+        vec![waiting, status(RunStatus::Success, 9)],
+        "",
+    );
+    let (end, api, events) = run_confirming(
+        api,
+        plan(
+            "  - id: a
+",
+        ),
+        ConfirmPolicy::Yes,
+    )
+    .await;
+    assert!(matches!(end, StepEnd::Succeeded { .. }), "{end:?}");
+    assert_eq!(
+        *api.operations.lock().unwrap(),
+        vec!["step 101 op 13".to_owned()]
+    );
+    let said = events.iter().find_map(|e| match e {
+        RunEvent::StepWaitingUser { prompt, action, .. } => Some(format!("{prompt}: {action}")),
+        _ => None,
+    });
+    assert_eq!(
+        said.as_deref(),
+        Some("job 101 waits to start the next rolling batch (batch 1/3 done): confirmed (--yes)")
     );
 }
 
