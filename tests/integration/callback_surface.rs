@@ -343,7 +343,7 @@ fn the_receiver_binds_loopback_unless_told_otherwise() {
             .enable_all()
             .build()
             .expect("runtime");
-        let client = reqwest::Client::new();
+        let client = crate::faults::control_client();
         let get = |url: String| -> Value {
             rt.block_on(async {
                 match client.get(&url).send().await {

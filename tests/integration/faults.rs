@@ -61,7 +61,7 @@ impl Emu {
         Emu {
             runtime,
             handle: Some(handle),
-            client: reqwest::Client::new(),
+            client: control_client(),
         }
     }
 
@@ -120,6 +120,17 @@ impl Drop for Emu {
             let _ = self.runtime.block_on(handle.shutdown());
         }
     }
+}
+
+/// A client without pooling: after a 413 the receiver closes the connection, and a
+/// restarted emulator listens where a dead one did; a pooled client could hand either
+/// dead connection to the next request.
+pub(crate) fn control_client() -> reqwest::Client {
+    baton::job_api::client::install_crypto_provider();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
 }
 
 fn control_get(rt: &tokio::runtime::Runtime, client: &reqwest::Client, url: &str) -> Value {
@@ -878,8 +889,7 @@ fn restart_mid_run(api: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    baton::job_api::client::install_crypto_provider();
-    let client = reqwest::Client::new();
+    let client = control_client();
     // Everything is held: `make` is submitted and stays running.
     control_post(&rt, &client, &format!("{base}/_emulator/hold"), json!({}));
 
@@ -944,7 +954,9 @@ fn restart_mid_run(api: &str) -> Result<(), String> {
         .iter()
         .all(|r| r["api"] != "get_job_instance_status")
     {
-        return fail("the restarted emulator was never asked about the job");
+        return fail(&format!(
+            "the restarted emulator was never asked about the job: {requests_after:?}"
+        ));
     }
     Ok(())
 }
