@@ -192,6 +192,13 @@ fn actions_suffix(actions: &[String]) -> String {
 }
 
 impl ClientError {
+    /// Whether JOB says the job instance does not exist (1244006 on v2/v3, `NOT_FOUND`
+    /// on v4): JOB lost it, or another JOB now answers at that address. Reading on is
+    /// pointless, and submitting again could run the step twice.
+    pub fn is_unknown_instance(&self) -> bool {
+        matches!(self, ClientError::Rejected { code, .. } if code == "1244006" || code == "NOT_FOUND")
+    }
+
     /// Whether the run as a whole cannot go on (exit 3) rather than one step failing.
     pub fn is_infrastructure(&self) -> bool {
         matches!(
