@@ -42,6 +42,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(code(baton::plan))]
     Plan(#[from] PlanErrors),
+    /// Run state: the state folder, journals, locks, resume.
+    #[error(transparent)]
+    #[diagnostic(code(baton::state))]
+    State(#[from] crate::state::StateError),
     /// A file could not be read or written.
     #[error("{context}: {source}")]
     #[diagnostic(code(baton::io))]
@@ -62,6 +66,17 @@ impl Error {
             Error::Plan(_) => exit::INVALID,
             Error::Infrastructure(_) => exit::INFRASTRUCTURE,
             Error::Io { .. } => exit::INFRASTRUCTURE,
+            Error::State(error) => {
+                use crate::state::StateError;
+                match error {
+                    StateError::Locked(_) => exit::LOCKED,
+                    StateError::NoSuchRun(_)
+                    | StateError::PlanChanged(_)
+                    | StateError::Resume(_)
+                    | StateError::NoStateDir => exit::INVALID,
+                    StateError::Io { .. } | StateError::Corrupt { .. } => exit::INFRASTRUCTURE,
+                }
+            }
         }
     }
 }

@@ -98,6 +98,10 @@ impl PlanGraph {
             by_id.entry(step.id.as_str()).or_insert(i);
         }
         let mut errors = Vec::new();
+        // `linked_to[dep] == i` once the edge dep → i exists. Repeated needs would only
+        // double-count in-degrees; asking `find_edge` instead walks the dependency's
+        // whole edge list, which made a 50 000-step fan-out quadratic.
+        let mut linked_to = vec![usize::MAX; steps.len()];
         for (i, step) in steps.iter().enumerate() {
             for (n, need) in step.needs.iter().enumerate() {
                 match by_id.get(need.as_str()) {
@@ -107,10 +111,9 @@ impl PlanGraph {
                         need_index: n,
                     }),
                     Some(&dep) => {
-                        let (from, to) = (NodeIndex::new(dep), NodeIndex::new(i));
-                        // Repeated needs would only double-count in-degrees.
-                        if graph.find_edge(from, to).is_none() {
-                            graph.add_edge(from, to, Needs);
+                        if linked_to[dep] != i {
+                            linked_to[dep] = i;
+                            graph.add_edge(NodeIndex::new(dep), NodeIndex::new(i), Needs);
                         }
                     }
                     None => errors.push(GraphError::UnknownNeed {
@@ -395,6 +398,20 @@ mod tests {
                 ..Step::default()
             })
             .collect()
+    }
+
+    #[test]
+    fn repeated_needs_make_one_edge() {
+        let g = PlanGraph::build(&steps(&[
+            ("a", &[]),
+            ("b", &["a", "a"]),
+            ("c", &["b", "a", "b"]),
+        ]))
+        .unwrap();
+        assert_eq!(g.dependencies(1), vec![0]);
+        assert_eq!(g.dependencies(2), vec![0, 1]);
+        assert_eq!(g.dependents(0), vec![1, 2]);
+        assert_eq!(g.waves(), vec![vec![0], vec![1], vec![2]]);
     }
 
     #[test]

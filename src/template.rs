@@ -9,10 +9,10 @@
 //! variables and the step graph before anything runs. Strings without `{{` are not
 //! templates and skip the registry entirely, which keeps 50 000-step plans cheap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
-use handlebars::{Handlebars, Path, PathSeg, RenderErrorReason, Template};
+use handlebars::{Context, Handlebars, Path, PathSeg, RenderErrorReason, Template};
 use serde_json::{Map, Value};
 
 /// Helpers whose block body is rendered in the same context as the block itself, so
@@ -51,6 +51,22 @@ pub struct RenderFailure {
 #[derive(Debug)]
 pub struct TemplateSet {
     registry: Handlebars<'static>,
+    /// Template text → the name it was first compiled under. Generated plans repeat
+    /// the same script body or params across thousands of steps; compiling (pest
+    /// parsing) dominated validation, while copying a compiled template is cheap.
+    compiled: HashMap<String, String>,
+}
+
+/// A render context prepared once and shared by every field of a step: handlebars
+/// would otherwise convert the JSON context anew for each field it renders.
+#[derive(Debug)]
+pub struct Scope(Context);
+
+impl Scope {
+    /// Wraps the JSON `context` (see [`context`]).
+    pub fn new(context: Value) -> Self {
+        Scope(Context::from(context))
+    }
 }
 
 impl Default for TemplateSet {
@@ -66,7 +82,10 @@ impl TemplateSet {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
-        TemplateSet { registry }
+        TemplateSet {
+            registry,
+            compiled: HashMap::new(),
+        }
     }
 
     /// Whether `text` is a template at all.
@@ -79,6 +98,20 @@ impl TemplateSet {
     pub fn add(&mut self, name: &str, text: &str) -> Result<Vec<Reference>, TemplateError> {
         if !Self::is_template(text) {
             return Ok(Vec::new());
+        }
+        if let Some(template) = self
+            .compiled
+            .get(text)
+            .and_then(|first| self.registry.get_template(first))
+        {
+            let mut template = template.clone();
+            template.name = Some(name.to_owned());
+            let mut references = Vec::new();
+            collect_elements(&template.elements, true, &mut references)?;
+            references.sort();
+            references.dedup();
+            self.registry.register_template(name, template);
+            return Ok(references);
         }
         let template = Template::compile_with_name(text, name.to_owned()).map_err(|e| {
             let position = e
@@ -94,7 +127,13 @@ impl TemplateSet {
         references.sort();
         references.dedup();
         self.registry.register_template(name, template);
+        self.compiled.insert(text.to_owned(), name.to_owned());
         Ok(references)
+    }
+
+    /// Frees the compile cache once every template is registered.
+    pub fn finish_adding(&mut self) {
+        self.compiled = HashMap::new();
     }
 
     /// Renders the template registered as `name`, or returns `text` unchanged when it
@@ -103,17 +142,33 @@ impl TemplateSet {
         if !Self::is_template(text) {
             return Ok(text.to_owned());
         }
-        self.registry.render(name, context).map_err(|e| {
-            let missing = match e.reason() {
-                RenderErrorReason::MissingVariable(name) => name.clone(),
-                _ => None,
-            };
-            let message = match &missing {
-                Some(missing) => format!("`{missing}` is not defined"),
-                None => e.reason().to_string(),
-            };
-            RenderFailure { missing, message }
-        })
+        self.render_in(name, text, &Scope::new(context.clone()))
+    }
+
+    /// [`TemplateSet::render`] with a prepared [`Scope`], for rendering many fields
+    /// against one context.
+    pub fn render_in(
+        &self,
+        name: &str,
+        text: &str,
+        scope: &Scope,
+    ) -> Result<String, RenderFailure> {
+        if !Self::is_template(text) {
+            return Ok(text.to_owned());
+        }
+        self.registry
+            .render_with_context(name, &scope.0)
+            .map_err(|e| {
+                let missing = match e.reason() {
+                    RenderErrorReason::MissingVariable(name) => name.clone(),
+                    _ => None,
+                };
+                let message = match &missing {
+                    Some(missing) => format!("`{missing}` is not defined"),
+                    None => e.reason().to_string(),
+                };
+                RenderFailure { missing, message }
+            })
     }
 }
 
@@ -312,6 +367,27 @@ mod tests {
             set.render("ok", "echo {{cmd}} {{run.id}}", &ctx).unwrap(),
             "echo a && b <c> \"d\" r1"
         );
+    }
+
+    #[test]
+    fn repeated_text_renders_under_each_name() {
+        let mut set = TemplateSet::new();
+        let text = "deploy {{version}} {{gone}}";
+        assert_eq!(
+            set.add("steps[0].script.params", text).unwrap(),
+            set.add("steps[1].script.params", text).unwrap()
+        );
+        let vars = BTreeMap::from([("version".to_owned(), "1.2.3".to_owned())]);
+        let ctx = context(&vars, Map::new(), "r1", "p");
+        for name in ["steps[0].script.params", "steps[1].script.params"] {
+            let failure = set.render(name, text, &ctx).unwrap_err();
+            assert_eq!(failure.missing.as_deref(), Some("gone"));
+        }
+        set.finish_adding();
+        set.add("later", "v{{version}}").unwrap();
+        assert_eq!(set.render("later", "v{{version}}", &ctx).unwrap(), "v1.2.3");
+        assert!(set.add("bad", "{{version}").is_err());
+        assert!(set.add("bad2", "{{version}").is_err());
     }
 
     #[test]

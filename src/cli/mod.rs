@@ -2,7 +2,9 @@
 //! outcomes to exit codes.
 
 pub mod emulator;
+pub mod history;
 pub mod inspect;
+pub mod resume;
 pub mod run;
 
 use std::process::ExitCode;
@@ -33,6 +35,10 @@ pub enum Command {
     Schema,
     /// Run a plan against JOB, or against the local emulator when no endpoint is set.
     Run(Box<run::RunArgs>),
+    /// Continue a recorded run: re-attach to in-flight jobs, keep what succeeded, run the rest.
+    Resume(Box<resume::ResumeArgs>),
+    /// List recorded runs, show one again, or prune old ones.
+    Runs(history::RunsArgs),
     /// Serve the local JOB emulator.
     Emulator(emulator::EmulatorArgs),
     /// Internal: run one command inside a host sandbox (used by the emulator).
@@ -49,6 +55,8 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => inspect::graph(args),
         Command::Schema => inspect::schema(),
         Command::Run(args) => run::run(*args),
+        Command::Resume(args) => resume::resume(*args),
+        Command::Runs(args) => history::runs(args),
         Command::Emulator(args) => emulator::serve(args),
         Command::SandboxExec(args) => emulator::sandbox_exec(args),
     };

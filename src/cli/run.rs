@@ -13,6 +13,7 @@ use miette::Severity;
 use tokio_util::sync::CancellationToken;
 
 use super::inspect::PlanInputArgs;
+use super::resume::{Pending, Prepared, ResumeRequest};
 use crate::config::{self, ConfigFlags, Credentials, WaitMode};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
 use crate::error::{Error, exit, render_issues};
@@ -86,10 +87,23 @@ pub struct RunArgs {
     /// Log what baton does to stderr (-vv for more).
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Run records, locks, skip-if-successful and the log file.
+    #[command(flatten)]
+    pub state: super::resume::StateArgs,
 }
 
 /// Runs `baton run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    run_with(args, None)
+}
+
+/// Runs `baton resume` once its arguments are turned into a run of the recorded plan.
+pub fn run_resumed(args: RunArgs, request: ResumeRequest) -> Result<ExitCode, Error> {
+    run_with(args, Some(request))
+}
+
+fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Error> {
+    super::resume::init_log_file(&args.state, args.verbose)?;
     init_tracing(args.verbose);
     let flags = ConfigFlags {
         endpoint: args.endpoint.clone(),
@@ -111,7 +125,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     let mut options = args.input.options();
     options.api = config.protocol;
-    let validated = validate::load_and_validate(&args.input.plan, &options)?;
+    let loaded = crate::plan::load(&args.input.plan)?;
+    let fingerprint =
+        crate::state::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
+    let validated = validate::validate(loaded, &options)?;
     if !validated.warnings.is_empty() {
         eprint!(
             "{}",
@@ -129,6 +146,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
             args.input.plan.display()
         )));
     }
+    let pending = match super::resume::prepare(&args.state, fingerprint, &validated, resume)? {
+        Prepared::Skip(message) => {
+            println!("{message}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Prepared::Go(pending) => pending,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,7 +160,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
             context: "cannot start the async runtime".into(),
             source,
         })?;
-    runtime.block_on(run_async(args, config, validated))
+    runtime.block_on(run_async(args, config, validated, *pending))
 }
 
 fn init_tracing(verbose: u8) {
@@ -192,6 +216,7 @@ async fn run_async(
     args: RunArgs,
     config: config::Config,
     validated: ValidatedPlan,
+    pending: Pending,
 ) -> Result<ExitCode, Error> {
     let protocol = validated.protocol;
     let plan_path = args.input.plan.clone();
@@ -212,7 +237,7 @@ async fn run_async(
         _ => start_emulator(&args, &plan_path).await?,
     };
 
-    let run_id = uuid::Uuid::now_v7().to_string();
+    let run_id = pending.run_id().to_owned();
     let hub = CallbackHub::new(&run_id);
     let mut secrets: Vec<String> = validated
         .vars
@@ -273,8 +298,13 @@ async fn run_async(
         .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
+    let mut watchers = watchers_for(&args);
+    watchers.extend(super::resume::log_watchers(&args.state)?);
+    let session = pending
+        .start(api.as_ref(), &backend.target, &validated)
+        .await?;
     let (sink, rx) = EventSink::channel();
-    let watchers = watchers_for(&args);
+    let sink = sink.with_recorder(session.recorder());
     let watch_task = tokio::spawn(watch::watch(rx, watchers));
 
     let steps: Vec<StepInfo> = validated
@@ -300,6 +330,7 @@ async fn run_async(
         steps,
         at: events::now(),
     });
+    session.restore(&sink);
 
     let default_on_failure = validated
         .plan
@@ -326,20 +357,23 @@ async fn run_async(
     } else {
         ConfirmPolicy::Refuse
     };
-    let runner = Arc::new(JobStepRunner::new(StepRunnerSetup {
-        api,
-        source: Arc::new(validated),
-        events: sink.clone(),
-        run_id: run_id.clone(),
-        hub: receiver.as_ref().map(|_| Arc::clone(&hub)),
-        callback_base,
-        wait: WaitOptions {
-            mode: wait_mode,
-            ..WaitOptions::default()
-        },
-        confirm,
-        masker: masker.clone(),
-    }));
+    let runner = Arc::new(
+        JobStepRunner::new(StepRunnerSetup {
+            api,
+            source: Arc::new(validated),
+            events: sink.clone(),
+            run_id: run_id.clone(),
+            hub: receiver.as_ref().map(|_| Arc::clone(&hub)),
+            callback_base,
+            wait: WaitOptions {
+                mode: wait_mode,
+                ..WaitOptions::default()
+            },
+            confirm,
+            masker: masker.clone(),
+        })
+        .with_resume(session.resume_from()),
+    );
 
     let interrupt = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(interrupt.clone(), sink.clone(), args.detach));
@@ -349,12 +383,13 @@ async fn run_async(
         abort_running: args.abort_running,
         detach: args.detach,
     };
-    let finals = scheduler::run_graph(
+    let finals = scheduler::run_graph_from(
         &nodes,
         Arc::clone(&runner),
         &schedule,
         interrupt.clone(),
         &sink,
+        session.initial(),
     )
     .await;
     signals.abort();
@@ -376,6 +411,9 @@ async fn run_async(
         exit_code: code,
         at: events::now(),
     });
+    if let Some(warning) = session.finish(code) {
+        eprintln!("{warning}");
+    }
     drop(sink);
     drop(runner);
     let record = watch_task.await.unwrap_or_default();

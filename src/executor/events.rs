@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::job_api::types::{JobInstanceId, RunStatus};
 
 /// A step as events name it: its position in the plan and its id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRef {
     /// Index in the plan's `steps`.
     pub index: usize,
@@ -21,7 +23,7 @@ pub struct StepRef {
 }
 
 /// What a run talks to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunTarget {
     /// The in-process emulator; host sandboxes live under `sandbox`.
@@ -39,7 +41,7 @@ pub enum RunTarget {
 }
 
 /// Static facts about one step, announced at the start.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepInfo {
     /// Position and id.
     pub step: StepRef,
@@ -50,7 +52,7 @@ pub struct StepInfo {
 }
 
 /// Why a step did not run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum NotRunReason {
     /// Its `when:` rendered false.
@@ -67,7 +69,7 @@ pub enum NotRunReason {
 }
 
 /// How the runner learned that an instance finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Observed {
     /// A callback triggered the status read that saw it.
@@ -77,7 +79,7 @@ pub enum Observed {
 }
 
 /// Host counts of a running step.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostCounts {
     /// Waiting or running.
     pub running: usize,
@@ -88,7 +90,7 @@ pub struct HostCounts {
 }
 
 /// One host's final state in a step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostOutcome {
     /// `cloud:ip` (or `host_id:N` when JOB gave no IP).
     pub host: String,
@@ -107,7 +109,7 @@ pub struct HostOutcome {
 }
 
 /// The final state of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Finished successfully.
@@ -121,7 +123,7 @@ pub enum StepStatus {
 }
 
 /// Everything known about a finished step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepFinished {
     /// Final state.
     pub status: StepStatus,
@@ -150,7 +152,7 @@ pub struct StepFinished {
 }
 
 /// Something happened in the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunEvent {
     /// The run begins.
@@ -168,7 +170,7 @@ pub enum RunEvent {
         /// Every step, in plan order.
         steps: Vec<StepInfo>,
         /// Wall clock.
-        #[serde(serialize_with = "rfc3339")]
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
         at: DateTime<Utc>,
     },
     /// A step's needs are met and it is being prepared.
@@ -176,7 +178,7 @@ pub enum RunEvent {
         /// The step.
         step: StepRef,
         /// Wall clock.
-        #[serde(serialize_with = "rfc3339")]
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
         at: DateTime<Utc>,
     },
     /// A submission is about to be sent.
@@ -202,7 +204,7 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         handoff: Option<Duration>,
         /// Wall clock.
-        #[serde(serialize_with = "rfc3339")]
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
         at: DateTime<Utc>,
     },
     /// A status read of a running step.
@@ -255,7 +257,7 @@ pub enum RunEvent {
         /// Its outcome.
         outcome: Box<StepFinished>,
         /// Wall clock.
-        #[serde(serialize_with = "rfc3339")]
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
         at: DateTime<Utc>,
     },
     /// Something the user should see, not fatal by itself.
@@ -276,34 +278,85 @@ pub enum RunEvent {
         /// The process exit code.
         exit_code: u8,
         /// Wall clock.
-        #[serde(serialize_with = "rfc3339")]
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
         at: DateTime<Utc>,
     },
 }
 
-/// Where the engine sends events. Cloneable; sending never blocks the engine, and a
-/// closed receiver (the watchers are gone) is not the engine's problem.
-#[derive(Debug, Clone)]
+/// Something that must see an event before the engine goes on: the run journal. It is
+/// called synchronously inside [`EventSink::emit`], so an intent ("about to submit") is
+/// on disk before the side effect it announces, whatever happens to the watchers'
+/// channel or the process afterwards.
+pub trait EventRecorder: Send + Sync {
+    /// Records one event durably; the error says why it could not.
+    fn record(&self, event: &RunEvent) -> Result<(), String>;
+}
+
+/// Where the engine sends events. Cloneable; sending never blocks the engine (beyond
+/// the recorder's own write), and a closed receiver (the watchers are gone) is not the
+/// engine's problem.
+#[derive(Clone)]
 pub struct EventSink {
     tx: tokio::sync::mpsc::UnboundedSender<RunEvent>,
+    recorder: Option<Arc<dyn EventRecorder>>,
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("recorder", &self.recorder.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventSink {
     /// A sink and the receiver watchers read from.
     pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<RunEvent>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (EventSink { tx }, rx)
+        (EventSink { tx, recorder: None }, rx)
     }
 
-    /// Emits one event.
+    /// The same sink, with every event also handed to `recorder` before it is sent.
+    pub fn with_recorder(mut self, recorder: Arc<dyn EventRecorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Emits one event. A recorder failure does not stop the run here; the recorder
+    /// keeps it to report (see [`EventSink::emit_durable`] for events that must not
+    /// go unrecorded).
     pub fn emit(&self, event: RunEvent) {
+        if let Some(recorder) = &self.recorder {
+            let _ = recorder.record(&event);
+        }
         let _ = self.tx.send(event);
+    }
+
+    /// Emits an event that must be recorded before the engine acts on it (a submission
+    /// intent). On a recorder failure nothing is sent and the error is returned, so the
+    /// caller can refrain from the side effect.
+    pub fn emit_durable(&self, event: RunEvent) -> Result<(), String> {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(&event)?;
+        }
+        let _ = self.tx.send(event);
+        Ok(())
     }
 }
 
 /// Serializes a timestamp as RFC 3339 UTC with seconds (chrono's serde feature is off).
 fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_time(at))
+}
+
+/// Reads a timestamp written by [`rfc3339`] (any RFC 3339 offset is accepted).
+fn parse_rfc3339<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
 }
 
 /// `2026-11-23T10:00:01Z`: the one timestamp format of plain output and reports.

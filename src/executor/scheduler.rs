@@ -124,6 +124,22 @@ enum State {
     Done(Final),
 }
 
+/// A step's state when scheduling begins: pending for a fresh run; a resumed run
+/// starts with the steps its journal settled.
+#[derive(Debug, Clone)]
+pub enum Initial<O> {
+    /// Not run yet: scheduled when its needs are met.
+    Pending,
+    /// Succeeded earlier, with what later steps may read; not run again.
+    Succeeded(O),
+    /// Skipped earlier (`when:` false); satisfies its dependents.
+    Skipped,
+    /// Failed earlier and not selected to run again; its dependents do not run.
+    Failed,
+    /// Did not run and is not selected to run now; its dependents do not run either.
+    NotRun,
+}
+
 /// Runs the whole graph. `interrupt` is the user's Ctrl-C token. Returns each step's
 /// final state in plan order.
 pub async fn run_graph<R: StepRunner>(
@@ -132,6 +148,20 @@ pub async fn run_graph<R: StepRunner>(
     options: &ScheduleOptions,
     interrupt: CancellationToken,
     events: &EventSink,
+) -> Vec<Final> {
+    run_graph_from(steps, runner, options, interrupt, events, Vec::new()).await
+}
+
+/// Runs the graph from pre-set step states (`initial`, in plan order; missing entries
+/// are pending). Pre-set steps emit no events here; the steps they block are reported
+/// not run, as after a failure.
+pub async fn run_graph_from<R: StepRunner>(
+    steps: &[StepNode],
+    runner: Arc<R>,
+    options: &ScheduleOptions,
+    interrupt: CancellationToken,
+    events: &EventSink,
+    initial: Vec<Initial<R::Output>>,
 ) -> Vec<Final> {
     let n = steps.len();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -150,11 +180,51 @@ pub async fn run_graph<R: StepRunner>(
     let max_parallel = options.max_parallel.max(1);
 
     let mut state = vec![State::Pending; n];
-    let mut ready: BTreeSet<usize> = (0..n)
-        .filter(|&i| steps[i].needs.iter().all(|&d| d >= n))
-        .collect();
-    let mut observed_at: Vec<Option<Instant>> = vec![None; n];
     let mut outputs: BTreeMap<usize, R::Output> = BTreeMap::new();
+    let mut blocked_by: Vec<usize> = Vec::new();
+    for (i, preset) in initial.into_iter().enumerate().take(n) {
+        state[i] = match preset {
+            Initial::Pending => State::Pending,
+            Initial::Succeeded(output) => {
+                outputs.insert(i, output);
+                State::Done(Final::Succeeded)
+            }
+            Initial::Skipped => State::Done(Final::Skipped),
+            Initial::Failed => {
+                blocked_by.push(i);
+                State::Done(Final::Failed)
+            }
+            Initial::NotRun => {
+                blocked_by.push(i);
+                State::Done(Final::NotRun)
+            }
+        };
+    }
+    let mut ready: BTreeSet<usize> = (0..n)
+        .filter(|&i| {
+            state[i] == State::Pending
+                && steps[i].needs.iter().all(|&d| {
+                    matches!(
+                        state.get(d),
+                        Some(State::Done(Final::Succeeded | Final::Skipped)) | None
+                    )
+                })
+        })
+        .collect();
+    for i in blocked_by {
+        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+            events.emit(RunEvent::StepNotRun {
+                step: StepRef {
+                    index: d,
+                    id: steps[d].id.clone(),
+                },
+                reason: NotRunReason::UpstreamFailed {
+                    upstream: steps[i].id.clone(),
+                },
+            });
+        });
+    }
+    let mut observed_at: Vec<Option<Instant>> = vec![None; n];
     let mut join_set: JoinSet<(usize, StepEnd<R::Output>)> = JoinSet::new();
     let mut task_steps: std::collections::HashMap<tokio::task::Id, usize> =
         std::collections::HashMap::new();
@@ -541,6 +611,80 @@ mod tests {
             ]
         );
         assert_eq!(*runner.started.lock().unwrap(), vec![0, 1]);
+    }
+
+    #[test]
+    fn preset_states_are_honoured() {
+        // s0 succeeded earlier (its output must reach s2), s1 failed earlier and is
+        // not selected, s2 needs s0, s3 needs s1, s4 is pending.
+        let needs = vec![vec![], vec![], vec![0], vec![1], vec![]];
+        let nodes: Vec<StepNode> = needs
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| StepNode {
+                id: format!("s{i}"),
+                needs: ns.clone(),
+                on_failure: OnFailure::Continue,
+            })
+            .collect();
+        let runner = Arc::new(FakeRunner::new(
+            needs.clone(),
+            vec![false; 5],
+            vec![false; 5],
+            vec![0; 5],
+        ));
+        runner.finished.lock().unwrap()[0] = true;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (sink, mut rx) = EventSink::channel();
+        let finals = rt.block_on(run_graph_from(
+            &nodes,
+            Arc::clone(&runner),
+            &ScheduleOptions {
+                max_parallel: 2,
+                abort_running: false,
+                detach: false,
+            },
+            CancellationToken::new(),
+            &sink,
+            vec![
+                Initial::Succeeded(0),
+                Initial::Failed,
+                Initial::Pending,
+                Initial::Pending,
+                Initial::Pending,
+            ],
+        ));
+        assert_eq!(
+            finals,
+            vec![
+                Final::Succeeded,
+                Final::Failed,
+                Final::Succeeded,
+                Final::NotRun,
+                Final::Succeeded
+            ]
+        );
+        let mut started = runner.started.lock().unwrap().clone();
+        started.sort();
+        assert_eq!(started, vec![2, 4]);
+        assert!(runner.violations.lock().unwrap().is_empty());
+        let mut not_run = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let RunEvent::StepNotRun { step, reason } = event {
+                not_run.push((step.id, reason));
+            }
+        }
+        assert_eq!(
+            not_run,
+            vec![(
+                "s3".to_owned(),
+                NotRunReason::UpstreamFailed {
+                    upstream: "s1".into()
+                }
+            )]
+        );
     }
 
     #[test]

@@ -200,9 +200,22 @@ pub struct StepRunnerSetup<A: JobApi, S: StepSource> {
     pub masker: Masker,
 }
 
+/// Where a resumed step picks up (see [`JobStepRunner::with_resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeFrom {
+    /// An instance an earlier session submitted and did not see finish: wait for it
+    /// instead of submitting again.
+    pub attach: Option<JobInstanceId>,
+    /// The attempt number of the attached instance, or of the first new submission.
+    /// Later than any attempt the journal saw, so task names stay unique.
+    pub attempt: u32,
+}
+
 /// Runs plan steps against JOB.
 pub struct JobStepRunner<A: JobApi, S: StepSource> {
     setup: StepRunnerSetup<A, S>,
+    /// Resumed steps by index; absent for a fresh run.
+    resume: BTreeMap<usize, ResumeFrom>,
     /// The first infrastructure error (unreachable, auth refused): the run exits 3.
     fatal: Mutex<Option<ClientError>>,
     /// Serializes terminal prompts between parallel steps.
@@ -214,9 +227,17 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     pub fn new(setup: StepRunnerSetup<A, S>) -> Self {
         JobStepRunner {
             setup,
+            resume: BTreeMap::new(),
             fatal: Mutex::new(None),
             prompt_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same runner continuing an earlier session: listed steps re-attach to their
+    /// in-flight instance or number their attempts after the journal's.
+    pub fn with_resume(mut self, resume: BTreeMap<usize, ResumeFrom>) -> Self {
+        self.resume = resume;
+        self
     }
 
     /// The infrastructure error that ended the run, if any.
@@ -547,8 +568,24 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             _ => None,
         };
 
-        let mut attempt: Option<Attempt> = None;
-        let mut number = 1u32;
+        let resume = self.resume.get(&step_ref.index).copied();
+        let first = resume.map_or(1, |r| r.attempt.max(1));
+        // A fresh submission after earlier sessions gets its full retries; an attached
+        // instance keeps the count its session started.
+        let retries = match resume {
+            Some(ResumeFrom { attach: None, .. }) => retries + (first - 1),
+            _ => retries,
+        };
+        let mut attempt: Option<Attempt> = resume.and_then(|r| {
+            r.attach.map(|job| {
+                setup.events.emit(RunEvent::Warning {
+                    step: Some(step_ref.clone()),
+                    message: format!("re-attached to job {job}, submitted before the resume"),
+                });
+                Attempt { number: first, job }
+            })
+        });
+        let mut number = first;
         loop {
             // Submit (first attempt, or a fresh submission where there are no step operations).
             let current = match attempt.take() {
@@ -557,11 +594,21 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     let name = task_name(&prefix, &setup.run_id, &step_ref.id, number);
                     let mut call = base_call.clone();
                     decorate(&mut call, protocol, &name, callback_url.as_deref());
-                    setup.events.emit(RunEvent::StepSubmitting {
+                    // The intent is journaled before the request leaves, so a crash
+                    // in between is reconciled by task name, never re-sent blindly.
+                    if let Err(e) = setup.events.emit_durable(RunEvent::StepSubmitting {
                         step: step_ref.clone(),
                         attempt: number,
                         task_name: name.clone(),
-                    });
+                    }) {
+                        return Ending::failed(
+                            format!(
+                                "not submitted: cannot record the submission in the journal: {e}"
+                            ),
+                            number.saturating_sub(1),
+                            None,
+                        );
+                    }
                     // Not raced against an interrupt: dropping the request midway would
                     // leave an instance we could neither see nor terminate.
                     match setup.api.submit(call, name).await {

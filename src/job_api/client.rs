@@ -314,6 +314,19 @@ pub trait JobApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ClientError>> + Send;
     /// Whether `operate_step_instance` exists (v2, v3).
     fn has_step_operations(&self) -> bool;
+
+    /// The instance named exactly `task_name` created since `since_ms` (epoch ms), as
+    /// ambiguous submissions are reconciled: for `baton resume`, which finds a
+    /// submission intent without its answer. `Unsupported` where the protocol has no
+    /// instance list.
+    fn find_by_task_name(
+        &self,
+        task_name: &str,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<Option<JobInstanceId>, ClientError>> + Send {
+        let _ = (task_name, since_ms);
+        async { Err(ClientError::Unsupported("get_job_instance_list")) }
+    }
 }
 
 /// Backoff for idempotent queries.
@@ -796,6 +809,14 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                 }
             }
         }
+    }
+
+    async fn find_by_task_name(
+        &self,
+        task_name: &str,
+        since_ms: i64,
+    ) -> Result<Option<JobInstanceId>, ClientError> {
+        self.reconcile(task_name, since_ms).await
     }
 
     async fn status(&self, job: JobInstanceId) -> Result<JobStatusView, ClientError> {

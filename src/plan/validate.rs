@@ -171,6 +171,7 @@ pub fn validate(
         &mut upstream_refs,
         &mut runtime_fields,
     );
+    templates.finish_adding();
 
     let mut index_by_id = HashMap::with_capacity(plan.steps.len());
     for (i, step) in plan.steps.iter().enumerate() {
@@ -281,13 +282,13 @@ impl Renderer<'_> {
             .get(index)
             .cloned()
             .ok_or(RenderError::NoSuchStep(index))?;
-        let context = self.context_for(index, ctx);
+        let scope = template::Scope::new(self.context_for(index, ctx));
         let id = step.id.clone();
         let prefix = format!("steps[{index}]");
         let render = |suffix: &str, text: &str| -> Result<String, RenderError> {
             let name = format!("{prefix}.{suffix}");
             self.templates
-                .render(&name, text, &context)
+                .render_in(&name, text, &scope)
                 .map_err(|failure| RenderError::Template {
                     step: id.clone(),
                     field: suffix.to_owned(),

@@ -87,7 +87,12 @@ fn baton(dir: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.current_dir(dir).env("NO_COLOR", "1");
+    // A refused plan must leave no run record; should one appear, it lands in a
+    // throwaway folder, never in the user's state directory.
+    let state = std::env::temp_dir().join(format!("baton-bad-plans-state-{}", std::process::id()));
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("BATON_STATE_DIR", state);
     cmd
 }
 

@@ -12,3 +12,4 @@ mod run;
 mod schema;
 mod secrets;
 mod seeds;
+mod state;

@@ -51,7 +51,8 @@ impl Rehearsal {
 
     fn command(&self, extra: &[&str]) -> Command {
         let mut cmd = Command::new(BATON);
-        cmd.arg("run")
+        cmd.env("BATON_STATE_DIR", self.path("state"))
+            .arg("run")
             .arg(self.path("plan.yaml"))
             .arg("--sandbox")
             .arg(self.sandbox())
@@ -399,7 +400,8 @@ impl Drop for External {
 
 fn remote(r: &Rehearsal, emulator: &External, extra: &[&str]) -> Output {
     let mut cmd = Command::new(BATON);
-    cmd.arg("run")
+    cmd.env("BATON_STATE_DIR", r.path("state"))
+        .arg("run")
         .arg(r.path("plan.yaml"))
         .arg("--endpoint")
         .arg(emulator.url())
@@ -520,6 +522,7 @@ fn an_unreachable_endpoint_exits_3() {
         .map(|a| a.port())
         .expect("free port");
     let out = Command::new(BATON)
+        .env("BATON_STATE_DIR", r.path("state"))
         .arg("run")
         .arg(r.path("plan.yaml"))
         .arg("--endpoint")

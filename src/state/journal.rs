@@ -1,0 +1,350 @@
+//! The run journal: `journal.jsonl` in a run folder, one JSON object per line, appended
+//! and fsync'd event by event so that a run killed at any instant leaves a record of
+//! everything it had announced, in particular every submission intent
+//! (`step_submitting`) before its request left.
+//!
+//! A line is either a [`RunEvent`] exactly as the engine emitted it (so the report can
+//! be rebuilt from the journal) or a journal [`Marker`] (the header, a resume). Reading
+//! tolerates a torn tail: a last line without its newline, or one that does not parse,
+//! is what a crash mid-write leaves, and is ignored. Before appending again (resume) the
+//! torn bytes are cut off, so the next line starts on a line of its own.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::StateError;
+use crate::executor::events::{EventRecorder, RunEvent};
+
+/// The journal file's name inside a run folder.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// The journal format version written in the header.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// A journal line that is not an engine event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Marker {
+    /// The first line of every journal.
+    Journal {
+        /// Format version ([`JOURNAL_VERSION`]).
+        version: u32,
+        /// The run this journal belongs to.
+        run_id: String,
+    },
+    /// `baton resume` continues the run from here on; the events of the earlier
+    /// session(s) stay above this line.
+    Resumed {
+        /// Wall clock, RFC 3339.
+        at: String,
+        /// The resuming process.
+        pid: u32,
+        /// Steps kept as they were (succeeded or skipped).
+        kept: Vec<String>,
+        /// Steps re-attached to their in-flight instance.
+        attached: Vec<String>,
+        /// Steps run (again).
+        rerun: Vec<String>,
+        /// Steps whose submission could not be settled and are not re-sent.
+        unknown: Vec<String>,
+        /// `--force` overrode a changed plan.
+        forced: bool,
+    },
+}
+
+/// One journal line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JournalLine {
+    /// An engine event.
+    Event(RunEvent),
+    /// A journal marker.
+    Marker(Marker),
+}
+
+/// What reading a journal found.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// Every whole, readable line, in order.
+    pub lines: Vec<JournalLine>,
+    /// The last line was torn (no newline, or unreadable) and was ignored.
+    pub torn_tail: bool,
+    /// Whole lines in the middle that could not be read (not written by this version
+    /// of baton, or damaged); skipped.
+    pub skipped: usize,
+    /// Byte length of the whole lines (where an append must continue).
+    pub whole_len: u64,
+}
+
+impl Replay {
+    /// The engine events, in order.
+    pub fn events(&self) -> impl Iterator<Item = &RunEvent> {
+        self.lines.iter().filter_map(|line| match line {
+            JournalLine::Event(event) => Some(event),
+            JournalLine::Marker(_) => None,
+        })
+    }
+}
+
+/// Reads the journal at `path`, up to its last whole line.
+pub fn read(path: &Path) -> Result<Replay, StateError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| StateError::io("cannot read the journal", path, e))?;
+    Ok(parse(&bytes))
+}
+
+/// Parses journal bytes (see [`read`]).
+pub fn parse(bytes: &[u8]) -> Replay {
+    let mut replay = Replay::default();
+    let mut offset = 0usize;
+    while offset < bytes.len() {
+        let Some(newline) = bytes[offset..].iter().position(|&b| b == b'\n') else {
+            // No newline: the write of this line never completed.
+            replay.torn_tail = true;
+            break;
+        };
+        let line = &bytes[offset..offset + newline];
+        let next = offset + newline + 1;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<JournalLine>(line) {
+                Ok(parsed) => replay.lines.push(parsed),
+                // The last line, whole but unreadable, is what a crash can leave when
+                // the file system persisted the length before the data; cut it like a
+                // torn one. Earlier ones are skipped and counted, never cut.
+                Err(_) if next >= bytes.len() => {
+                    replay.torn_tail = true;
+                    break;
+                }
+                Err(_) => replay.skipped += 1,
+            }
+        }
+        offset = next;
+        replay.whole_len = offset as u64;
+    }
+    replay
+}
+
+/// An open journal, appended to by the engine's event sink.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+    /// The first write failure, kept so the run can report it at the end.
+    first_error: Mutex<Option<String>>,
+}
+
+impl Journal {
+    /// Creates a new journal and writes its header line.
+    pub fn create(path: &Path, run_id: &str) -> Result<Self, StateError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| StateError::io("cannot create the journal", path, e))?;
+        let journal = Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+            first_error: Mutex::new(None),
+        };
+        journal.append(&JournalLine::Marker(Marker::Journal {
+            version: JOURNAL_VERSION,
+            run_id: run_id.to_owned(),
+        }))?;
+        Ok(journal)
+    }
+
+    /// Opens an existing journal to continue it, cutting off a torn tail first.
+    pub fn reopen(path: &Path) -> Result<(Self, Replay), StateError> {
+        let replay = read(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| StateError::io("cannot open the journal", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StateError::io("cannot open the journal", path, e))?
+            .len();
+        if len != replay.whole_len {
+            file.set_len(replay.whole_len)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| StateError::io("cannot repair the journal's torn tail", path, e))?;
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| StateError::io("cannot open the journal", path, e))?;
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+                file: Mutex::new(file),
+                first_error: Mutex::new(None),
+            },
+            replay,
+        ))
+    }
+
+    /// Where the journal is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line and waits until it is on disk. One `write_all` per line, so
+    /// a crash leaves at most the last line torn.
+    pub fn append(&self, line: &JournalLine) -> Result<(), StateError> {
+        let mut text = serde_json::to_string(line).map_err(|e| StateError::Corrupt {
+            path: self.path.clone(),
+            message: format!("cannot encode a journal line: {e}"),
+        })?;
+        text.push('\n');
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StateError::io("cannot write the journal", &self.path, e))
+    }
+
+    /// The first failed write, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl EventRecorder for Journal {
+    fn record(&self, event: &RunEvent) -> Result<(), String> {
+        // Progress reads repeat every few seconds and carry nothing resume needs
+        // beyond the last one; they are journaled all the same (host counts are part
+        // of the record), each fsync'd like the rest.
+        self.append(&JournalLine::Event(event.clone()))
+            .inspect_err(|e| {
+                let mut first = self
+                    .first_error
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if first.is_none() {
+                    *first = Some(e.to_string());
+                }
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The current wall clock as the journal writes it.
+pub fn now_text() -> String {
+    crate::executor::events::format_time(&Utc::now())
+}
+
+/// Parses a journal timestamp.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::events::{StepRef, now};
+
+    fn started(index: usize) -> RunEvent {
+        RunEvent::StepStarted {
+            step: StepRef {
+                index,
+                id: format!("s{index}"),
+            },
+            at: now(),
+        }
+    }
+
+    #[test]
+    fn round_trips_events_and_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::create(&path, "run-1").unwrap();
+        journal.record(&started(0)).unwrap();
+        journal
+            .record(&RunEvent::StepSubmitting {
+                step: StepRef {
+                    index: 0,
+                    id: "s0".into(),
+                },
+                attempt: 1,
+                task_name: "t [baton run-1 s0#1]".into(),
+            })
+            .unwrap();
+        let replay = read(&path).unwrap();
+        assert!(!replay.torn_tail);
+        assert_eq!(replay.lines.len(), 3);
+        assert!(matches!(
+            &replay.lines[0],
+            JournalLine::Marker(Marker::Journal { run_id, .. }) if run_id == "run-1"
+        ));
+        assert!(matches!(
+            replay.events().nth(1),
+            Some(RunEvent::StepSubmitting { task_name, .. }) if task_name.ends_with("s0#1]")
+        ));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::create(&path, "run-1").unwrap();
+        journal.record(&started(0)).unwrap();
+        drop(journal);
+        // A crash in the middle of writing the next line.
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(br#"{"event":"step_started","step":{"ind"#);
+        std::fs::write(&path, &torn).unwrap();
+
+        let replay = read(&path).unwrap();
+        assert!(replay.torn_tail);
+        assert_eq!(replay.lines.len(), 2, "header and the one whole event");
+        assert_eq!(replay.whole_len, whole.len() as u64);
+
+        let (journal, _) = Journal::reopen(&path).unwrap();
+        journal.record(&started(1)).unwrap();
+        let replay = read(&path).unwrap();
+        assert!(!replay.torn_tail);
+        assert_eq!(replay.skipped, 0);
+        assert!(matches!(
+            replay.events().last(),
+            Some(RunEvent::StepStarted { step, .. }) if step.index == 1
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_whole_last_line_counts_as_torn() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(br#"{"event":"journal","version":1,"run_id":"r"}"#);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(b"{\"event\":\"step_sta\0\0\0\n");
+        let replay = parse(&bytes);
+        assert!(replay.torn_tail);
+        assert_eq!(replay.skipped, 0);
+        assert_eq!(replay.lines.len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_middle_line_is_skipped_and_counted() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(b"garbage\n");
+        bytes.extend_from_slice(br#"{"event":"journal","version":1,"run_id":"r"}"#);
+        bytes.push(b'\n');
+        let replay = parse(&bytes);
+        assert!(!replay.torn_tail);
+        assert_eq!(replay.skipped, 1);
+        assert_eq!(replay.lines.len(), 1);
+    }
+}
