@@ -331,6 +331,7 @@ fn the_receiver_binds_loopback_unless_told_otherwise() {
             .env_remove("BATON_CALLBACK_URL")
             .env_remove("BATON_WAIT")
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("BATON_STATE_DIR", dir.path().join("state"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -258,6 +258,7 @@ pub(crate) fn baton_run(dir: &Path, endpoint: &str, extra: &[&str]) -> Command {
         .env_remove("BATON_CALLBACK_LISTEN")
         .env_remove("BATON_WAIT")
         .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("BATON_STATE_DIR", dir.join("state"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -292,11 +293,61 @@ pub(crate) fn report_step<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 const FINAL: [&str; 5] = ["succeeded", "failed", "skipped", "not_run", "interrupted"];
 
-/// The record of the run is complete: the report exists, carries the exit code, and
-/// every step has a final status (and a reason when it did not succeed).
-// TODO(state): once `src/state` (the journal) is on main, read the run's journal here
-// too and require the same: every step's last journal entry is final and agrees with
-// the report. This hook is the one place both the matrix and the restart test check.
+/// The run's journal (`<state>/runs/<id>/journal.jsonl`), one JSON value per line.
+fn read_journal(dir: &Path) -> Result<Vec<Value>, String> {
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir.join("state").join("runs"))
+        .map_err(|e| format!("no run folder: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    let [run] = runs.as_slice() else {
+        return Err(format!("expected one run folder, found {runs:?}"));
+    };
+    let text = std::fs::read_to_string(run.join("journal.jsonl"))
+        .map_err(|e| format!("no journal: {e}"))?;
+    text.lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("journal line {l:?}: {e}")))
+        .collect()
+}
+
+/// The journal says what the report says: it ends with the run's exit code, and each
+/// step's last final event (finished or not run) carries the report's status.
+fn check_journal(dir: &Path, report: &Value, code: Option<i32>) -> Result<(), String> {
+    let journal = read_journal(dir)?;
+    let last = journal.last().ok_or("empty journal")?;
+    if last["event"] != "run_finished" || last["exit_code"].as_i64().map(|c| c as i32) != code {
+        return Err(format!(
+            "the journal does not end with run_finished {code:?}: {last}"
+        ));
+    }
+    for step in report["steps"].as_array().into_iter().flatten() {
+        let id = &step["id"];
+        let status = step["status"].as_str().unwrap_or("");
+        let final_event = journal
+            .iter()
+            .rev()
+            .find(|e| {
+                e["step"]["id"] == *id
+                    && matches!(e["event"].as_str(), Some("step_finished" | "step_not_run"))
+            })
+            .ok_or_else(|| format!("the journal has no final event for step {id}"))?;
+        let agrees = match final_event["event"].as_str() {
+            Some("step_finished") => final_event["outcome"]["status"] == status,
+            _ => matches!(status, "not_run" | "skipped"),
+        };
+        if !agrees {
+            return Err(format!(
+                "journal and report disagree on step {id}: {final_event} vs {status}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The record of the run is complete: the report and the journal exist, carry the exit
+/// code, and every step has a final status (and a reason when it did not succeed) on
+/// which they agree.
 pub(crate) fn check_record_complete(dir: &Path, code: Option<i32>) -> Result<Value, String> {
     let report = read_report(dir);
     if report.is_null() {
@@ -331,6 +382,7 @@ pub(crate) fn check_record_complete(dir: &Path, code: Option<i32>) -> Result<Val
     if !junit.contains("<testsuite") {
         return Err("no JUnit report written".into());
     }
+    check_journal(dir, &report, code)?;
     Ok(report)
 }
 

@@ -1,7 +1,8 @@
 //! No secret leaks: secret plan variables (used in script content and params), a
 //! sensitive literal parameter (`script.sensitive: true`), the app secret and a user
 //! token never appear in anything baton writes — stdout, stderr (with and without
-//! `-v`/`-vv`), the JSON report, the JUnit report, or any other file it leaves behind
+//! `-v`/`-vv`), the JSON report, the JUnit report, the run's journal and record in the
+//! state folder, or any other file it leaves behind
 //! outside the host sandboxes — nor in `baton plan`. Each value is also searched for
 //! in the base64 forms baton sends it in, since a request body echoed in a log would
 //! carry it encoded. And masking never reaches the wire: JOB (the emulator) receives
@@ -227,10 +228,12 @@ fn run_and_search(api: &str, creds: &Creds, verbosity: &[&str]) {
     assert_clean(&format!("{label} stdout"), &out, &secrets);
     assert_clean(&format!("{label} stderr"), &err, &secrets);
     let files = written_files(dir.path());
-    assert!(
-        files.iter().any(|(p, _)| p.ends_with("junit.xml")),
-        "{label}: {files:?}"
-    );
+    for expected in ["junit.xml", "report.json", "journal.jsonl", "run.json"] {
+        assert!(
+            files.iter().any(|(p, _)| p.ends_with(expected)),
+            "{label}: {expected} searched too"
+        );
+    }
     for (path, content) in &files {
         assert_clean(&format!("{label} {path}"), content, &secrets);
     }
