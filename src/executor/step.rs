@@ -828,11 +828,14 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 WaitEnd::Error(e) => {
                     unregister();
                     self.record_fatal(&e);
-                    return Err(Ending::failed(
-                        format!("cannot read the status of job {job}: {e}"),
-                        0,
-                        Some(job),
-                    ));
+                    let reason = if e.is_unknown_instance() {
+                        format!(
+                            "instance unknown: JOB no longer knows job {job} ({e}); it was not submitted again, check JOB before re-running this step"
+                        )
+                    } else {
+                        format!("cannot read the status of job {job}: {e}")
+                    };
+                    return Err(Ending::failed(reason, 0, Some(job)));
                 }
             }
         }

@@ -192,6 +192,13 @@ fn actions_suffix(actions: &[String]) -> String {
 }
 
 impl ClientError {
+    /// Whether JOB says the job instance does not exist (1244006 on v2/v3, `NOT_FOUND`
+    /// on v4): JOB lost it, or another JOB now answers at that address. Reading on is
+    /// pointless, and submitting again could run the step twice.
+    pub fn is_unknown_instance(&self) -> bool {
+        matches!(self, ClientError::Rejected { code, .. } if code == "1244006" || code == "NOT_FOUND")
+    }
+
     /// Whether the run as a whole cannot go on (exit 3) rather than one step failing.
     pub fn is_infrastructure(&self) -> bool {
         matches!(
@@ -722,6 +729,8 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
     async fn submit(&self, call: ApiCall, task_name: String) -> Result<SubmitOutcome, ClientError> {
         // Instance creation times are compared with our clock; allow for skew.
         let since_ms = epoch_ms() - 10 * 60_000;
+        let policy = &self.transport.retry;
+        let started = Instant::now();
         let mut resent = false;
         let mut rate_limited = 0u32;
         loop {
@@ -731,8 +740,14 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                 Ok((raw, _)) if raw.status >= 500 => {
                     SubmitFailure::Ambiguous(format!("HTTP {} {}", raw.status, excerpt(&raw.body)))
                 }
-                // The gateway's limiter answers before JOB sees the request: safe to resend.
-                Ok((raw, _)) if raw.status == 429 && rate_limited < 3 => {
+                // The limiter (the gateway's HTTP 429, ESB's 1306429 inside an HTTP 200)
+                // answers before JOB sees the request: safe to resend, within the same
+                // budget as a query. Past it, the answer decodes as "JOB is busy".
+                Ok((raw, _))
+                    if is_rate_limited(&raw)
+                        && rate_limited + 1 < policy.max_attempts
+                        && started.elapsed() < policy.max_elapsed =>
+                {
                     rate_limited += 1;
                     let delay = rate_limit_hint(&raw.headers)
                         .unwrap_or_else(|| self.transport.retry.delay(rate_limited));
@@ -1063,6 +1078,16 @@ impl JobCodec {
     pub fn new(protocol: Protocol, scope: Scope) -> Self {
         JobCodec { protocol, scope }
     }
+}
+
+/// Whether the answer is a rate limiter's refusal, whatever the protocol's way of
+/// saying it.
+fn is_rate_limited(raw: &RawResponse) -> bool {
+    raw.status == 429
+        || matches!(
+            decode::unwrap_data(&raw_view(raw)),
+            Err(decode::ApiError::RateLimited { .. })
+        )
 }
 
 fn raw_view(raw: &RawResponse) -> decode::RawResponse<'_> {

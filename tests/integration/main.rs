@@ -1,13 +1,16 @@
 //! baton's integration tests: the built `baton` binary and the emulator over real HTTP.
 
 mod bad_plans;
+mod callback_surface;
 mod cli_inspect;
 mod emulator_api;
 mod emulator_exec;
 mod examples;
+mod faults;
 mod plan_props;
 mod run;
 mod run_control;
 mod schema;
+mod secrets;
 mod seeds;
 mod state;

@@ -6,8 +6,9 @@
 //! is never trusted. So forged, late, duplicate and unknown callbacks change nothing.
 //! Both `step_instances` and `step_instance_list` bodies, JSON and JOB's form-encoded
 //! retry (the same JSON string under `application/x-www-form-urlencoded`) are accepted.
-//! Callbacks that arrive before the submit response has been processed are buffered
-//! and delivered when the step registers.
+//! Any other content type is refused (415): JOB sends nothing else, so anything else
+//! is not JOB. Callbacks that arrive before the submit response has been processed are
+//! buffered and delivered when the step registers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use rand::RngCore;
 use tokio::sync::Notify;
@@ -174,9 +175,24 @@ pub fn parse_callback(body: &[u8]) -> Option<u64> {
     (has_steps || value.get("status").is_some()).then_some(id)
 }
 
+/// Whether the request says it is JSON or JOB's form-encoded retry (parameters such as
+/// `charset` allowed).
+fn is_job_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("application/json")
+        || mime.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
 async fn receive(
     State(hub): State<Arc<CallbackHub>>,
     Path((run, token)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
     let at = Instant::now();
@@ -185,6 +201,13 @@ async fn receive(
     {
         hub.stats.refused.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::NOT_FOUND, "unknown callback");
+    }
+    if !is_job_content_type(&headers) {
+        hub.stats.refused.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/json or application/x-www-form-urlencoded",
+        );
     }
     match parse_callback(&body) {
         Some(job) => {
@@ -304,6 +327,8 @@ mod tests {
             post(&good, "application/json", b"hello".to_vec()).await,
             400
         );
+        assert_eq!(post(&good, "text/plain", body.to_vec()).await, 415);
+        assert_eq!(post(&good, "application/xml", body.to_vec()).await, 415);
         assert_eq!(
             post(&good, "application/json", vec![b' '; MAX_BODY_BYTES + 1]).await,
             413
