@@ -179,7 +179,9 @@ fn run_and_search(api: &str, creds: &Creds, verbosity: &[&str]) {
         &dir.path().join("sandbox"),
     );
     let mut cmd = baton_run(dir.path(), &emu.url(), verbosity);
-    cmd.arg("--var")
+    cmd.arg("--log-file")
+        .arg(dir.path().join("baton.log"))
+        .arg("--var")
         .arg(format!("api_key={API_KEY}"))
         .env("BATON_VAR_db_password", DB_PASSWORD)
         .env_remove("BK_USERNAME")
@@ -228,7 +230,13 @@ fn run_and_search(api: &str, creds: &Creds, verbosity: &[&str]) {
     assert_clean(&format!("{label} stdout"), &out, &secrets);
     assert_clean(&format!("{label} stderr"), &err, &secrets);
     let files = written_files(dir.path());
-    for expected in ["junit.xml", "report.json", "journal.jsonl", "run.json"] {
+    for expected in [
+        "junit.xml",
+        "report.json",
+        "journal.jsonl",
+        "run.json",
+        "baton.log",
+    ] {
         assert!(
             files.iter().any(|(p, _)| p.ends_with(expected)),
             "{label}: {expected} searched too"
