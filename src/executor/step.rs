@@ -404,6 +404,7 @@ struct Ending {
     host_outputs: BTreeMap<String, BTreeMap<String, String>>,
     error: Option<String>,
     observed: Option<(Instant, Observed)>,
+    job_ms: Option<u64>,
 }
 
 impl Ending {
@@ -418,6 +419,7 @@ impl Ending {
             host_outputs: BTreeMap::new(),
             error: Some(error),
             observed: None,
+            job_ms: None,
         }
     }
 }
@@ -493,6 +495,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             error: ending.error.map(|e| masker.mask(&e)),
             duration,
             observed: ending.observed.map(|(_, via)| via),
+            job_ms: ending.job_ms,
         };
         let status = finished.status;
         setup.events.emit(RunEvent::StepFinished {
@@ -672,6 +675,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     host_outputs,
                     error: None,
                     observed: Some(observed),
+                    job_ms: final_status.job_ms,
                 };
             }
             let failed_hosts: Vec<String> = hosts
@@ -699,6 +703,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     host_outputs,
                     error: Some(error),
                     observed: Some(observed),
+                    job_ms: final_status.job_ms,
                 };
             }
 

@@ -99,6 +99,9 @@ pub struct JobStatusView {
     pub status: RunStatus,
     /// Its steps.
     pub steps: Vec<StepInstanceView>,
+    /// JOB's own start → end of the instance, ms, when it says (how long JOB worked,
+    /// as opposed to how long baton waited).
+    pub job_ms: Option<u64>,
 }
 
 /// One host's log.
@@ -1216,9 +1219,15 @@ impl ProtocolCodec for JobCodec {
     fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError> {
         let status =
             decode::decode_job_status(self.protocol, &raw_view(raw), decode::local_offset())?;
+        let job = &status.job;
+        let job_ms = match (job.start_time_ms, job.end_time_ms) {
+            (Some(start), Some(end)) if end >= start => u64::try_from(end - start).ok(),
+            _ => job.total_time_ms,
+        };
         Ok(JobStatusView {
             finished: status.finished,
             status: status.job.status,
+            job_ms,
             steps: status
                 .steps
                 .iter()
