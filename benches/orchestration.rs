@@ -21,6 +21,9 @@
 //! overhead per step is (wall − script time) / steps. Handoff is `timings.handoff_us`:
 //! the dependency's finish observed (callback received) → this step's submit sent.
 //!
+//! `BATON_BENCH_STATE_ROOT=/dev/shm` keeps the run journal on tmpfs, which takes the
+//! disk's fsync latency out of the figures.
+//!
 //! `cargo bench --bench orchestration [-- FILTER]` runs them; without `--bench` (as
 //! `cargo test --all-targets` runs it) a 3-step chain and a 4-instance run make a
 //! seconds-long smoke test.
@@ -354,9 +357,18 @@ fn read_report(path: &Path) -> Value {
     serde_json::from_slice(&text).expect("report JSON")
 }
 
-/// Run records go to the bench folder, not the user's state folder.
+/// Run records (the fsync'd journal) go to the bench folder, not the user's state
+/// folder; `BATON_BENCH_STATE_ROOT=/dev/shm` puts them on tmpfs instead, to show what
+/// the disk's fsync latency costs.
 fn state_env(cmd: &mut Command, dir: &Path) {
-    cmd.env("BATON_STATE_DIR", dir.join("state"))
+    let state = match std::env::var_os("BATON_BENCH_STATE_ROOT") {
+        Some(root) => {
+            let name = dir.file_name().unwrap_or_default().to_owned();
+            Path::new(&root).join("baton-bench-state").join(name)
+        }
+        None => dir.join("state"),
+    };
+    cmd.env("BATON_STATE_DIR", state)
         .env_remove("BATON_ENDPOINT")
         .env_remove("BATON_WAIT")
         .env_remove("BATON_PROFILE");
