@@ -235,6 +235,14 @@ impl Ctx {
             .arg(&report)
             .arg("--max-parallel")
             .arg(n.to_string())
+            .env(
+                "BATON_BENCH_JOB_PORT",
+                endpoint
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('/'),
+            )
             .env("BK_APP_CODE", "bench")
             .env("BK_APP_SECRET", "bench-secret")
             .env("BK_USERNAME", "bench");
@@ -258,7 +266,7 @@ impl Ctx {
         let cpu = usage["user_s"].as_f64().unwrap_or(0.0) + usage["sys_s"].as_f64().unwrap_or(0.0);
         let rss = usage["max_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
         println!(
-            "{name:<16} wall {:>8.2} s  runner CPU {:.2} s (user {:.2} + sys {:.2}, {:.2} ms per instance)  peak RSS {:.1} MiB  peak sockets {}  via callback {}/{}",
+            "{name:<16} wall {:>8.2} s  runner CPU {:.2} s (user {:.2} + sys {:.2}, {:.2} ms per instance)  peak RSS {:.1} MiB  peak sockets {} ({} to JOB)  via callback {}/{}",
             wall.as_secs_f64(),
             cpu,
             usage["user_s"].as_f64().unwrap_or(0.0),
@@ -266,12 +274,13 @@ impl Ctx {
             cpu * 1e3 / n as f64,
             rss,
             usage["max_sockets"],
+            usage["max_to_job"],
             run.via_callback,
             run.steps,
         );
         self.emit_json(&serde_json::json!({
             "name": name, "wall_s": wall.as_secs_f64(), "cpu_s": cpu,
-            "user_s": usage["user_s"], "sys_s": usage["sys_s"], "peak_rss_mib": rss, "max_sockets": usage["max_sockets"],
+            "user_s": usage["user_s"], "sys_s": usage["sys_s"], "peak_rss_mib": rss, "max_sockets": usage["max_sockets"], "max_to_job": usage["max_to_job"],
             "steps": run.steps, "via_callback": run.via_callback,
         }));
     }
@@ -438,26 +447,52 @@ fn rusage_wrapper(args: &[String]) {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn");
-    // Open sockets of the runner, sampled: connections to JOB stay bounded however
-    // many instances are tracked.
+    // Open sockets of the runner, sampled: all of them (callbacks JOB opens to the
+    // receiver included), and those connected to JOB's port, which must stay bounded
+    // however many instances are tracked.
+    let job_port: Option<u16> = std::env::var("BATON_BENCH_JOB_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok());
     let fd_dir = format!("/proc/{}/fd", child.id());
-    let mut max_sockets = 0usize;
+    let tcp = format!("/proc/{}/net/tcp", child.id());
+    let (mut max_sockets, mut max_to_job) = (0usize, 0usize);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        let sockets = std::fs::read_dir(&fd_dir)
+        let inodes: std::collections::HashSet<String> = std::fs::read_dir(&fd_dir)
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
-                    .filter(|e| {
-                        std::fs::read_link(e.path())
-                            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                    .filter_map(|e| {
+                        let target = std::fs::read_link(e.path()).ok()?;
+                        let target = target.to_string_lossy();
+                        Some(
+                            target
+                                .strip_prefix("socket:[")?
+                                .trim_end_matches(']')
+                                .to_owned(),
+                        )
                     })
-                    .count()
+                    .collect()
             })
-            .unwrap_or(0);
-        max_sockets = max_sockets.max(sockets);
+            .unwrap_or_default();
+        max_sockets = max_sockets.max(inodes.len());
+        if let (Some(port), Ok(table)) = (job_port, std::fs::read_to_string(&tcp)) {
+            let to_job = table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let remote_port = fields
+                        .get(2)
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| u16::from_str_radix(p, 16).ok());
+                    remote_port == Some(port) && fields.get(9).is_some_and(|i| inodes.contains(*i))
+                })
+                .count();
+            max_to_job = max_to_job.max(to_job);
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
@@ -467,6 +502,7 @@ fn rusage_wrapper(args: &[String]) {
         "sys_s": secs(usage.system_time()),
         "max_rss_kib": usage.max_rss(),
         "max_sockets": max_sockets,
+        "max_to_job": max_to_job,
         "exit": status.code(),
     });
     std::fs::write(out, json.to_string()).expect("rusage file");
