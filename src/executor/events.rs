@@ -146,6 +146,9 @@ pub struct StepFinished {
     pub error: Option<String>,
     /// Time from the first submit to the finish being observed.
     pub duration: Duration,
+    /// JOB's own start → end of the last instance, ms (absent in older journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_ms: Option<u64>,
     /// How the finish was observed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<Observed>,

@@ -54,7 +54,8 @@ impl RunControl {
 pub struct StepContext<O> {
     /// Outputs of every step that already succeeded, by index.
     pub upstream: Arc<BTreeMap<usize, O>>,
-    /// When the last of its needs was observed finished (for the handoff latency).
+    /// When it could start (for the handoff latency): the last of its needs observed
+    /// finished, or, when it then waited for a free slot, the finish that freed one.
     pub ready_at: Option<Instant>,
     /// Cancellation.
     pub control: RunControl,
@@ -225,6 +226,10 @@ pub async fn run_graph_from<R: StepRunner>(
         });
     }
     let mut observed_at: Vec<Option<Instant>> = vec![None; n];
+    // When the latest slot was freed. A ready step waiting for `max_parallel` starts
+    // only at a later finish; its handoff counts from that one, since the wait before
+    // is the limit's doing, not baton's.
+    let mut slot_freed_at: Option<Instant> = None;
     let mut join_set: JoinSet<(usize, StepEnd<R::Output>)> = JoinSet::new();
     let mut task_steps: std::collections::HashMap<tokio::task::Id, usize> =
         std::collections::HashMap::new();
@@ -243,7 +248,11 @@ pub async fn run_graph_from<R: StepRunner>(
                 let Some(i) = ready.pop_first() else { break };
                 state[i] = State::Running;
                 running += 1;
-                let ready_at = steps[i].needs.iter().filter_map(|&d| observed_at[d]).max();
+                let needs_at = steps[i].needs.iter().filter_map(|&d| observed_at[d]).max();
+                let ready_at = match (needs_at, slot_freed_at) {
+                    (Some(needs), Some(slot)) => Some(needs.max(slot)),
+                    (needs, slot) => needs.or(slot),
+                };
                 let ctx = StepContext {
                     upstream: Arc::new(outputs.clone()),
                     ready_at,
@@ -261,6 +270,7 @@ pub async fn run_graph_from<R: StepRunner>(
             joined = join_set.join_next() => {
                 let Some(joined) = joined else { break };
                 running -= 1;
+                slot_freed_at = Some(Instant::now());
                 let (i, end) = match joined {
                     Ok(pair) => pair,
                     Err(error) => {
@@ -281,6 +291,7 @@ pub async fn run_graph_from<R: StepRunner>(
                     StepEnd::Succeeded { output, observed_at: at } => {
                         state[i] = State::Done(Final::Succeeded);
                         observed_at[i] = Some(at);
+                        slot_freed_at = Some(at);
                         outputs.insert(i, output);
                         release(i, steps, &dependents, &state, &mut ready);
                     }

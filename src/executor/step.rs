@@ -405,6 +405,7 @@ struct Ending {
     host_outputs: BTreeMap<String, BTreeMap<String, String>>,
     error: Option<String>,
     observed: Option<(Instant, Observed)>,
+    job_ms: Option<u64>,
 }
 
 impl Ending {
@@ -419,6 +420,7 @@ impl Ending {
             host_outputs: BTreeMap::new(),
             error: Some(error),
             observed: None,
+            job_ms: None,
         }
     }
 }
@@ -494,6 +496,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             error: ending.error.map(|e| masker.mask(&e)),
             duration,
             observed: ending.observed.map(|(_, via)| via),
+            job_ms: ending.job_ms,
         };
         let status = finished.status;
         setup.events.emit(RunEvent::StepFinished {
@@ -673,6 +676,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     host_outputs,
                     error: None,
                     observed: Some(observed),
+                    job_ms: final_status.job_ms,
                 };
             }
             let failed_hosts: Vec<String> = hosts
@@ -700,6 +704,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     host_outputs,
                     error: Some(error),
                     observed: Some(observed),
+                    job_ms: final_status.job_ms,
                 };
             }
 

@@ -99,6 +99,9 @@ pub struct JobStatusView {
     pub status: RunStatus,
     /// Its steps.
     pub steps: Vec<StepInstanceView>,
+    /// JOB's own start → end of the instance, ms, when it says (how long JOB worked,
+    /// as opposed to how long baton waited).
+    pub job_ms: Option<u64>,
 }
 
 /// One host's log.
@@ -394,6 +397,11 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Most requests to JOB in flight at once, and so most connections a run opens: a run
+/// tracking a thousand instances must not open a thousand sockets (the gateway would
+/// rate-limit or refuse them) when a few dozen pooled ones carry the same reads.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// Builds the one pooled HTTP client of a run.
 pub fn build_http_client(timeouts: &Timeouts) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
@@ -401,7 +409,8 @@ pub fn build_http_client(timeouts: &Timeouts) -> Result<reqwest::Client, ClientE
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.query.max(timeouts.submit))
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(16)
+        // Every permitted request can find an idle connection to reuse.
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ClientError::Unreachable {
@@ -429,6 +438,8 @@ pub struct Transport {
     credentials: Arc<Credentials>,
     retry: RetryPolicy,
     timeouts: Timeouts,
+    /// Bounds requests in flight ([`MAX_IN_FLIGHT`]); shared by clones.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -455,6 +466,7 @@ impl Transport {
             credentials: Arc::new(credentials),
             retry,
             timeouts,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
 
@@ -499,13 +511,19 @@ impl Transport {
         Ok(builder)
     }
 
+    /// One request, once a slot is free; also says when it was handed to the network
+    /// (after the wait for a slot, which neither counts against its timeout nor makes
+    /// it ambiguous).
     async fn send_once(
         &self,
         call: &ApiCall,
         timeout: Duration,
-    ) -> Result<Result<RawResponse, reqwest::Error>, ClientError> {
+    ) -> Result<(Result<RawResponse, reqwest::Error>, Instant), ClientError> {
         let request = self.request(call, timeout)?;
-        Ok(Self::exchange(request).await)
+        // The semaphore is never closed.
+        let _permit = self.in_flight.acquire().await.ok();
+        let sent_at = Instant::now();
+        Ok((Self::exchange(request).await, sent_at))
     }
 
     async fn exchange(request: reqwest::RequestBuilder) -> Result<RawResponse, reqwest::Error> {
@@ -525,7 +543,7 @@ impl Transport {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
-            let result = self.send_once(call, self.timeouts.query).await?;
+            let (result, _) = self.send_once(call, self.timeouts.query).await?;
             let (retry_hint, error) = match result {
                 Ok(raw) if raw.status == 429 || raw.status >= 500 => (
                     rate_limit_hint(&raw.headers),
@@ -562,8 +580,7 @@ impl Transport {
     pub async fn submit(&self, call: &ApiCall) -> Result<(RawResponse, Instant), SubmitFailure> {
         let mut failures = 0u32;
         loop {
-            let sent_at = Instant::now();
-            let attempt = match self.send_once(call, self.timeouts.submit).await {
+            let (attempt, sent_at) = match self.send_once(call, self.timeouts.submit).await {
                 Ok(attempt) => attempt,
                 Err(e) => return Err(SubmitFailure::Refused(e)),
             };
@@ -1241,9 +1258,15 @@ impl ProtocolCodec for JobCodec {
     fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError> {
         let status =
             decode::decode_job_status(self.protocol, &raw_view(raw), decode::local_offset())?;
+        let job = &status.job;
+        let job_ms = match (job.start_time_ms, job.end_time_ms) {
+            (Some(start), Some(end)) if end >= start => u64::try_from(end - start).ok(),
+            _ => job.total_time_ms,
+        };
         Ok(JobStatusView {
             finished: status.finished,
             status: status.job.status,
+            job_ms,
             steps: status
                 .steps
                 .iter()

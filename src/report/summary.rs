@@ -19,14 +19,18 @@
 //!     "hosts": [{"host": str, "status": int, "status_label": str, "exit_code": int?, "ok": bool, "log_tail": str?}],
 //!     "outputs": {key: value}, "host_outputs": {host: {key: value}},   // secret values masked
 //!     "timings": {"started_at": RFC 3339|null, "submitted_at": RFC 3339|null, "finished_at": RFC 3339|null,
-//!                 "duration_ms": int|null, "handoff_ms": int|null, "observed_via": "callback"|"poll"|null}
+//!                 "duration_ms": int|null, "handoff_ms": int|null, "handoff_us": int|null,
+//!                 "job_ms": int|null, "observed_via": "callback"|"poll"|null}
 //!   }],
 //!   "warnings": [str]
 //! }
 //! ```
 //!
 //! `handoff_ms` is the time from the finish of the step's last need being observed
-//! (callback received, or the poll that saw it) to this step's submission being sent.
+//! (callback received, or the poll that saw it) to this step's submission being sent;
+//! `handoff_us` is the same in microseconds (a handoff takes well under a millisecond).
+//! `job_ms` is JOB's own start → end of the last instance, from its status, so
+//! `duration_ms − job_ms` is how late baton learned of the finish.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -56,6 +60,10 @@ pub struct StepTimings {
     pub duration_ms: Option<u64>,
     /// From the upstream finish being observed to this submission being sent.
     pub handoff_ms: Option<u64>,
+    /// The same in microseconds.
+    pub handoff_us: Option<u64>,
+    /// JOB's own start → end of the last instance.
+    pub job_ms: Option<u64>,
     /// How the finish was observed.
     pub observed_via: Option<Observed>,
 }
@@ -223,6 +231,8 @@ impl RunRecord {
                     }
                     if let Some(h) = handoff {
                         s.timings.handoff_ms = Some(ms(*h));
+                        s.timings.handoff_us =
+                            Some(u64::try_from(h.as_micros()).unwrap_or(u64::MAX));
                     }
                 }
             }
@@ -271,6 +281,7 @@ impl RunRecord {
                     s.timings.finished_at = Some(format_time(at));
                     s.timings.duration_ms = Some(ms(outcome.duration));
                     s.timings.observed_via = outcome.observed;
+                    s.timings.job_ms = outcome.job_ms;
                 }
             }
             RunEvent::Warning { step, message } => {
@@ -562,6 +573,7 @@ mod tests {
                     error: Some("job 10 ended failed (4) on 0:10.0.0.1".into()),
                     duration: Duration::from_millis(1500),
                     observed: Some(Observed::Callback),
+                    job_ms: Some(7),
                 }),
                 at,
             },
@@ -591,6 +603,8 @@ mod tests {
         assert_eq!(json["schema_version"], 1);
         assert_eq!(json["exit_code"], 1);
         assert_eq!(json["steps"][0]["timings"]["handoff_ms"], 12);
+        assert_eq!(json["steps"][0]["timings"]["handoff_us"], 12_000);
+        assert_eq!(json["steps"][0]["timings"]["job_ms"], 7);
         assert_eq!(json["steps"][0]["timings"]["observed_via"], "callback");
         assert_eq!(json["steps"][1]["status"], "not_run");
         let junit = record.to_junit();

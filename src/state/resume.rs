@@ -377,6 +377,7 @@ mod tests {
                 error: None,
                 duration: Duration::from_millis(1500),
                 observed: None,
+                job_ms: None,
             }),
             at: now(),
         }

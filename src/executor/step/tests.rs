@@ -122,6 +122,7 @@ fn status(job_status: RunStatus, host_status: u16) -> JobStatusView {
     JobStatusView {
         finished: job_status.is_finished(),
         status: job_status,
+        job_ms: None,
         steps: vec![StepInstanceView {
             step_instance_id: StepInstanceId(7),
             step_type: Some(1),

@@ -160,6 +160,7 @@ mod tests {
                     RunStatus::Running
                 },
                 steps: vec![],
+                job_ms: None,
             })
         }
         async fn logs(
