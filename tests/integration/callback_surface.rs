@@ -9,15 +9,16 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::faults::{
-    BATON, Emu, baton_run, collect, eventually, instance_of, read_report, report_step,
-    submitted_callback_url, text,
+    baton_run, collect, eventually, instance_of, read_report, report_step, submitted_callback_url,
+    text,
 };
+use crate::support::{Emulator, baton};
 
 const HELD: &str = "0:10.0.0.1";
 
@@ -50,7 +51,7 @@ fn held_world() -> String {
 }
 
 /// `work` instances in the emulator, oldest first.
-fn work_instances(emu: &Emu) -> Vec<Value> {
+fn work_instances(emu: &Emulator) -> Vec<Value> {
     let mut list: Vec<Value> = emu
         .instances()
         .into_iter()
@@ -60,7 +61,7 @@ fn work_instances(emu: &Emu) -> Vec<Value> {
     list
 }
 
-fn job_status(emu: &Emu, job: u64) -> Value {
+fn job_status(emu: &Emulator, job: u64) -> Value {
     emu.instances()
         .into_iter()
         .find(|i| i["job_instance_id"] == job)
@@ -70,7 +71,7 @@ fn job_status(emu: &Emu, job: u64) -> Value {
 
 /// A run against `emu` whose `work` step is held running; returns it with the
 /// callback URL it submitted and the job id. `earlier` runs already hold theirs.
-fn held_run(emu: &Emu, dir: &Path, earlier: usize) -> (Child, String, u64) {
+fn held_run(emu: &Emulator, dir: &Path, earlier: usize) -> (Child, String, u64) {
     std::fs::write(dir.join("plan.yaml"), plan()).expect("plan");
     let child = baton_run(dir, &emu.url(), &[]).spawn().expect("spawn");
     let work = eventually("work to run", || {
@@ -82,7 +83,7 @@ fn held_run(emu: &Emu, dir: &Path, earlier: usize) -> (Child, String, u64) {
     let job = work["job_instance_id"].as_u64().expect("job id");
     let name = work["name"].as_str().unwrap_or_default().to_owned();
     let url = emu
-        .requests()
+        .all_requests()
         .iter()
         .filter(|r| r["body"]["task_name"] == name.as_str())
         .find_map(|r| r["body"]["callback_url"].as_str().map(str::to_owned))
@@ -90,8 +91,8 @@ fn held_run(emu: &Emu, dir: &Path, earlier: usize) -> (Child, String, u64) {
     (child, url, job)
 }
 
-fn finish(emu: &Emu, child: Child, dir: &Path) -> Value {
-    emu.post("/_emulator/release", json!({"host": HELD}));
+fn finish(emu: &Emulator, child: Child, dir: &Path) -> Value {
+    emu.release_host(HELD);
     let output = collect(child).join().expect("baton ran");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = read_report(dir);
@@ -108,8 +109,8 @@ fn finish_body(job: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-fn status_reads(emu: &Emu) -> usize {
-    emu.requests()
+fn status_reads(emu: &Emulator) -> usize {
+    emu.all_requests()
         .iter()
         .filter(|r| r["api"] == "get_job_instance_status")
         .count()
@@ -123,7 +124,7 @@ fn status_reads(emu: &Emu) -> usize {
 fn a_forged_finish_or_a_wrong_token_changes_nothing() {
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
-    let emu = Emu::with_world(&held_world(), &a.path().join("sandbox"));
+    let emu = Emulator::start(&held_world(), &a.path().join("sandbox"));
     let (child_a, url_a, job_a) = held_run(&emu, a.path(), 0);
     let (child_b, url_b, _) = held_run(&emu, b.path(), 1);
 
@@ -182,7 +183,7 @@ fn a_forged_finish_or_a_wrong_token_changes_nothing() {
 #[test]
 fn size_and_content_type_are_enforced() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emu::with_world(&held_world(), &dir.path().join("sandbox"));
+    let emu = Emulator::start(&held_world(), &dir.path().join("sandbox"));
     let (child, url, job) = held_run(&emu, dir.path(), 0);
 
     let mut big = format!(r#"{{"job_instance_id": {job}, "status": 2, "pad": ""#).into_bytes();
@@ -222,7 +223,7 @@ fn size_and_content_type_are_enforced() {
 fn a_callback_flood_is_coalesced_and_cannot_starve_the_run() {
     const FLOOD: usize = 2000;
     let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emu::with_world(&held_world(), &dir.path().join("sandbox"));
+    let emu = Emulator::start(&held_world(), &dir.path().join("sandbox"));
     let (child, url, job) = held_run(&emu, dir.path(), 0);
     let reads_before = status_reads(&emu);
 
@@ -319,20 +320,13 @@ fn the_receiver_binds_loopback_unless_told_otherwise() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("plan.yaml"), plan()).expect("plan");
         std::fs::write(dir.path().join("world.yaml"), held_world()).expect("world");
-        let mut cmd = Command::new(BATON);
+        let mut cmd = baton(dir.path());
         cmd.arg("run")
             .arg(dir.path().join("plan.yaml"))
             .arg("--sandbox")
             .arg(dir.path().join("sandbox"))
             .arg("--report")
             .arg(dir.path().join("report.json"))
-            .env_remove("BATON_ENDPOINT")
-            .env_remove("BATON_CALLBACK_LISTEN")
-            .env_remove("BATON_CALLBACK_URL")
-            .env_remove("BATON_WAIT")
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("BATON_STATE_DIR", dir.path().join("state"))
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(listen) = listen {
@@ -344,7 +338,7 @@ fn the_receiver_binds_loopback_unless_told_otherwise() {
             .enable_all()
             .build()
             .expect("runtime");
-        let client = crate::faults::control_client();
+        let client = crate::support::control_client();
         let get = |url: String| -> Value {
             rt.block_on(async {
                 match client.get(&url).send().await {

@@ -18,119 +18,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-pub(crate) const BATON: &str = env!("CARGO_BIN_EXE_baton");
+use crate::support::{BATON, Emulator, app_credentials, baton, control_client};
+
 /// The app secret every emulator of these tests accepts.
 pub(crate) const APP_SECRET: &str = "faults-app-secret-4b1d";
 const HELD_HOST: &str = "0:10.0.0.1";
 
-/// An emulator in this test process, so its logs can be read after baton exits.
-pub(crate) struct Emu {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<baton::emulator::EmulatorHandle>,
-    client: reqwest::Client,
-}
-
-impl Emu {
-    /// Starts one with `credentials` for app `baton` and the given `faults:` YAML body.
-    pub(crate) fn start(faults: &str, root: &Path) -> Self {
-        let world = format!(
-            "credentials:\n  apps: [{{ code: baton, secret: {APP_SECRET} }}]\n  users: [admin]\n{faults}"
-        );
-        Self::with_world(&world, root)
-    }
-
-    pub(crate) fn with_world(world: &str, root: &Path) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let world = baton::emulator::World::parse(world).expect("world parses");
-        let config = baton::emulator::EmulatorConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            world,
-            root: Some(root.to_path_buf()),
-            isolation: baton::emulator::Isolation::Namespace {
-                helper: PathBuf::from(BATON),
-            },
-        };
-        let handle = runtime
-            .block_on(baton::emulator::start(config))
-            .expect("emulator starts");
-        baton::job_api::client::install_crypto_provider();
-        Emu {
-            runtime,
-            handle: Some(handle),
-            client: control_client(),
-        }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        self.handle
-            .as_ref()
-            .map(|h| h.base_url())
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn get(&self, path: &str) -> Value {
-        control_get(
-            &self.runtime,
-            &self.client,
-            &format!("{}{path}", self.url()),
-        )
-    }
-
-    pub(crate) fn post(&self, path: &str, body: Value) -> Value {
-        control_post(
-            &self.runtime,
-            &self.client,
-            &format!("{}{path}", self.url()),
-            body,
-        )
-    }
-
-    /// Posts raw bytes anywhere on loopback (forged callbacks); the HTTP status.
-    pub(crate) fn send_raw(&self, url: &str, content_type: &str, body: Vec<u8>) -> u16 {
-        send_raw(&self.runtime, &self.client, url, content_type, body)
-    }
-
-    pub(crate) fn requests(&self) -> Vec<Value> {
-        self.get("/_emulator/requests")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn instances(&self) -> Vec<Value> {
-        self.get("/_emulator/instances")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The runtime, for tests that fire many requests at once.
-    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
-
-/// A client without pooling: after a 413 the receiver closes the connection, and a
-/// restarted emulator listens where a dead one did; a pooled client could hand either
-/// dead connection to the next request.
-pub(crate) fn control_client() -> reqwest::Client {
-    baton::job_api::client::install_crypto_provider();
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("client")
+/// A world with app `baton` (secret [`APP_SECRET`]), user `admin` and the given
+/// `faults:` YAML body.
+pub(crate) fn app_world(faults: &str) -> String {
+    format!(
+        "credentials:\n  apps: [{{ code: baton, secret: {APP_SECRET} }}]\n  users: [admin]\n{faults}"
+    )
 }
 
 fn control_get(rt: &tokio::runtime::Runtime, client: &reqwest::Client, url: &str) -> Value {
@@ -153,25 +52,6 @@ fn control_post(
             Ok(r) => r.json().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
         }
-    })
-}
-
-fn send_raw(
-    rt: &tokio::runtime::Runtime,
-    client: &reqwest::Client,
-    url: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> u16 {
-    rt.block_on(async {
-        client
-            .post(url)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
     })
 }
 
@@ -220,7 +100,7 @@ pub(crate) fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) ->
 }
 
 /// The instance of `step` (first attempt), once the emulator has it.
-pub(crate) fn instance_of(emu: &Emu, step: &str) -> Option<Value> {
+pub(crate) fn instance_of(emu: &Emulator, step: &str) -> Option<Value> {
     let needle = format!(" {step}#1]");
     emu.instances()
         .into_iter()
@@ -232,7 +112,7 @@ pub(crate) fn instance_of(emu: &Emu, step: &str) -> Option<Value> {
 /// fixed loopback port so the emulator can call it back.
 pub(crate) fn baton_run(dir: &Path, endpoint: &str, extra: &[&str]) -> Command {
     let port = free_port();
-    let mut cmd = Command::new(BATON);
+    let mut cmd = baton(dir);
     cmd.arg("run")
         .arg("--callback-listen")
         .arg(format!("127.0.0.1:{port}"))
@@ -246,22 +126,9 @@ pub(crate) fn baton_run(dir: &Path, endpoint: &str, extra: &[&str]) -> Command {
         .arg("--junit")
         .arg(dir.join("junit.xml"))
         .args(extra)
-        .env("BK_APP_CODE", "baton")
-        .env("BK_APP_SECRET", APP_SECRET)
-        .env("BK_USERNAME", "admin")
-        .env_remove("BK_TOKEN")
-        .env_remove("BK_ACCESS_TOKEN")
-        .env_remove("BATON_ENDPOINT")
-        .env_remove("BATON_API")
-        .env_remove("BATON_PROFILE")
-        .env_remove("BATON_CALLBACK_URL")
-        .env_remove("BATON_CALLBACK_LISTEN")
-        .env_remove("BATON_WAIT")
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("BATON_STATE_DIR", dir.join("state"))
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    app_credentials(&mut cmd, APP_SECRET);
     cmd
 }
 
@@ -519,7 +386,7 @@ fn common_checks(seen: &Seen<'_>, dir: &Path, resend_allowed: bool) -> Result<()
     Ok(())
 }
 
-type Hook = fn(&Emu, &str) -> Result<(), String>;
+type Hook = fn(&Emulator, &str) -> Result<(), String>;
 type Check = fn(&Seen<'_>) -> Result<(), String>;
 
 /// One row of the matrix.
@@ -619,9 +486,8 @@ fn lost_callbacks(seen: &Seen<'_>) -> Result<(), String> {
 /// While `ship` is held running: send every callback the emulator has delivered so
 /// far again, newest first (stale callbacks for a finished job, arriving after newer
 /// ones), each twice; `ship` must still be running afterwards.
-fn replay_reversed(emu: &Emu, _callback_url: &str) -> Result<(), String> {
-    let sent = emu.get("/_emulator/callbacks");
-    let mut sent = sent.as_array().cloned().unwrap_or_default();
+fn replay_reversed(emu: &Emulator, _callback_url: &str) -> Result<(), String> {
+    let mut sent = emu.callbacks();
     if sent.is_empty() {
         return Err("no callback delivered before ship ran".into());
     }
@@ -642,7 +508,7 @@ fn replay_reversed(emu: &Emu, _callback_url: &str) -> Result<(), String> {
 /// Forged callbacks while `ship` is held: a wrong token (404, ignored), an unknown
 /// instance with the right token (accepted as a hint, changes nothing), a huge body
 /// (413), and a "finished successfully" body for the held job (only a hint).
-fn forge(emu: &Emu, callback_url: &str) -> Result<(), String> {
+fn forge(emu: &Emulator, callback_url: &str) -> Result<(), String> {
     let ship = instance_of(emu, "ship").ok_or("ship has no instance")?;
     let job = ship["job_instance_id"].as_u64().ok_or("no job id")?;
     let (base, token) = callback_url
@@ -684,7 +550,7 @@ fn forge(emu: &Emu, callback_url: &str) -> Result<(), String> {
 }
 
 /// `ship` is still running in the emulator (nothing above finished it).
-fn still_held(emu: &Emu) -> Result<(), String> {
+fn still_held(emu: &Emulator) -> Result<(), String> {
     let ship = instance_of(emu, "ship").ok_or("ship has no instance")?;
     if ship["status"] != 2 {
         return Err(format!("ship is no longer running: {ship}"));
@@ -809,7 +675,7 @@ fn run_case(case: &Case, api: &str) -> Result<(), String> {
             faults.push_str(&hold);
         }
     }
-    let emu = Emu::start(&faults, &dir.path().join("sandbox"));
+    let emu = Emulator::start(&app_world(&faults), &dir.path().join("sandbox"));
     let child = baton_run(dir.path(), &emu.url(), &[])
         .spawn()
         .map_err(|e| e.to_string())?;
@@ -819,15 +685,15 @@ fn run_case(case: &Case, api: &str) -> Result<(), String> {
         eventually("ship to be submitted and held", || {
             instance_of(&emu, "ship").filter(|i| i["status"] == 2)
         });
-        let url = submitted_callback_url(&emu.requests()).unwrap_or_default();
+        let url = submitted_callback_url(&emu.all_requests()).unwrap_or_default();
         hook_result = during(&emu, &url);
-        emu.post("/_emulator/release", json!({"host": HELD_HOST}));
+        emu.release_host(HELD_HOST);
     }
     let output = waiter.join().map_err(|_| "the waiting thread panicked")?;
     let seen = Seen {
         api,
         report: read_report(dir.path()),
-        requests: emu.requests(),
+        requests: emu.all_requests(),
         instances: emu.instances(),
         output,
     };

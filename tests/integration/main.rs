@@ -14,3 +14,4 @@ mod schema;
 mod secrets;
 mod seeds;
 mod state;
+mod support;

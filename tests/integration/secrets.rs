@@ -9,12 +9,12 @@
 //! the real values where the plan put them, never `******`.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::faults::{BATON, Emu, baton_run, collect, report_step, text};
+use crate::faults::{baton_run, collect, report_step, text};
+use crate::support::{Emulator, baton};
 
 const DB_PASSWORD: &str = "pw-Zq81kLmN0vX";
 const API_KEY: &str = "key-7Hj2Rt9wQ4e";
@@ -137,7 +137,7 @@ fn written_files(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// What JOB received for each step's script: `(content, params)` decoded.
-fn received_scripts(emu: &Emu) -> Vec<(String, String, Value)> {
+fn received_scripts(emu: &Emulator) -> Vec<(String, String, Value)> {
     let engine = base64::engine::general_purpose::STANDARD;
     let decode = |v: &Value| {
         v.as_str()
@@ -145,7 +145,7 @@ fn received_scripts(emu: &Emu) -> Vec<(String, String, Value)> {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     };
-    emu.requests()
+    emu.all_requests()
         .into_iter()
         .filter(|r| r["api"] == "fast_execute_script")
         .map(|r| {
@@ -170,7 +170,7 @@ struct Creds {
 fn run_and_search(api: &str, creds: &Creds, verbosity: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("plan.yaml"), plan(api)).expect("plan");
-    let emu = Emu::with_world(
+    let emu = Emulator::start(
         &format!(
             "credentials:\n  apps: [{{ code: baton, secret: {} }}]\n  users: [admin]\n  tokens: {}\n",
             crate::faults::APP_SECRET,
@@ -266,7 +266,7 @@ fn run_and_search(api: &str, creds: &Creds, verbosity: &[&str]) {
         flag == 1 || flag == true,
         "{label}: sensitive flag sent: {sens_body}"
     );
-    for request in emu.requests() {
+    for request in emu.all_requests() {
         let raw = request.to_string();
         assert!(!raw.contains("******"), "{label}: a mask was sent: {raw}");
     }
@@ -347,7 +347,7 @@ fn baton_plan_never_shows_a_secret() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("plan.yaml"), plan(api)).expect("plan");
         for format in ["text", "json"] {
-            let output = Command::new(BATON)
+            let output = baton(dir.path())
                 .arg("plan")
                 .arg(dir.path().join("plan.yaml"))
                 .arg("--format")
