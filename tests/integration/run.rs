@@ -8,12 +8,12 @@
 //! once the run has said the job was submitted.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BATON: &str = env!("CARGO_BIN_EXE_baton");
+use crate::support::{Emulator, app_credentials, baton, sandbox_file};
 
 /// A scratch folder with a plan, an optional world, and a sandbox.
 struct Rehearsal {
@@ -41,18 +41,12 @@ impl Rehearsal {
     }
 
     fn host_file(&self, host: &str, path: &str) -> Option<String> {
-        let file = self
-            .sandbox()
-            .join("hosts")
-            .join(host.replace(':', "_"))
-            .join(path.trim_start_matches('/'));
-        std::fs::read_to_string(file).ok()
+        std::fs::read_to_string(sandbox_file(&self.sandbox(), host, path)).ok()
     }
 
     fn command(&self, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(BATON);
-        cmd.env("BATON_STATE_DIR", self.path("state"))
-            .arg("run")
+        let mut cmd = baton(self.dir.path());
+        cmd.arg("run")
             .arg(self.path("plan.yaml"))
             .arg("--sandbox")
             .arg(self.sandbox())
@@ -60,12 +54,7 @@ impl Rehearsal {
             .arg(self.path("report.json"))
             .arg("--junit")
             .arg(self.path("junit.xml"))
-            .args(extra)
-            .env_remove("BATON_ENDPOINT")
-            .env_remove("BATON_API")
-            .env_remove("BATON_PROFILE")
-            .env("XDG_CONFIG_HOME", self.dir.path())
-            .stdin(Stdio::null());
+            .args(extra);
         cmd
     }
 
@@ -338,83 +327,18 @@ fn server_errors_and_rate_limits_on_queries_are_survived() {
     }
 }
 
-/// An emulator in this test process, so its request log outlives `baton run`.
-struct External {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<baton::emulator::EmulatorHandle>,
-}
-
-impl External {
-    fn start(world: &str, root: &Path) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let world = baton::emulator::World::parse(world).expect("world");
-        let config = baton::emulator::EmulatorConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            world,
-            root: Some(root.to_path_buf()),
-            isolation: baton::emulator::Isolation::Namespace {
-                helper: PathBuf::from(BATON),
-            },
-        };
-        let handle = runtime
-            .block_on(baton::emulator::start(config))
-            .expect("emulator starts");
-        External {
-            runtime,
-            handle: Some(handle),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.handle
-            .as_ref()
-            .map(|h| h.base_url())
-            .unwrap_or_default()
-    }
-
-    fn requests(&self, api: &str) -> usize {
-        let url = format!("{}/_emulator/requests?api={api}", self.url());
-        self.runtime.block_on(async {
-            let body: Value = reqwest::get(&url)
-                .await
-                .expect("requests")
-                .json()
-                .await
-                .expect("json");
-            body.as_array().map(Vec::len).unwrap_or(0)
-        })
-    }
-}
-
-impl Drop for External {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
-
-fn remote(r: &Rehearsal, emulator: &External, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(BATON);
-    cmd.env("BATON_STATE_DIR", r.path("state"))
-        .arg("run")
+/// `baton run` against an emulator in this test process, so its request log outlives
+/// the run.
+fn remote(r: &Rehearsal, emulator: &Emulator, extra: &[&str]) -> Output {
+    let mut cmd = baton(r.dir.path());
+    cmd.arg("run")
         .arg(r.path("plan.yaml"))
         .arg("--endpoint")
         .arg(emulator.url())
         .arg("--report")
         .arg(r.path("report.json"))
-        .args(extra)
-        .env("BK_APP_CODE", "baton")
-        .env("BK_APP_SECRET", "s3cret")
-        .env("BK_USERNAME", "admin")
-        .env_remove("BK_TOKEN")
-        .env_remove("BK_ACCESS_TOKEN")
-        .env("XDG_CONFIG_HOME", r.path("config"))
-        .stdin(Stdio::null());
+        .args(extra);
+    app_credentials(&mut cmd, "s3cret");
     cmd.output().expect("run baton")
 }
 
@@ -428,12 +352,12 @@ faults:
 #[test]
 fn an_ambiguous_submit_is_reconciled_not_repeated_on_v3() {
     let r = Rehearsal::new(&two_step_plan("v3"));
-    let emulator = External::start(DROP_SUBMIT, &r.sandbox());
+    let emulator = Emulator::start(DROP_SUBMIT, &r.sandbox());
     let out = remote(&r, &emulator, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // One submission per step: the dropped one was found again by its task name.
-    assert_eq!(emulator.requests("fast_execute_script"), 2);
-    assert!(emulator.requests("get_job_instance_list") >= 1);
+    assert_eq!(emulator.requests("fast_execute_script").len(), 2);
+    assert!(!emulator.requests("get_job_instance_list").is_empty());
     let report = r.report();
     assert_eq!(step(&report, "first")["reconciled"], true);
     assert_eq!(
@@ -446,7 +370,7 @@ fn an_ambiguous_submit_is_reconciled_not_repeated_on_v3() {
 fn an_ambiguous_submit_fails_loudly_where_it_cannot_be_reconciled() {
     for api in ["v2", "v4"] {
         let r = Rehearsal::new(&two_step_plan(api));
-        let emulator = External::start(DROP_SUBMIT, &r.sandbox());
+        let emulator = Emulator::start(DROP_SUBMIT, &r.sandbox());
         let out = remote(&r, &emulator, &[]);
         assert_eq!(out.status.code(), Some(1), "{api}: {}", text(&out));
         assert!(
@@ -455,7 +379,7 @@ fn an_ambiguous_submit_fails_loudly_where_it_cannot_be_reconciled() {
             text(&out)
         );
         assert_eq!(
-            emulator.requests("fast_execute_script"),
+            emulator.requests("fast_execute_script").len(),
             1,
             "{api}: never resubmitted"
         );
@@ -521,15 +445,12 @@ fn an_unreachable_endpoint_exits_3() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
-    let out = Command::new(BATON)
-        .env("BATON_STATE_DIR", r.path("state"))
+    let out = baton(r.dir.path())
         .arg("run")
         .arg(r.path("plan.yaml"))
         .arg("--endpoint")
         .arg(format!("http://127.0.0.1:{port}"))
         .env("BK_ACCESS_TOKEN", "tok")
-        .env("XDG_CONFIG_HOME", r.path("config"))
-        .stdin(Stdio::null())
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -539,7 +460,7 @@ fn an_unreachable_endpoint_exits_3() {
 #[test]
 fn refused_credentials_exit_3_with_jobs_message() {
     let r = Rehearsal::new(&two_step_plan("v2"));
-    let emulator = External::start(
+    let emulator = Emulator::start(
         "credentials:\n  apps: [{ code: baton, secret: other }]\n",
         &r.sandbox(),
     );
