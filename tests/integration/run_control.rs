@@ -9,106 +9,27 @@
 //! loops so a broken build fails instead of hanging.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const BATON: &str = env!("CARGO_BIN_EXE_baton");
+use crate::support::{BATON, Emulator, app_credentials, baton};
 
 /// Generous bound for anything baton does in these tests.
 const DEADLINE: Duration = Duration::from_secs(90);
 
 const CREDENTIALS: &str = "credentials:\n  apps: [{ code: baton, secret: s3cret }]\n";
 
-/// An emulator in this test process.
-struct Emulator {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<baton::emulator::EmulatorHandle>,
+/// What these tests read from the shared emulator beyond its own methods.
+trait EmulatorExt {
+    fn operations(&self, api: &str) -> Vec<i64>;
+    fn running_hosts(&self) -> Vec<String>;
 }
 
-impl Emulator {
-    fn start(world: &str, root: &Path) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let world = baton::emulator::World::parse(world).expect("world");
-        let config = baton::emulator::EmulatorConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            world,
-            root: Some(root.to_path_buf()),
-            isolation: baton::emulator::Isolation::Namespace {
-                helper: PathBuf::from(BATON),
-            },
-        };
-        let handle = runtime
-            .block_on(baton::emulator::start(config))
-            .expect("emulator starts");
-        Emulator {
-            runtime,
-            handle: Some(handle),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.handle
-            .as_ref()
-            .map(|h| h.base_url())
-            .unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let url = format!("{}{path}", self.url());
-        self.runtime.block_on(async {
-            reqwest::get(&url)
-                .await
-                .expect("GET")
-                .json()
-                .await
-                .expect("json")
-        })
-    }
-
-    fn post(&self, path: &str, body: Value) {
-        let url = format!("{}{path}", self.url());
-        self.runtime.block_on(async {
-            let answer = reqwest::Client::new()
-                .post(&url)
-                .json(&body)
-                .send()
-                .await
-                .expect("POST");
-            assert!(answer.status().is_success(), "{path}: {}", answer.status());
-        });
-    }
-
-    fn hold_host(&self, host: &str) {
-        self.post("/_emulator/hold", json!({ "host": host }));
-    }
-
-    fn release_host(&self, host: &str) {
-        self.post("/_emulator/release", json!({ "host": host }));
-    }
-
-    /// Every recorded request to `api`.
-    fn requests(&self, api: &str) -> Vec<Value> {
-        self.get(&format!("/_emulator/requests?api={api}"))
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn all_requests(&self) -> usize {
-        self.get("/_emulator/requests")
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0)
-    }
-
+impl EmulatorExt for Emulator {
     /// The `operation_code`s sent to `api` (`operate_job_instance` / `operate_step_instance`).
     fn operations(&self, api: &str) -> Vec<i64> {
         self.requests(api)
@@ -121,12 +42,7 @@ impl Emulator {
     fn running_hosts(&self) -> Vec<String> {
         let running = i64::from(baton::job_api::types::host_status::RUNNING);
         let mut hosts = Vec::new();
-        for job in self
-            .get("/_emulator/instances")
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for job in &self.instances() {
             for step in job["steps"].as_array().into_iter().flatten() {
                 for host in step["hosts"].as_array().into_iter().flatten() {
                     if host["status"].as_i64() == Some(running)
@@ -138,18 +54,6 @@ impl Emulator {
             }
         }
         hosts
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // Bounded: a request held by a latency fault would keep a graceful
-            // shutdown waiting for as long as the fault says.
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), handle.shutdown()).await
-            });
-        }
     }
 }
 
@@ -175,24 +79,15 @@ impl Scratch {
 
     /// `baton run plan.yaml --endpoint <emulator>` with app credentials, no TTY.
     fn command(&self, endpoint: &str, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(BATON);
+        let mut cmd = baton(self.dir.path());
         cmd.arg("run")
             .arg(self.path("plan.yaml"))
             .arg("--endpoint")
             .arg(endpoint)
             .arg("--report")
             .arg(self.path("report.json"))
-            .args(extra)
-            .env("BK_APP_CODE", "baton")
-            .env("BK_APP_SECRET", "s3cret")
-            .env("BK_USERNAME", "admin")
-            .env_remove("BK_TOKEN")
-            .env_remove("BK_ACCESS_TOKEN")
-            .env_remove("BATON_ENDPOINT")
-            .env_remove("BATON_API")
-            .env_remove("BATON_PROFILE")
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .stdin(Stdio::null());
+            .args(extra);
+        app_credentials(&mut cmd, "s3cret");
         cmd
     }
 
@@ -724,7 +619,7 @@ fn bad_usage_exits_2_and_sends_nothing() {
     let out = r.run(&emulator, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("ghost"), "{}", text(&out));
-    assert_eq!(emulator.all_requests(), 0, "nothing was sent");
+    assert_eq!(emulator.all_requests().len(), 0, "nothing was sent");
     assert!(!r.path("report.json").exists());
 }
 
