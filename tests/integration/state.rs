@@ -10,12 +10,12 @@
 //! checkpoint, and the tests act once `baton` has said what it did.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const BATON: &str = env!("CARGO_BIN_EXE_baton");
+use crate::support::{Emulator, app_credentials, baton};
 
 /// Held in most tests: the host of the middle step.
 const HELD: &str = "0:10.0.0.2";
@@ -64,84 +64,12 @@ steps:
     )
 }
 
-/// An emulator in this test process, so its instances outlive killed runners.
-struct Emulator {
-    runtime: tokio::runtime::Runtime,
-    handle: Option<baton::emulator::EmulatorHandle>,
+/// What these tests read from the shared emulator beyond its own methods.
+trait EmulatorExt {
+    fn instances_of(&self, id: &str) -> Vec<Value>;
 }
 
-impl Emulator {
-    fn start(root: &Path) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = baton::emulator::EmulatorConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            world: baton::emulator::World::parse(WORLD).expect("world"),
-            root: Some(root.to_path_buf()),
-            isolation: baton::emulator::Isolation::Namespace {
-                helper: PathBuf::from(BATON),
-            },
-        };
-        let handle = runtime
-            .block_on(baton::emulator::start(config))
-            .expect("emulator starts");
-        Emulator {
-            runtime,
-            handle: Some(handle),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.handle
-            .as_ref()
-            .map(|h| h.base_url())
-            .unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let url = format!("{}{path}", self.url());
-        self.runtime.block_on(async {
-            reqwest::get(&url)
-                .await
-                .expect("GET")
-                .json()
-                .await
-                .expect("json")
-        })
-    }
-
-    fn post(&self, path: &str, body: Value) {
-        let url = format!("{}{path}", self.url());
-        self.runtime.block_on(async {
-            let answer = reqwest::Client::new()
-                .post(&url)
-                .json(&body)
-                .send()
-                .await
-                .expect("POST");
-            assert!(answer.status().is_success(), "{path}: {}", answer.status());
-        });
-    }
-
-    fn hold(&self, host: &str) {
-        self.post("/_emulator/hold", json!({ "host": host }));
-    }
-
-    fn release(&self, host: &str) {
-        self.post("/_emulator/release", json!({ "host": host }));
-    }
-
-    /// Every job instance the emulator created.
-    fn instances(&self) -> Vec<Value> {
-        self.get("/_emulator/instances")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
+impl EmulatorExt for Emulator {
     /// Instances whose task name says they are step `id` of a baton run.
     fn instances_of(&self, id: &str) -> Vec<Value> {
         self.instances()
@@ -152,21 +80,6 @@ impl Emulator {
                     .is_some_and(|n| n.contains(&format!(" {id}#")))
             })
             .collect()
-    }
-
-    fn requests(&self, api: &str) -> Vec<Value> {
-        self.get(&format!("/_emulator/requests?api={api}"))
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = self.runtime.block_on(handle.shutdown());
-        }
     }
 }
 
@@ -180,7 +93,7 @@ impl Bench {
     fn new(plan: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("plan.yaml"), plan).expect("write plan");
-        let emulator = Emulator::start(&dir.path().join("sandbox"));
+        let emulator = Emulator::start(WORLD, &dir.path().join("sandbox"));
         Bench { dir, emulator }
     }
 
@@ -193,30 +106,16 @@ impl Bench {
     }
 
     fn host_file(&self, host: &str, path: &str) -> String {
-        let file = self
-            .path("sandbox")
-            .join("hosts")
-            .join(host.replace(':', "_"))
-            .join(path.trim_start_matches('/'));
-        std::fs::read_to_string(file).unwrap_or_default()
+        std::fs::read_to_string(self.emulator.host_path(host, path)).unwrap_or_default()
     }
 
     /// `baton <args>` against the emulator with this bench's state folder.
     fn baton(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BATON);
+        let mut cmd = baton(self.dir.path());
         cmd.args(args)
-            .env("BATON_STATE_DIR", self.state())
             .env("BATON_ENDPOINT", self.emulator.url())
-            .env("BK_APP_CODE", "baton")
-            .env("BK_APP_SECRET", "s3cret")
-            .env("BK_USERNAME", "admin")
-            .env("BATON_VAR_token", "tok-Zq9-secret")
-            .env_remove("BK_TOKEN")
-            .env_remove("BK_ACCESS_TOKEN")
-            .env_remove("BATON_API")
-            .env_remove("BATON_PROFILE")
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .stdin(Stdio::null());
+            .env("BATON_VAR_token", "tok-Zq9-secret");
+        app_credentials(&mut cmd, "s3cret");
         cmd
     }
 
@@ -407,7 +306,7 @@ fn a_run_leaves_its_plan_inputs_and_journal_without_secrets() {
 #[test]
 fn a_runner_killed_mid_step_is_resumed_and_every_job_runs_once() {
     let bench = Bench::new(&chain_plan(""));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     let first = bench.spawn_run(&[], "step b submitted (job ");
     first.kill();
 
@@ -419,7 +318,7 @@ fn a_runner_killed_mid_step_is_resumed_and_every_job_runs_once() {
 
     // The resumed run waits for b's instance; it does not submit b again.
     let resumed = bench.spawn(&["resume", "last"], "re-attached to job");
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
     let (code, seen) = resumed.finish();
     assert_eq!(code, Some(0), "{seen}");
 
@@ -451,7 +350,7 @@ fn a_runner_killed_mid_step_is_resumed_and_every_job_runs_once() {
 #[test]
 fn a_second_run_is_refused_with_75_then_waits_with_wait_lock() {
     let bench = Bench::new(&chain_plan(""));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     let first = bench.spawn_run(&[], "step b submitted (job ");
     let first_id = first
         .seen
@@ -487,7 +386,7 @@ fn a_second_run_is_refused_with_75_then_waits_with_wait_lock() {
     let mut line = String::new();
     stderr.read_line(&mut line).expect("read");
     assert!(line.contains("waiting up to 10m"), "{line}");
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
     let (code, seen) = first.finish();
     assert_eq!(code, Some(0), "{seen}");
     let status = waiting.wait().expect("wait");
@@ -498,10 +397,10 @@ fn a_second_run_is_refused_with_75_then_waits_with_wait_lock() {
 #[test]
 fn a_lock_left_by_a_killed_run_is_taken_over() {
     let bench = Bench::new(&chain_plan(""));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     let first = bench.spawn_run(&[], "step b submitted (job ");
     first.kill();
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
     let out = bench.run(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -509,14 +408,14 @@ fn a_lock_left_by_a_killed_run_is_taken_over() {
 #[test]
 fn concurrency_replace_terminates_the_older_run_and_takes_over() {
     let bench = Bench::new(&chain_plan("concurrency: replace\n"));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     let first = bench.spawn_run(&[], "step b submitted (job ");
     let old_job = bench.emulator.instances_of("b")[0]["job_instance_id"].clone();
 
     let second = bench.spawn_run(&[], "run ");
     let (first_code, first_seen) = first.finish();
     assert_ne!(first_code, Some(0), "{first_seen}");
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
     let (code, seen) = second.finish();
     assert_eq!(code, Some(0), "{seen}");
     assert!(
@@ -614,9 +513,9 @@ fn skip_if_successful_since_does_nothing_after_an_identical_success() {
 #[test]
 fn resume_refuses_a_changed_plan_naming_the_steps_unless_forced() {
     let bench = Bench::new(&chain_plan(""));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     bench.spawn_run(&[], "step b submitted (job ").kill();
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
     let changed = chain_plan("").replace("echo b >> /tmp/ran", "echo B >> /tmp/ran");
     std::fs::write(bench.path("plan.yaml"), changed).expect("edit plan");
 
@@ -672,7 +571,7 @@ fn resume_step_and_downstream_rerun_what_was_asked() {
 #[test]
 fn a_torn_journal_is_shown_and_resumed_up_to_its_last_whole_event() {
     let bench = Bench::new(&chain_plan(""));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     bench.spawn_run(&[], "step b submitted (job ").kill();
     let journal = only_run_dir(&bench).join("journal.jsonl");
     let mut bytes = std::fs::read(&journal).expect("journal");
@@ -681,7 +580,7 @@ fn a_torn_journal_is_shown_and_resumed_up_to_its_last_whole_event() {
 
     let shown = text(&bench.output(&["runs", "show", "last"]));
     assert!(shown.contains("cut short"), "{shown}");
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
     let out = bench.output(&["resume", "last"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(bench.emulator.instances_of("b").len(), 1);
@@ -729,10 +628,10 @@ fn forget_the_answer_for_b(bench: &Bench) {
 #[test]
 fn an_unanswered_submission_is_found_by_task_name_and_attached() {
     let bench = Bench::new(&chain_plan(""));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     bench.spawn_run(&[], "step b submitted (job ").kill();
     forget_the_answer_for_b(&bench);
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
 
     let out = bench.output(&["resume", "last"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -754,10 +653,10 @@ fn an_unanswered_submission_is_found_by_task_name_and_attached() {
 fn an_unanswered_submission_that_cannot_be_looked_up_is_not_sent_again() {
     // v4 has no instance list to reconcile with.
     let bench = Bench::new(&chain_plan("api: v4\n"));
-    bench.emulator.hold(HELD);
+    bench.emulator.hold_host(HELD);
     bench.spawn_run(&[], "step b submitted (job ").kill();
     forget_the_answer_for_b(&bench);
-    bench.emulator.release(HELD);
+    bench.emulator.release_host(HELD);
 
     let out = bench.output(&["resume", "last"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
