@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{MethodRouter, any};
 use serde_json::Value;
 
 use super::app::{App, RequestRecord};
@@ -101,13 +101,13 @@ impl Ctx {
 /// The router of a running emulator.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/api/c/compapi/v2/job/{name}", any(esb_v2))
-        .route("/api/c/compapi/v2/job/{name}/", any(esb_v2))
-        .route("/api/c/compapi/v2/jobv3/{name}", any(esb_v3))
-        .route("/api/c/compapi/v2/jobv3/{name}/", any(esb_v3))
-        .route("/api/v3/{name}", any(gateway_v3))
-        .route("/api/v3/system/{name}", any(gateway_v3))
-        .route("/api/v4/{name}", any(gateway_v4))
+        .route("/api/c/compapi/v2/job/{name}", door(Door::EsbV2))
+        .route("/api/c/compapi/v2/job/{name}/", door(Door::EsbV2))
+        .route("/api/c/compapi/v2/jobv3/{name}", door(Door::EsbV3))
+        .route("/api/c/compapi/v2/jobv3/{name}/", door(Door::EsbV3))
+        .route("/api/v3/{name}", door(Door::GatewayV3))
+        .route("/api/v3/system/{name}", door(Door::GatewayV3))
+        .route("/api/v4/{name}", door(Door::GatewayV4))
         .nest("/_emulator", control::router())
         .fallback(fallback)
         .with_state(app)
@@ -119,48 +119,16 @@ async fn fallback(uri: Uri) -> Response {
 
 type Parts = (Method, Uri, HeaderMap, Bytes);
 
-async fn esb_v2(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Door::EsbV2, name, (method, uri, headers, body)).await
-}
-
-async fn esb_v3(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Door::EsbV3, name, (method, uri, headers, body)).await
-}
-
-async fn gateway_v3(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Door::GatewayV3, name, (method, uri, headers, body)).await
-}
-
-async fn gateway_v4(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Door::GatewayV4, name, (method, uri, headers, body)).await
+/// The handler of one door: every API name of a generation funnels into `handle`.
+fn door(door: Door) -> MethodRouter<Arc<App>> {
+    any(
+        move |State(app): State<Arc<App>>,
+              Path(name): Path<String>,
+              method: Method,
+              uri: Uri,
+              headers: HeaderMap,
+              body: Bytes| { handle(app, door, name, (method, uri, headers, body)) },
+    )
 }
 
 fn api_kind(door: Door, name: &str) -> Option<ApiKind> {
