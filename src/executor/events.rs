@@ -81,8 +81,12 @@ pub enum Observed {
 /// Host counts of a running step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostCounts {
-    /// Waiting or running.
+    /// Running now.
     pub running: usize,
+    /// Not started yet: a later rolling batch, or JOB has not reached them. Absent in
+    /// journals written before it was counted apart.
+    #[serde(default)]
+    pub waiting: usize,
     /// Succeeded.
     pub ok: usize,
     /// Failed.

@@ -352,7 +352,9 @@ pub fn progress_of(status: &JobStatusView) -> (HostCounts, Option<(u32, u32)>) {
         return (counts, None);
     };
     for host in &step.hosts {
-        if host_status::is_pending(host.status) {
+        if host.status == host_status::WAITING {
+            counts.waiting += 1;
+        } else if host_status::is_pending(host.status) {
             counts.running += 1;
         } else if host_status::is_success(host.status) {
             counts.ok += 1;

@@ -80,8 +80,14 @@ pub fn describe(event: &RunEvent) -> Option<String> {
             let batch = batch
                 .map(|(k, n)| format!(" batch {k}/{n}:"))
                 .unwrap_or_default();
+            // Waiting hosts are named only when there are some, which keeps the common
+            // line short and tells a rolling step's later batches apart from its running one.
+            let waiting = match hosts.waiting {
+                0 => String::new(),
+                n => format!(" {n} waiting,"),
+            };
             format!(
-                "step {}{batch} job {job_instance_id} {}: {} running, {} ok, {} failed",
+                "step {}{batch} job {job_instance_id} {}: {} running,{waiting} {} ok, {} failed",
                 step.id,
                 status.label(),
                 hosts.running,
@@ -197,8 +203,7 @@ mod tests {
                 status: RunStatus::Running,
                 hosts: HostCounts {
                     running: 2,
-                    ok: 0,
-                    failed: 0,
+                    ..HostCounts::default()
                 },
                 batch: None,
             };
@@ -215,7 +220,7 @@ mod tests {
 
     #[test]
     fn rolling_progress_names_the_batch_first() {
-        let event = RunEvent::StepProgress {
+        let mut event = RunEvent::StepProgress {
             step: StepRef {
                 index: 0,
                 id: "stop-web".into(),
@@ -224,11 +229,20 @@ mod tests {
             status: RunStatus::Running,
             hosts: HostCounts {
                 running: 1,
+                waiting: 2,
                 ok: 1,
                 failed: 0,
             },
             batch: Some((2, 4)),
         };
+        assert_eq!(
+            describe(&event).as_deref(),
+            Some("step stop-web batch 2/4: job 7 running: 1 running, 2 waiting, 1 ok, 0 failed")
+        );
+        let RunEvent::StepProgress { hosts, .. } = &mut event else {
+            unreachable!("built above")
+        };
+        hosts.waiting = 0;
         assert_eq!(
             describe(&event).as_deref(),
             Some("step stop-web batch 2/4: job 7 running: 1 running, 1 ok, 0 failed")

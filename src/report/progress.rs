@@ -197,8 +197,12 @@ impl Watcher for ProgressReporter {
                     let batch = batch
                         .map(|(k, n)| format!("  batch {k}/{n}"))
                         .unwrap_or_default();
+                    let waiting = match hosts.waiting {
+                        0 => String::new(),
+                        n => format!(" / {n} waiting"),
+                    };
                     bar.set_message(format!(
-                        "job {job_instance_id} {}{batch}  {} running / {} ok / {} failed",
+                        "job {job_instance_id} {}{batch}  {} running{waiting} / {} ok / {} failed",
                         status.label(),
                         hosts.running,
                         hosts.ok,

@@ -450,3 +450,32 @@ fn outputs_in_all_three_forms() {
         ]
     );
 }
+
+#[test]
+fn progress_counts_hosts_of_later_batches_as_waiting_not_running() {
+    let mut view = status(RunStatus::Running, host_status::RUNNING);
+    let step = &mut view.steps[0];
+    step.batch = Some((1, 3));
+    let template = step.hosts[0].clone();
+    for (ip, code) in [
+        ("0:10.0.0.2", host_status::WAITING),
+        ("0:10.0.0.3", host_status::WAITING),
+    ] {
+        step.hosts.push(HostResult {
+            addr: HostAddr::parse(ip),
+            status: code,
+            ..template.clone()
+        });
+    }
+    let (counts, batch) = progress_of(&view);
+    assert_eq!(
+        counts,
+        HostCounts {
+            running: 1,
+            waiting: 2,
+            ok: 0,
+            failed: 0
+        }
+    );
+    assert_eq!(batch, Some((1, 3)));
+}
