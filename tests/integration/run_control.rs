@@ -339,6 +339,20 @@ fn a_manual_confirm_step_with_yes_is_confirmed_with_operation_6() {
     assert!(emulator.operations("operate_job_instance").is_empty());
 }
 
+/// The shell command line for `baton run` under `script`: `script` runs it through a
+/// shell, so the environment the other tests get from `support::baton` is spelled out,
+/// run records included, which must stay in the test's folder.
+fn pty_run_command(r: &Scratch, emulator: &Emulator) -> String {
+    format!(
+        "BK_APP_CODE=baton BK_APP_SECRET=s3cret BK_USERNAME=admin XDG_CONFIG_HOME={} BATON_STATE_DIR={} {} run {} --endpoint {}",
+        shell_quote(&r.path("config").display().to_string()),
+        shell_quote(&r.path("state").display().to_string()),
+        shell_quote(BATON),
+        shell_quote(&r.path("plan.yaml").display().to_string()),
+        emulator.url()
+    )
+}
+
 /// Runs `command` under a pseudo-terminal (`script`), feeding `input` once `prompt`
 /// shows up; returns the exit code and everything the terminal showed.
 fn under_pty(command: &str, prompt: &str, input: &str) -> (Option<i32>, String) {
@@ -397,13 +411,7 @@ fn shell_quote(text: &str) -> String {
 fn on_a_terminal_baton_asks_and_a_yes_confirms() {
     let r = Scratch::new(CONFIRM_PLAN);
     let emulator = Emulator::start(CONFIRM_WORLD, &r.sandbox());
-    let command = format!(
-        "BK_APP_CODE=baton BK_APP_SECRET=s3cret BK_USERNAME=admin XDG_CONFIG_HOME={} {} run {} --endpoint {}",
-        shell_quote(&r.path("config").display().to_string()),
-        shell_quote(BATON),
-        shell_quote(&r.path("plan.yaml").display().to_string()),
-        emulator.url()
-    );
+    let command = pty_run_command(&r, &emulator);
     let (code, shown) = under_pty(&command, "Continue? [y/N]", "y\n");
     assert_eq!(code, Some(0), "{shown}");
     assert!(
@@ -419,13 +427,7 @@ fn on_a_terminal_baton_asks_and_a_yes_confirms() {
 fn on_a_terminal_a_no_terminates() {
     let r = Scratch::new(CONFIRM_PLAN);
     let emulator = Emulator::start(CONFIRM_WORLD, &r.sandbox());
-    let command = format!(
-        "BK_APP_CODE=baton BK_APP_SECRET=s3cret BK_USERNAME=admin XDG_CONFIG_HOME={} {} run {} --endpoint {}",
-        shell_quote(&r.path("config").display().to_string()),
-        shell_quote(BATON),
-        shell_quote(&r.path("plan.yaml").display().to_string()),
-        emulator.url()
-    );
+    let command = pty_run_command(&r, &emulator);
     let (code, shown) = under_pty(&command, "Continue? [y/N]", "n\n");
     assert_eq!(code, Some(1), "{shown}");
     assert!(shown.contains("refused at the prompt"), "{shown}");
