@@ -104,7 +104,11 @@ fn table(list: &[RunSummary]) -> String {
                 r.started_at.clone(),
                 r.duration_secs.map_or_else(
                     || "-".to_owned(),
-                    |s| human(std::time::Duration::from_secs(s.unsigned_abs())),
+                    // Run records keep whole seconds, so a quick run is "<1s", not "0ms".
+                    |s| match s {
+                        0 => "<1s".to_owned(),
+                        s => human(std::time::Duration::from_secs(s.unsigned_abs())),
+                    },
                 ),
                 status,
                 r.exit_code
