@@ -168,40 +168,25 @@ pub fn execute_object(host_id: u64, addr: &HostAddr) -> Value {
 /// v4 `get_job_instance_status` data (`return_execute_object_result`; the older
 /// `return_ip_result` flag gives the v3-style list too).
 pub fn v4_status(job: &JobInstance, state: &JobState, objects: bool, ips: bool) -> Value {
-    let steps: Vec<Value> = state
-        .steps
-        .iter()
-        .map(|step| {
-            let mut value = step_v3(step);
-            if objects {
-                value["step_execute_object_result_list"] = host_rows(step)
-                    .iter()
-                    .map(|h| {
-                        let mut row = host_result_v3(step, h);
-                        if let Some(map) = row.as_object_mut() {
-                            for key in ["bk_host_id", "ip", "bk_cloud_id"] {
-                                map.remove(key);
-                            }
+    let mut data = v3_status(job, state, ips);
+    if objects && let Some(steps) = data["step_instance_list"].as_array_mut() {
+        for (value, step) in steps.iter_mut().zip(&state.steps) {
+            value["step_execute_object_result_list"] = host_rows(step)
+                .iter()
+                .map(|h| {
+                    let mut row = host_result_v3(step, h);
+                    if let Some(map) = row.as_object_mut() {
+                        for key in ["bk_host_id", "ip", "bk_cloud_id"] {
+                            map.remove(key);
                         }
-                        row["execute_object"] = execute_object(h.host.host_id, &h.host.addr);
-                        row
-                    })
-                    .collect();
-            }
-            if ips {
-                value["step_ip_result_list"] = host_rows(step)
-                    .iter()
-                    .map(|h| host_result_v3(step, h))
-                    .collect();
-            }
-            value
-        })
-        .collect();
-    json!({
-        "finished": state.status.is_finished(),
-        "job_instance": job_instance_v3(job, state),
-        "step_instance_list": steps,
-    })
+                    }
+                    row["execute_object"] = execute_object(h.host.host_id, &h.host.addr);
+                    row
+                })
+                .collect();
+        }
+    }
+    data
 }
 
 /// Minimal HTML encoding, as JOB's `Utils.htmlEncode` does for v2 logs.
