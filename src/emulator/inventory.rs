@@ -239,6 +239,16 @@ impl Inventory {
         })
     }
 
+    /// The hosts a request's target names (no host variables), refusing an empty set
+    /// with JOB's 1244001 as every fast task does.
+    pub fn resolve_targets(&self, spec: &TargetSpec) -> Result<Vec<Host>, ApiError> {
+        let hosts = self.resolve(spec, &HashMap::new())?;
+        if hosts.is_empty() {
+            return Err(super::wire::server_empty());
+        }
+        Ok(hosts)
+    }
+
     /// Resolves a target spec into hosts: static hosts, then groups, then nodes, then
     /// the variable's hosts (from `vars`), merged and de-duplicated in that order.
     pub fn resolve(

@@ -127,10 +127,7 @@ fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::missing("account"))?;
     let account = inventory.account_by_alias(&alias)?;
     let spec = require_target(p)?;
-    let targets = inventory.resolve(&spec, &Default::default())?;
-    if targets.is_empty() {
-        return Err(wire::server_empty());
-    }
+    let targets = inventory.resolve_targets(&spec)?;
     let callback_url = wire::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
     let submitted = submit::create(
         &ctx.app,
@@ -182,10 +179,7 @@ fn file_sources(ctx: &Ctx, p: &Params) -> Result<Vec<FileSource>, ApiError> {
             .opt_str("account")?
             .ok_or_else(|| ApiError::missing("file_source.account"))?;
         let spec = wire::v2_target(&source)?;
-        let hosts = inventory.resolve(&spec, &Default::default())?;
-        if hosts.is_empty() {
-            return Err(wire::server_empty());
-        }
+        let hosts = inventory.resolve_targets(&spec)?;
         sources.push(FileSource {
             hosts,
             files,
@@ -206,10 +200,7 @@ fn fast_push_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let target_path = wire::target_path("file_target_path", p.opt_str("file_target_path")?)?;
     let sources = file_sources(ctx, p)?;
     let spec = require_target(p)?;
-    let targets = inventory.resolve(&spec, &Default::default())?;
-    if targets.is_empty() {
-        return Err(wire::server_empty());
-    }
+    let targets = inventory.resolve_targets(&spec)?;
     let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
     let callback_url = wire::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
     let submitted = submit::create(
@@ -360,8 +351,7 @@ fn get_job_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let scope = ctx.scope(p)?;
     let name = p.opt_str("name")?;
     let creator = p.opt_str("creator")?;
-    let start = p.opt_i64("start")?.unwrap_or(0).max(0) as usize;
-    let length = p.opt_i64("length")?.unwrap_or(20).clamp(1, 1000) as usize;
+    let (start, length) = wire::page(p)?;
     let created = ctx.app.started_ms;
     let rows: Vec<Value> = ctx
         .app

@@ -184,10 +184,7 @@ pub fn submit_script(
     basics: ScriptBasics,
     spec: &TargetSpec,
 ) -> Result<Value, ApiError> {
-    let targets = ctx.app.inventory.resolve(spec, &Default::default())?;
-    if targets.is_empty() {
-        return Err(wire::server_empty());
-    }
+    let targets = ctx.app.inventory.resolve_targets(spec)?;
     let submitted = submit::create(
         &ctx.app,
         NewJob {
@@ -262,10 +259,7 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
             return Err(ApiError::missing("file_source.account"));
         };
         let spec = server(&source, "server")?;
-        let hosts = inventory.resolve(&spec, &Default::default())?;
-        if hosts.is_empty() {
-            return Err(wire::server_empty());
-        }
+        let hosts = inventory.resolve_targets(&spec)?;
         sources.push(FileSource {
             hosts,
             files,
@@ -279,10 +273,7 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
         Some(_) => return Err(ApiError::illegal("transfer_mode")),
     };
     let spec = server(p, "target_server")?;
-    let targets = inventory.resolve(&spec, &Default::default())?;
-    if targets.is_empty() {
-        return Err(wire::server_empty());
-    }
+    let targets = inventory.resolve_targets(&spec)?;
     let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
     let callback_url = wire::callback_url("callback_url", p.opt_str("callback_url")?)?;
     let submitted = submit::create(
@@ -456,8 +447,7 @@ fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let status = p.opt_i64("status")?;
     let task_type = p.opt_i64("type")?;
     let wanted_id = p.opt_i64("job_instance_id")?;
-    let start = p.opt_i64("start")?.unwrap_or(0).max(0) as usize;
-    let length = p.opt_i64("length")?.unwrap_or(20).clamp(1, 1000) as usize;
+    let (start, length) = wire::page(p)?;
     let mut rows = Vec::new();
     // Newest first, as JOB lists them.
     for job in ctx.app.store.all().into_iter().rev() {
@@ -497,8 +487,7 @@ fn plan_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let template = p.opt_i64("job_template_id")?;
     let from = p.opt_i64("create_time_start")?;
     let to = p.opt_i64("create_time_end")?;
-    let start = p.opt_i64("start")?.unwrap_or(0).max(0) as usize;
-    let length = p.opt_i64("length")?.unwrap_or(20).clamp(1, 1000) as usize;
+    let (start, length) = wire::page(p)?;
     let created = ctx.app.started_ms;
     let rows: Vec<Value> = ctx
         .app

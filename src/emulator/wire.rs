@@ -125,6 +125,14 @@ pub fn script(inventory: &Inventory, source: ScriptSource<'_>) -> Result<(u8, Ve
     Ok((lang, bytes))
 }
 
+/// JOB's paging (`EsbJobReq.adjustPageParam`): `start` from 0, `length` 20 unless
+/// given, at most 1000.
+pub fn page(params: &Params) -> Result<(usize, usize), ApiError> {
+    let start = params.opt_i64("start")?.unwrap_or(0).max(0) as usize;
+    let length = params.opt_i64("length")?.unwrap_or(20).clamp(1, 1000) as usize;
+    Ok((start, length))
+}
+
 /// A callback URL, checked as JOB checks it.
 pub fn callback_url(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
