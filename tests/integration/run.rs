@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Emulator, app_credentials, baton, sandbox_file};
+use crate::support::{Emulator, app_credentials, baton, sandbox_file, step, text};
 
 /// A scratch folder with a plan, an optional world, and a sandbox.
 struct Rehearsal {
@@ -66,21 +66,6 @@ impl Rehearsal {
         let text = std::fs::read_to_string(self.path("report.json")).expect("report written");
         serde_json::from_str(&text).expect("report is JSON")
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
-        .unwrap_or_else(|| panic!("no step {id} in {report}"))
 }
 
 /// Fan-out / fan-in over two web hosts: build a package, push it (v2/v3) or write it

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{BATON, Emulator, app_credentials, baton};
+use crate::support::{BATON, Emulator, app_credentials, baton, step, text};
 
 /// Generous bound for anything baton does in these tests.
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -101,21 +101,6 @@ impl Scratch {
         let text = std::fs::read_to_string(self.path("report.json")).expect("report written");
         serde_json::from_str(&text).expect("report is JSON")
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
-        .unwrap_or_else(|| panic!("no step {id} in {report}"))
 }
 
 /// A running `baton run` whose stdout and stderr lines are read on threads.

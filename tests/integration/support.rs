@@ -3,7 +3,7 @@
 //! a `baton` command with a clean environment.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -196,4 +196,21 @@ impl Drop for Emulator {
             });
         }
     }
+}
+
+/// A finished command's output, labelled, for assertion messages.
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The report's entry for step `id`; a missing step fails the test.
+pub(crate) fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no step {id} in {report}"))
 }
