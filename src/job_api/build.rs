@@ -620,3 +620,27 @@ mod tests {
         assert_eq!(base64("a b"), "YSBi");
     }
 }
+
+/// Shared by the protocol modules' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{ApiCall, BuildContext, BuildError, build_request};
+    use crate::plan::model::{Plan, Protocol};
+
+    /// Builds the first step of the plan `yaml` for `protocol`.
+    pub(crate) fn build_first(protocol: Protocol, yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
+        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
+        build_request(
+            &BuildContext {
+                protocol,
+                plan: &plan,
+            },
+            &plan.steps[0],
+        )
+    }
+
+    /// The fields the errors name, in order.
+    pub(crate) fn fields(errors: &[BuildError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+}

@@ -768,19 +768,10 @@ pub(crate) fn decode_instance_list(http: u16, data: Value) -> Result<InstanceLis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job_api::build::build_request;
+    use crate::job_api::build::test_support::{build_first, fields};
 
     fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
-        let ctx = BuildContext {
-            protocol: Protocol::V3,
-            plan: &plan,
-        };
-        build_request(&ctx, &plan.steps[0])
-    }
-
-    fn fields(errors: &[BuildError]) -> Vec<&str> {
-        errors.iter().map(|e| e.field.as_str()).collect()
+        build_first(Protocol::V3, yaml)
     }
 
     const HEAD: &str = r#"

@@ -164,15 +164,10 @@ pub(crate) fn decode_logs(http: u16, data: Value) -> Result<StepLogs, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job_api::build::build_request;
+    use crate::job_api::build::test_support::build_first;
 
     fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
-        let ctx = BuildContext {
-            protocol: Protocol::V4,
-            plan: &plan,
-        };
-        build_request(&ctx, &plan.steps[0])
+        build_first(Protocol::V4, yaml)
     }
 
     const HEAD: &str =
