@@ -21,6 +21,9 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// Infrastructure: JOB unreachable, authentication refused, emulator failure.
     pub const INFRASTRUCTURE: u8 = 3;
+    /// A step's submission may or may not have started a job and JOB could not tell:
+    /// it is not sent again until checked (`baton resume RUN --step ID --force`).
+    pub const IN_DOUBT: u8 = 4;
     /// Another run of the plan holds the lock.
     pub const LOCKED: u8 = 75;
     /// Interrupted by Ctrl-C or SIGTERM.

@@ -151,12 +151,16 @@ fn show(state: &StateDir, args: &ShowArgs) -> Result<ExitCode, Error> {
     for event in replay.events() {
         record.apply(event);
     }
+    let summary = runs::list(state).into_iter().find(|r| r.run_id == dir.id());
+    let state_now = summary.as_ref().map(|s| s.state);
+    if state_now == Some(RunState::Abandoned) {
+        record.close_abandoned();
+    }
     if args.json {
         println!("{}", record.to_json());
         return Ok(ExitCode::SUCCESS);
     }
-    let summary = runs::list(state).into_iter().find(|r| r.run_id == dir.id());
-    match summary.as_ref().map(|s| s.state) {
+    match state_now {
         Some(RunState::Running) => {
             println!(
                 "baton: run {} is still running; the report so far:",

@@ -19,11 +19,13 @@ use clap::{ArgMatches, Args, FromArgMatches};
 
 use super::run::RunArgs;
 use crate::error::Error;
-use crate::executor::events::{EventRecorder, EventSink, RunEvent, RunTarget, StepRef};
+use crate::executor::events::{
+    self, EventRecorder, EventSink, RunEvent, RunTarget, StepFinished, StepRef,
+};
 use crate::executor::scheduler::Initial;
 use crate::executor::step::{ResumeFrom, StepOutput};
-use crate::job_api::client::JobApi;
-use crate::job_api::types::JobOperation;
+use crate::job_api::client::{self, ClientError, JobApi};
+use crate::job_api::types::{JobInstanceId, JobOperation};
 use crate::plan::model::Concurrency;
 use crate::plan::validate::ValidatedPlan;
 use crate::report::plain::PlainReporter;
@@ -74,7 +76,14 @@ pub struct ResumeArgs {
     pub downstream: bool,
     /// `--force`.
     pub force: bool,
+    /// `--settle-after`.
+    pub settle_after: Duration,
 }
+
+/// How long after its last record a submission may still reach JOB (the submit timeout,
+/// plus a gateway's own queueing): before that, "JOB has no such instance" proves
+/// nothing.
+const SETTLE_AFTER: Duration = Duration::from_secs(60);
 
 // Hand-written so that `resume` accepts every `baton run` option, now and later,
 // without repeating them: it is `run`'s argument set with the positional re-labelled.
@@ -103,7 +112,15 @@ impl Args for ResumeArgs {
                 clap::Arg::new("force")
                     .long("force")
                     .action(clap::ArgAction::SetTrue)
-                    .help("Resume even though the plan file or the inputs changed (or rerun a --step whose submission is unsettled)"),
+                    .help("Resume even though the plan file or the inputs changed; with --step, run that step even though its last submission is in doubt (check JOB first)"),
+            )
+            .arg(
+                clap::Arg::new("settle_after")
+                    .long("settle-after")
+                    .value_name("DURATION")
+                    .default_value("60s")
+                    .value_parser(parse_duration)
+                    .help("A submission in doubt is taken as never arrived only if JOB has no such instance this long after the run last wrote its journal (a request may still be on its way until then)"),
             )
     }
 
@@ -119,6 +136,10 @@ impl FromArgMatches for ResumeArgs {
             step: matches.get_one::<String>("step").cloned(),
             downstream: matches.get_flag("downstream"),
             force: matches.get_flag("force"),
+            settle_after: matches
+                .get_one::<Duration>("settle_after")
+                .copied()
+                .unwrap_or(SETTLE_AFTER),
         })
     }
 
@@ -135,6 +156,7 @@ pub struct ResumeRequest {
     meta: RunMeta,
     selection: Selection,
     run_lock: RunLock,
+    settle_after: Duration,
 }
 
 /// Runs `baton resume`.
@@ -144,6 +166,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, Error> {
         step,
         downstream,
         force,
+        settle_after,
     } = args;
     let state = StateDir::resolve(run.state.state_dir.clone())?;
     let which = run.input.plan.display().to_string();
@@ -205,6 +228,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, Error> {
             force,
         },
         run_lock,
+        settle_after,
     };
     super::run::run_resumed(run, request)
 }
@@ -507,7 +531,12 @@ impl Pending {
             mut meta,
             selection,
             run_lock,
+            settle_after,
         } = request;
+        // The last moment the earlier session may have sent something.
+        let last_written = std::fs::metadata(dir.journal_path())
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| std::time::SystemTime::now());
         let (journal, replay) = Journal::reopen(&dir.journal_path())?;
         let state = resume::replay(&replay);
         let plan: Vec<PlanStep> = validated
@@ -559,26 +588,48 @@ impl Pending {
             }
             match action.clone() {
                 Action::Reconcile { task_name, attempt } => {
-                    match api.find_by_task_name(&task_name, since_ms).await {
-                        Ok(Some(job)) => {
+                    let is_job_plan = validated
+                        .plan
+                        .steps
+                        .get(index)
+                        .is_some_and(|s| s.job.is_some());
+                    let lookup = match (task_name, is_job_plan) {
+                        (_, true) => {
+                            Err("a job plan execution carries no task name to look it up by"
+                                .to_owned())
+                        }
+                        (None, false) => Err("the journal has no task name for it".to_owned()),
+                        (Some(name), false) => Ok(name),
+                    };
+                    let settled = match lookup {
+                        Ok(name) => settle(api, &name, since_ms, last_written, settle_after)
+                            .await
+                            .map(|found| (name, found)),
+                        Err(why) => Err(why),
+                    };
+                    match settled {
+                        Ok((_, Some(job))) => {
                             notes.push((
                                 index,
-                                format!("its unanswered submission was found in JOB as job {job}"),
+                                format!("its unanswered submission was found in JOB as job {job}; waiting for it"),
                             ));
                             *action = Action::Attach { job, attempt };
                         }
-                        Ok(None) => {
+                        Ok((name, None)) => {
                             notes.push((
                                 index,
-                                format!("JOB has no instance named `{task_name}`: the submission never arrived; submitting again"),
+                                format!("JOB has no instance of task `{}`: the submission never arrived; submitting again", client::task_marker(&name)),
                             ));
                             *action = Action::Run { attempt: next };
                         }
-                        Err(e) => {
-                            notes.push((
-                                index,
-                                format!("the submission of task `{task_name}` cannot be settled ({e}); it is NOT sent again: check JOB, then `baton resume {} --step {id} --force` to run it", meta.run_id),
-                            ));
+                        Err(why) => {
+                            *action = Action::KeepUnknown {
+                                reason: format!(
+                                    "submission outcome unknown: {why}. It is NOT sent again: check JOB for it, then `baton resume {} --step {id} --force` runs it",
+                                    meta.run_id
+                                ),
+                                attempt,
+                            };
                             unknown.push(index);
                         }
                     }
@@ -590,10 +641,13 @@ impl Pending {
                     }
                     Ok(_) => *action = Action::Run { attempt: next },
                     Err(e) => {
-                        notes.push((
-                            index,
-                            format!("cannot read job {job} ({e}); it is NOT submitted again while it may run: check JOB, then resume with --step {id} --force"),
-                        ));
+                        *action = Action::KeepUnknown {
+                            reason: format!(
+                                "cannot read job {job} ({e}); it is NOT submitted again while it may run: check JOB, then `baton resume {} --step {id} --force` runs it",
+                                meta.run_id
+                            ),
+                            attempt,
+                        };
                         unknown.push(index);
                     }
                 },
@@ -637,9 +691,6 @@ impl Pending {
                 action.is_kept().then(|| reindex(word, index))
             })
             .collect();
-        for &index in &unknown {
-            actions[index] = Action::KeepFailed;
-        }
         Ok(Session {
             dir,
             journal: Arc::new(journal),
@@ -650,6 +701,41 @@ impl Pending {
             notes,
             restored,
         })
+    }
+}
+
+/// Looks a submission in doubt up in JOB by its task name: `Ok(Some)` found, `Ok(None)`
+/// proven never to have arrived, `Err` with why it cannot be told. Absence proves
+/// something only once `settle_after` has passed since the earlier session last wrote:
+/// until then its request may still be on its way to JOB.
+async fn settle<A: JobApi>(
+    api: &A,
+    task_name: &str,
+    since_ms: i64,
+    last_written: std::time::SystemTime,
+    settle_after: Duration,
+) -> Result<Option<JobInstanceId>, String> {
+    loop {
+        match api.find_by_task_name(task_name, since_ms).await {
+            Ok(Some(job)) => return Ok(Some(job)),
+            Ok(None) => {
+                let quiet_for = last_written.elapsed().unwrap_or_default();
+                let Some(rest) = settle_after.checked_sub(quiet_for).filter(|d| !d.is_zero())
+                else {
+                    return Ok(None);
+                };
+                eprintln!(
+                    "baton: JOB has no instance of task `{}` yet, but a request sent just before the runner stopped may still be on its way; asking again in {}s",
+                    client::task_marker(task_name),
+                    rest.as_secs().max(1)
+                );
+                tokio::time::sleep(rest).await;
+            }
+            Err(ClientError::Unsupported(_)) => {
+                return Err("JOB offers no instance list to look it up in".to_owned());
+            }
+            Err(e) => return Err(format!("JOB's instance list could not be read ({e})")),
+        }
     }
 }
 
@@ -771,11 +857,24 @@ impl Session {
         Arc::clone(&self.journal) as Arc<dyn EventRecorder>
     }
 
-    /// For a resume: shows again how kept steps ended, and what resuming decided.
-    /// Call right after `run_started`.
+    /// For a resume: shows again how kept steps ended, and what resuming decided; a
+    /// step still in doubt ends `unknown` in this session's record and journal. Call
+    /// right after `run_started`.
     pub fn restore(&self, sink: &EventSink) {
         for event in self.restored.iter().flatten() {
             sink.emit(event.clone());
+        }
+        for (index, action) in self.actions.iter().enumerate() {
+            if let Action::KeepUnknown { reason, attempt } = action {
+                sink.emit(RunEvent::StepFinished {
+                    step: StepRef {
+                        index,
+                        id: self.plan_ids.get(index).cloned().unwrap_or_default(),
+                    },
+                    outcome: Box::new(StepFinished::in_doubt(reason.clone(), *attempt)),
+                    at: events::now(),
+                });
+            }
         }
         for (index, note) in &self.notes {
             sink.emit(RunEvent::Warning {
@@ -801,7 +900,7 @@ impl Session {
                     outputs: outcome.outputs.clone(),
                 }),
                 Action::KeepSkipped => Initial::Skipped,
-                Action::KeepFailed => Initial::Failed,
+                Action::KeepFailed | Action::KeepUnknown { .. } => Initial::Failed,
                 Action::KeepNotRun => Initial::NotRun,
                 Action::Attach { .. }
                 | Action::Reconcile { .. }
@@ -831,6 +930,13 @@ impl Session {
                 Some((index, from))
             })
             .collect()
+    }
+
+    /// Whether resuming left a step in doubt.
+    pub fn has_steps_in_doubt(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::KeepUnknown { .. }))
     }
 
     /// Records the session's exit code and releases the locks. Returns a warning to

@@ -404,6 +404,8 @@ async fn run_async(
         exit::INTERRUPTED
     } else if fatal.is_some() {
         exit::INFRASTRUCTURE
+    } else if runner.has_steps_in_doubt() || session.has_steps_in_doubt() {
+        exit::IN_DOUBT
     } else if finals
         .iter()
         .any(|f| matches!(f, Final::Failed | Final::Interrupted))

@@ -107,6 +107,8 @@ pub struct App {
     pub faults: Faults,
     /// Holds in force.
     pub gates: Gates,
+    /// Holds on API requests and answers (tests' kill points).
+    pub answer_holds: super::answer_holds::AnswerHolds,
     /// Received API requests.
     pub requests: Log<RequestRecord>,
     /// Request sequence counter.
@@ -133,6 +135,7 @@ impl App {
             gates.hold(HoldKey::Host(host));
         }
         App {
+            answer_holds: super::answer_holds::AnswerHolds::default(),
             store: super::jobs::JobStore::new(settings.first_id, settings.max_instances),
             requests: Log::new(settings.max_logged_requests),
             request_seq: std::sync::atomic::AtomicU64::new(0),

@@ -8,9 +8,10 @@
 //! | `GET /_emulator/instances` | every job instance: id, name, status, scope, steps with status, execute_count and batch |
 //! | `GET /_emulator/callbacks` | every callback attempt: url, content type, body, answer |
 //! | `GET/POST/DELETE /_emulator/faults` | the fault set (faults.rs shape); POST replaces it |
-//! | `POST /_emulator/hold` | hold `{}` (all jobs), `{"job_instance_id": N}` or `{"host": "0:10.0.0.1"}` |
+//! | `POST /_emulator/hold` | hold `{}` (all jobs), `{"job_instance_id": N}` or `{"host": "0:10.0.0.1"}`; or requests of one API: `{"api": "fast_execute_script", "stage": "request"\|"answer"}` (`request`: held before JOB looks at it; `answer`, the default: processed, answer held) |
 //! | `POST /_emulator/release` | release the same keys; `{"all": true}` releases everything |
-//! | `GET /_emulator/holds` | holds in force |
+//! | `GET /_emulator/holds` | holds in force (request holds with how many requests each has caught) |
+//! | `POST /_emulator/caught` | `{"api", "stage", "count"}`: answers once that many requests are caught by the request hold (`{"caught": true}`), or after 30 s (`{"caught": false}`) |
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::answer_holds::Stage;
 use super::app::App;
 use super::clock::HoldKey;
 use super::faults::FaultSet;
@@ -38,6 +40,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/hold", axum::routing::post(hold))
         .route("/release", axum::routing::post(release))
         .route("/holds", get(holds))
+        .route("/caught", axum::routing::post(caught))
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,28 +139,45 @@ struct HoldRequest {
     host: Option<String>,
     #[serde(default)]
     all: bool,
+    #[serde(default)]
+    api: Option<String>,
+    #[serde(default)]
+    stage: Option<Stage>,
 }
 
-fn hold_key(body: &[u8]) -> Result<(HoldKey, bool), String> {
+/// What a hold or release names.
+enum HoldTarget {
+    /// Job execution (clock.rs).
+    Job(HoldKey),
+    /// Requests of one API.
+    Api(String, Stage),
+}
+
+fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), String> {
     let request: HoldRequest = if body.iter().all(u8::is_ascii_whitespace) {
         HoldRequest::default()
     } else {
         serde_json::from_slice(body).map_err(|e| e.to_string())?
     };
-    let key = match (request.job_instance_id, request.host) {
-        (Some(id), _) => HoldKey::Job(id),
-        (None, Some(host)) => HoldKey::Host(
+    let key = match (request.api, request.job_instance_id, request.host) {
+        (Some(api), _, _) => HoldTarget::Api(api, request.stage.unwrap_or(Stage::Answer)),
+        (None, Some(id), _) => HoldTarget::Job(HoldKey::Job(id)),
+        (None, None, Some(host)) => HoldTarget::Job(HoldKey::Host(
             HostAddr::parse(&host).ok_or_else(|| format!("`{host}` is not cloud:ip"))?,
-        ),
-        (None, None) => HoldKey::All,
+        )),
+        (None, None, None) => HoldTarget::Job(HoldKey::All),
     };
     Ok((key, request.all))
 }
 
 async fn hold(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
     match hold_key(&body) {
-        Ok((key, _)) => {
+        Ok((HoldTarget::Job(key), _)) => {
             app.gates.hold(key);
+            Json(json!({"ok": true})).into_response()
+        }
+        Ok((HoldTarget::Api(api, stage), _)) => {
+            app.answer_holds.hold(&api, stage);
             Json(json!({"ok": true})).into_response()
         }
         Err(error) => (
@@ -172,10 +192,15 @@ async fn release(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respon
     match hold_key(&body) {
         Ok((_, true)) => {
             app.gates.release_all();
+            app.answer_holds.release_all();
             Json(json!({"ok": true})).into_response()
         }
-        Ok((key, false)) => {
+        Ok((HoldTarget::Job(key), false)) => {
             let released = app.gates.release(&key);
+            Json(json!({"ok": true, "released": released})).into_response()
+        }
+        Ok((HoldTarget::Api(api, stage), false)) => {
+            let released = app.answer_holds.release(&api, stage);
             Json(json!({"ok": true, "released": released})).into_response()
         }
         Err(error) => (
@@ -187,5 +212,29 @@ async fn release(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respon
 }
 
 async fn holds(State(app): State<Arc<App>>) -> Response {
-    Json(json!(app.gates.list())).into_response()
+    Json(json!({"jobs": app.gates.list(), "requests": app.answer_holds.list()})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaughtRequest {
+    api: String,
+    #[serde(default)]
+    stage: Option<Stage>,
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+/// Long-polls until a request hold has caught enough requests: a test's kill point.
+async fn caught(State(app): State<Arc<App>>, Json(request): Json<CaughtRequest>) -> Response {
+    let caught = app
+        .answer_holds
+        .caught(
+            &request.api,
+            request.stage.unwrap_or(Stage::Answer),
+            request.count.unwrap_or(1),
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    Json(json!({"caught": caught})).into_response()
 }

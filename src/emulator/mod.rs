@@ -4,6 +4,7 @@
 //! Start one with [`start`] (or [`serve`] on your own listener); the world file format
 //! is documented in [`world`], faults in [`faults`], test controls in [`control`].
 
+pub mod answer_holds;
 pub mod app;
 pub mod auth;
 pub mod callback;

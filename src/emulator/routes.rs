@@ -2,8 +2,9 @@
 //! jobv3 (`/api/c/compapi/v2/jobv3/<name>/`), gateway v3 (`/api/v3/<name>`, also
 //! `/api/v3/system/<name>`) and v4 (`/api/v4/<name>`), header credentials; the control
 //! endpoints under `/_emulator/`; everything else 404 as ESB or the gateway says it.
-//! Each API request is recorded as received, then faults are applied, then
-//! credentials checked, then the per-protocol handler runs.
+//! Each API request is recorded as received, then request holds wait, then faults are
+//! applied, then credentials checked, then the per-protocol handler runs, then answer
+//! holds wait.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 use serde_json::Value;
 
+use super::answer_holds::Stage;
 use super::app::{App, RequestRecord};
 use super::auth::{self, Caller};
 use super::envelope::{self, ApiError, Protocol};
@@ -143,6 +145,8 @@ async fn handle(app: Arc<App>, door: Door, name: String, parts: Parts) -> Respon
     let (method, uri, headers, body) = parts;
     let protocol = door.protocol();
     record(&app, protocol, &name, &method, &uri, &body);
+    let api = name.trim_end_matches('/').to_owned();
+    app.answer_holds.pass(&api, Stage::Request).await;
 
     let decision = app.faults.on_api(&name, protocol.as_str());
     if decision.latency_ms > 0 {
@@ -157,7 +161,16 @@ async fn handle(app: Arc<App>, door: Door, name: String, parts: Parts) -> Respon
         return envelope::rate_limited(protocol, reset);
     }
 
-    let response = answer(app, door, &name, &method, &uri, &headers, &body);
+    let response = answer(
+        Arc::clone(&app),
+        door,
+        &name,
+        &method,
+        &uri,
+        &headers,
+        &body,
+    );
+    app.answer_holds.pass(&api, Stage::Answer).await;
     if decision.drop {
         return dropped();
     }

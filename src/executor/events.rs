@@ -124,6 +124,10 @@ pub enum StepStatus {
     NotRun,
     /// Interrupted while running: terminated, or left running with `--detach`.
     Interrupted,
+    /// In doubt: its submission may or may not have started a job, and JOB could not
+    /// tell. Never sent again until settled (by JOB's instance list, or the operator's
+    /// `--step ID --force`).
+    Unknown,
 }
 
 /// Everything known about a finished step.
@@ -156,6 +160,25 @@ pub struct StepFinished {
     /// How the finish was observed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<Observed>,
+}
+
+impl StepFinished {
+    /// A step left in doubt without a new submission (settled on resume, or not).
+    pub fn in_doubt(reason: String, attempts: u32) -> Self {
+        StepFinished {
+            status: StepStatus::Unknown,
+            job_status: None,
+            job_instance_id: None,
+            attempts,
+            hosts: Vec::new(),
+            outputs: BTreeMap::new(),
+            host_outputs: BTreeMap::new(),
+            error: Some(reason),
+            duration: Duration::ZERO,
+            job_ms: None,
+            observed: None,
+        }
+    }
 }
 
 /// Something happened in the run.

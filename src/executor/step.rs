@@ -219,6 +219,8 @@ pub struct JobStepRunner<A: JobApi, S: StepSource> {
     resume: BTreeMap<usize, ResumeFrom>,
     /// The first infrastructure error (unreachable, auth refused): the run exits 3.
     fatal: Mutex<Option<ClientError>>,
+    /// Steps whose submission outcome is unknown (the run exits 4).
+    in_doubt: Mutex<Vec<usize>>,
     /// Serializes terminal prompts between parallel steps.
     prompt_lock: tokio::sync::Mutex<()>,
 }
@@ -230,6 +232,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             setup,
             resume: BTreeMap::new(),
             fatal: Mutex::new(None),
+            in_doubt: Mutex::new(Vec::new()),
             prompt_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -244,6 +247,11 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     /// The infrastructure error that ended the run, if any.
     pub fn fatal_error(&self) -> Option<ClientError> {
         self.fatal.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Whether a step of this session ended in doubt.
+    pub fn has_steps_in_doubt(&self) -> bool {
+        self.in_doubt.lock().map(|d| !d.is_empty()).unwrap_or(true)
     }
 
     fn record_fatal(&self, error: &ClientError) {
@@ -411,6 +419,20 @@ struct Ending {
 }
 
 impl Ending {
+    /// A submission that may or may not have started a job: the reason says what the
+    /// operator does about it.
+    fn in_doubt(error: &ClientError, attempts: u32, run_id: &str, step_id: &str) -> Self {
+        let mut ending = Ending::failed(
+            format!(
+                "{error}. It is not sent again until settled: `baton resume {run_id}` looks it up in JOB where JOB can tell; otherwise check JOB, then `baton resume {run_id} --step {step_id} --force` runs it"
+            ),
+            attempts,
+            None,
+        );
+        ending.status = StepStatus::Unknown;
+        ending
+    }
+
     fn failed(error: String, attempts: u32, job: Option<JobInstanceId>) -> Self {
         Ending {
             status: StepStatus::Failed,
@@ -517,7 +539,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 observed_at,
             },
             StepStatus::Interrupted => StepEnd::Interrupted,
-            StepStatus::Failed | StepStatus::NotRun => StepEnd::Failed,
+            StepStatus::Failed | StepStatus::NotRun | StepStatus::Unknown => StepEnd::Failed,
         }
     }
 
@@ -615,9 +637,12 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                             None,
                         );
                     }
+                    // Only fast tasks carry the name (see `decorate`), so only they can
+                    // be looked up by it.
+                    let lookup = call.api.starts_with("fast_").then(|| name.clone());
                     // Not raced against an interrupt: dropping the request midway would
                     // leave an instance we could neither see nor terminate.
-                    match setup.api.submit(call, name).await {
+                    match setup.api.submit(call, lookup).await {
                         Ok(outcome) => {
                             let handoff = if number == 1 {
                                 ctx.ready_at
@@ -637,6 +662,12 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                                 number,
                                 job: outcome.submitted.job_instance_id,
                             }
+                        }
+                        Err(e @ ClientError::SubmissionUnknown { .. }) => {
+                            if let Ok(mut in_doubt) = self.in_doubt.lock() {
+                                in_doubt.push(step_ref.index);
+                            }
+                            return Ending::in_doubt(&e, number, &setup.run_id, &step_ref.id);
                         }
                         Err(e) => {
                             self.record_fatal(&e);

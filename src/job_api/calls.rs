@@ -181,7 +181,9 @@ pub struct InstanceQuery {
     pub length: u32,
 }
 
-/// `get_job_instance_list` (gateway GET). v2's ESB has no such API: an error.
+/// `get_job_instance_list` (GET). The ESB v2 job API has none, but a JOB 3.x ESB that
+/// answers v2 also serves the v3 one as `jobv3` beside it, with the same credentials:
+/// that is what a v2 call goes to (`/api/c/compapi/v2/jobv3/get_job_instance_list/`).
 pub fn get_job_instance_list(
     protocol: Protocol,
     scope: Scope,
@@ -189,13 +191,7 @@ pub fn get_job_instance_list(
 ) -> Result<ApiCall, BuildError> {
     const API: &str = "get_job_instance_list";
     let offset_key = match protocol {
-        Protocol::V2 => {
-            return Err(BuildError {
-                field: "api".into(),
-                message: "get_job_instance_list cannot be sent with protocol v2: the ESB v2 job API has no instance list".into(),
-            });
-        }
-        Protocol::V3 => "start",
+        Protocol::V2 | Protocol::V3 => "start",
         Protocol::V4 => "offset",
     };
     let mut params = scope_query(scope);
@@ -209,7 +205,11 @@ pub fn get_job_instance_list(
     }
     params.insert(offset_key.into(), json!(query.start));
     params.insert("length".into(), json!(query.length));
-    Ok(ApiCall::get(protocol, API, params))
+    let mut call = ApiCall::get(protocol, API, params);
+    if protocol == Protocol::V2 {
+        call.path = format!("/api/c/compapi/v2/jobv3/{API}/");
+    }
+    Ok(call)
 }
 
 #[cfg(test)]
@@ -368,8 +368,15 @@ mod tests {
         let v4 = get_job_instance_list(Protocol::V4, BIZ, &query).unwrap();
         assert_eq!(v4.body["offset"], 0);
         assert!(v4.body.get("start").is_none());
-        let error = get_job_instance_list(Protocol::V2, BIZ, &query).unwrap_err();
-        assert!(error.message.contains("protocol v2"));
+        let v2 = get_job_instance_list(Protocol::V2, BIZ, &query).unwrap();
+        assert_eq!(v2.method, HttpMethod::Get);
+        assert_eq!(v2.path, "/api/c/compapi/v2/jobv3/get_job_instance_list/");
+        assert_eq!(
+            v2.protocol(),
+            Protocol::V2,
+            "ESB credentials, not the gateway header"
+        );
+        assert_eq!(v2.body, v3.body);
     }
 
     #[test]

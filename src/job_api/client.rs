@@ -165,12 +165,11 @@ pub enum ClientError {
         message: String,
     },
     /// A submission may or may not have started a job, and it could not be settled.
-    #[error(
-        "submission outcome unknown for task `{task_name}`: {cause}; check JOB for an instance of that name before running this step again"
-    )]
+    #[error("submission outcome unknown{}: {cause}", lookup_suffix(.task_name))]
     SubmissionUnknown {
-        /// The unique task name to look for.
-        task_name: String,
+        /// The unique task name to look for, when the request carried one (job plan
+        /// executions carry none).
+        task_name: Option<String>,
         /// What happened on the wire.
         cause: String,
     },
@@ -184,6 +183,13 @@ pub enum ClientError {
     /// This protocol has no such operation.
     #[error("{0} is not available on this protocol")]
     Unsupported(&'static str),
+}
+
+fn lookup_suffix(task_name: &Option<String>) -> String {
+    task_name
+        .as_ref()
+        .map(|name| format!(" for task `{name}`"))
+        .unwrap_or_default()
 }
 
 fn actions_suffix(actions: &[String]) -> String {
@@ -284,11 +290,13 @@ pub trait ProtocolCodec: Send + Sync + 'static {
 pub trait JobApi: Send + Sync + 'static {
     /// The protocol spoken.
     fn protocol(&self) -> Protocol;
-    /// Submits a step; `task_name` is the unique name used to reconcile.
+    /// Submits a step. `task_name` is the unique name the request carries, used to
+    /// settle an ambiguous answer; `None` where the request carries no task name (job
+    /// plan executions), so an ambiguous answer cannot be settled by name.
     fn submit(
         &self,
         call: ApiCall,
-        task_name: String,
+        task_name: Option<String>,
     ) -> impl Future<Output = Result<SubmitOutcome, ClientError>> + Send;
     /// Reads a job instance's status.
     fn status(
@@ -679,14 +687,18 @@ impl<C: ProtocolCodec> HttpJobApi<C> {
         }
     }
 
-    /// Looks for an instance named exactly `task_name` created around `sent_at`.
+    /// Looks for the instance of `task_name` created since `since_ms`. It is found by
+    /// the unique marker its name ends with (`[baton <run> <step>#<attempt>]`), which
+    /// carries no secret: the journal keeps task names with secrets masked, and JOB
+    /// matches the name filter as a substring.
     async fn reconcile(
         &self,
         task_name: &str,
         since_ms: i64,
     ) -> Result<Option<JobInstanceId>, ClientError> {
         let until_ms = epoch_ms() + 60_000;
-        let call = match self.codec.instance_list_call(task_name, since_ms, until_ms) {
+        let marker = task_marker(task_name);
+        let call = match self.codec.instance_list_call(marker, since_ms, until_ms) {
             Some(call) => call?,
             None => return Err(ClientError::Unsupported("get_job_instance_list")),
         };
@@ -695,12 +707,20 @@ impl<C: ProtocolCodec> HttpJobApi<C> {
             let found = self
                 .query_decoded(&call, |raw| self.codec.decode_instance_list(raw))
                 .await?;
-            if let Some((id, _)) = found.iter().find(|(_, name)| name == task_name) {
+            if let Some((id, _)) = found.iter().find(|(_, name)| name.ends_with(marker)) {
                 return Ok(Some(*id));
             }
         }
         Ok(None)
     }
+}
+
+/// The unique tail of a task name baton made (`[baton <run> <step>#<attempt>]`), or the
+/// whole name when it has none.
+pub fn task_marker(task_name: &str) -> &str {
+    task_name
+        .rfind("[baton ")
+        .map_or(task_name, |start| &task_name[start..])
 }
 
 fn epoch_ms() -> i64 {
@@ -743,7 +763,11 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
         self.codec.protocol()
     }
 
-    async fn submit(&self, call: ApiCall, task_name: String) -> Result<SubmitOutcome, ClientError> {
+    async fn submit(
+        &self,
+        call: ApiCall,
+        task_name: Option<String>,
+    ) -> Result<SubmitOutcome, ClientError> {
         // Instance creation times are compared with our clock; allow for skew.
         let since_ms = epoch_ms() - 10 * 60_000;
         let policy = &self.transport.retry;
@@ -790,12 +814,17 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                 }
                 SubmitFailure::Refused(e) => return Err(e),
                 SubmitFailure::Ambiguous(cause) => {
-                    tracing::warn!(task_name, %cause, "ambiguous submission; reconciling by task name");
                     let unknown = |cause: String| ClientError::SubmissionUnknown {
                         task_name: task_name.clone(),
                         cause,
                     };
-                    match self.reconcile(&task_name, since_ms).await {
+                    let Some(name) = task_name.as_deref() else {
+                        return Err(unknown(format!(
+                            "{cause}; a job plan execution carries no task name to look it up by"
+                        )));
+                    };
+                    tracing::warn!(task_name = name, %cause, "ambiguous submission; reconciling by task name");
+                    match self.reconcile(name, since_ms).await {
                         Ok(Some(job_instance_id)) => {
                             return Ok(SubmitOutcome {
                                 submitted: Submitted {
@@ -1229,11 +1258,12 @@ impl ProtocolCodec for JobCodec {
         created_after_ms: i64,
         created_before_ms: i64,
     ) -> Option<Result<ApiCall, ClientError>> {
-        // Only v3 is trusted to reconcile: v2's ESB has no instance list, and the
-        // runner treats v4 the same until its list is proven equivalent.
-        if self.protocol != Protocol::V3 {
-            return None;
-        }
+        // v2 asks the ESB's jobv3 list beside it; v4 asks the gateway's v3 list, which
+        // the same JOB serves with the same credentials and which decodes as v3.
+        let list_protocol = match self.protocol {
+            Protocol::V2 => Protocol::V2,
+            Protocol::V3 | Protocol::V4 => Protocol::V3,
+        };
         let query = calls::InstanceQuery {
             name: Some(task_name.to_owned()),
             create_time_start_ms: created_after_ms,
@@ -1242,7 +1272,7 @@ impl ProtocolCodec for JobCodec {
             length: 100,
         };
         Some(
-            calls::get_job_instance_list(self.protocol, self.scope, &query)
+            calls::get_job_instance_list(list_protocol, self.scope, &query)
                 .map_err(|e| build_failed("get_job_instance_list", e)),
         )
     }
@@ -1321,7 +1351,8 @@ impl ProtocolCodec for JobCodec {
         &self,
         raw: &RawResponse,
     ) -> Result<Vec<(JobInstanceId, String)>, ClientError> {
-        let list = decode::decode_instance_list(self.protocol, &raw_view(raw))?;
+        // Every protocol reads a v3-shaped list (see `instance_list_call`).
+        let list = decode::decode_instance_list(Protocol::V3, &raw_view(raw))?;
         Ok(list
             .instances
             .into_iter()

@@ -146,6 +146,14 @@ pub fn describe(event: &RunEvent) -> Option<String> {
                     outcome.error.as_deref().unwrap_or("interrupted")
                 ),
                 StepStatus::NotRun => format!("step {} not run", step.id),
+                StepStatus::Unknown => format!(
+                    "step {} in doubt{job}: {}",
+                    step.id,
+                    outcome
+                        .error
+                        .as_deref()
+                        .unwrap_or("submission outcome unknown")
+                ),
             }
         }
         RunEvent::Warning { step, message } => match step {

@@ -221,6 +221,7 @@ impl Watcher for ProgressReporter {
                 let mark = match outcome.status {
                     StepStatus::Succeeded => "✔",
                     StepStatus::Failed => "✘",
+                    StepStatus::Unknown => "?",
                     _ => "■",
                 };
                 if let Some(text) = describe(event) {

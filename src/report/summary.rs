@@ -12,7 +12,7 @@
 //!   "started_at": RFC 3339, "finished_at": RFC 3339|null, "exit_code": int|null,
 //!   "steps": [{
 //!     "id": str, "name": str, "needs": [str],
-//!     "status": "succeeded"|"failed"|"skipped"|"not_run"|"interrupted"|"pending",
+//!     "status": "succeeded"|"failed"|"skipped"|"not_run"|"interrupted"|"unknown",
 //!     "reason": str|null,            // why it did not run / what failed, one line
 //!     "attempts": int, "task_names": [str],
 //!     "job_instance_id": int|null, "job_status": int|null, "reconciled": bool,
@@ -99,6 +99,9 @@ pub struct StepRecord {
     pub host_outputs: BTreeMap<String, BTreeMap<String, String>>,
     /// Timings.
     pub timings: StepTimings,
+    /// A submission was sent and its answer never recorded.
+    #[serde(skip)]
+    pub awaiting_answer: bool,
 }
 
 /// The whole run.
@@ -196,6 +199,7 @@ impl RunRecord {
                         outputs: BTreeMap::new(),
                         host_outputs: BTreeMap::new(),
                         timings: StepTimings::default(),
+                        awaiting_answer: false,
                     })
                     .collect();
             }
@@ -213,6 +217,7 @@ impl RunRecord {
                 if let Some(s) = self.steps.get_mut(step.index) {
                     s.attempts = s.attempts.max(*attempt);
                     s.task_names.push(task_name.clone());
+                    s.awaiting_answer = true;
                 }
             }
             RunEvent::StepSubmitted {
@@ -224,6 +229,7 @@ impl RunRecord {
                 ..
             } => {
                 if let Some(s) = self.steps.get_mut(step.index) {
+                    s.awaiting_answer = false;
                     s.job_instance_id = Some(job_instance_id.0);
                     s.reconciled |= *reconciled;
                     if s.timings.submitted_at.is_none() {
@@ -262,11 +268,13 @@ impl RunRecord {
             }
             RunEvent::StepFinished { step, outcome, at } => {
                 if let Some(s) = self.steps.get_mut(step.index) {
+                    s.awaiting_answer = false;
                     s.status = match outcome.status {
                         StepStatus::Succeeded => "succeeded",
                         StepStatus::Failed => "failed",
                         StepStatus::NotRun => "not_run",
                         StepStatus::Interrupted => "interrupted",
+                        StepStatus::Unknown => "unknown",
                     }
                     .into();
                     s.reason = outcome.error.clone();
@@ -303,6 +311,31 @@ impl RunRecord {
         }
     }
 
+    /// For a run whose process died without recording an end: gives every step its
+    /// journal leaves open the final status that its last event implies, with the
+    /// reason, so the record is as complete as one that ended normally.
+    pub fn close_abandoned(&mut self) {
+        for step in &mut self.steps {
+            let (status, reason) = match step.status.as_str() {
+                "running" if step.awaiting_answer => (
+                    "unknown",
+                    "the runner stopped while its submission was unanswered: JOB may or may not have started it; `baton resume` looks it up before anything is sent again".to_owned(),
+                ),
+                "running" => match step.job_instance_id {
+                    Some(job) => (
+                        "interrupted",
+                        format!("the runner stopped while job {job} ran; `baton resume` re-attaches to it"),
+                    ),
+                    None => ("not_run", "the runner stopped before submitting it".to_owned()),
+                },
+                "pending" => ("not_run", "the runner stopped before it started".to_owned()),
+                _ => continue,
+            };
+            step.status = status.into();
+            step.reason = Some(reason);
+        }
+    }
+
     /// How many steps ended in `status`.
     pub fn count(&self, status: &str) -> usize {
         self.steps.iter().filter(|s| s.status == status).count()
@@ -320,6 +353,7 @@ impl RunRecord {
             ("succeeded", "succeeded"),
             ("failed", "failed"),
             ("interrupted", "interrupted"),
+            ("unknown", "in doubt"),
             ("skipped", "skipped"),
             ("not_run", "not run"),
         ] {
@@ -406,7 +440,7 @@ impl RunRecord {
 
     /// The JUnit XML report: one test case per step.
     pub fn to_junit(&self) -> String {
-        let failures = self.count("failed") + self.count("interrupted");
+        let failures = self.count("failed") + self.count("interrupted") + self.count("unknown");
         let skipped = self.count("skipped") + self.count("not_run");
         let total_secs: f64 = self
             .steps
@@ -437,7 +471,7 @@ impl RunRecord {
             );
             match step.status.as_str() {
                 "succeeded" => out.push_str("/>\n"),
-                "failed" | "interrupted" => {
+                "failed" | "interrupted" | "unknown" => {
                     out.push_str(">\n");
                     let message = step.reason.clone().unwrap_or_else(|| step.status.clone());
                     let mut details = String::new();

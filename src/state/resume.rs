@@ -30,6 +30,13 @@ pub enum Settled {
         /// The unique task name sent (or about to be).
         task_name: String,
     },
+    /// A session ended it in doubt: its submission may or may not have started a job.
+    InDoubt {
+        /// The attempt.
+        attempt: u32,
+        /// The task name of that submission, when the journal has it.
+        task_name: Option<String>,
+    },
     /// JOB accepted it; no finish was recorded.
     InFlight {
         /// The instance.
@@ -161,6 +168,21 @@ fn apply(state: &mut JournalState, event: &RunEvent) {
             let history = entry(state, &step.id);
             history.max_attempt = history.max_attempt.max(outcome.attempts);
             history.settled = match outcome.status {
+                StepStatus::Unknown => match &history.settled {
+                    Settled::Submitting { attempt, task_name } => Settled::InDoubt {
+                        attempt: *attempt,
+                        task_name: Some(task_name.clone()),
+                    },
+                    // Settled again in a later session, or never seen submitting.
+                    Settled::InDoubt { attempt, task_name } => Settled::InDoubt {
+                        attempt: *attempt,
+                        task_name: task_name.clone(),
+                    },
+                    _ => Settled::InDoubt {
+                        attempt: outcome.attempts,
+                        task_name: None,
+                    },
+                },
                 StepStatus::Succeeded => Settled::Succeeded(outcome.clone()),
                 StepStatus::Failed => Settled::Failed,
                 StepStatus::NotRun => Settled::NotRun,
@@ -227,8 +249,16 @@ pub enum Action {
     /// Look the task name up first: attach if JOB has it; run again only if JOB is
     /// known not to have it; otherwise report it unknown and do not send it.
     Reconcile {
-        /// The task name of the unanswered submission.
-        task_name: String,
+        /// The task name of the unanswered submission, when known.
+        task_name: Option<String>,
+        /// Its attempt.
+        attempt: u32,
+    },
+    /// Still in doubt after trying to settle it: not run, reported `unknown` with this
+    /// reason, and its dependents do not run.
+    KeepUnknown {
+        /// Why, and what the operator does.
+        reason: String,
         /// Its attempt.
         attempt: u32,
     },
@@ -293,6 +323,10 @@ pub fn decide(
                 attempt: *attempt,
             }),
             Settled::Submitting { attempt, task_name } => Some(Action::Reconcile {
+                task_name: Some(task_name.clone()),
+                attempt: *attempt,
+            }),
+            Settled::InDoubt { attempt, task_name } => Some(Action::Reconcile {
                 task_name: task_name.clone(),
                 attempt: *attempt,
             }),
@@ -303,7 +337,8 @@ pub fn decide(
                 // Running it again now would run it twice at once.
                 let what = match &action {
                     Action::Attach { job, .. } => format!("job {job} is still in flight"),
-                    _ => "its last submission was never answered".to_owned(),
+                    _ => "the outcome of its last submission is unknown (JOB may be running it)"
+                        .to_owned(),
                 };
                 return Err(StateError::Resume(format!(
                     "--step {}: {what}; resume without --step to wait for it first, or check JOB and add --force",
@@ -467,13 +502,59 @@ mod tests {
         assert_eq!(
             actions[3],
             Action::Reconcile {
-                task_name: "p [baton r d#1]".into(),
+                task_name: Some("p [baton r d#1]".into()),
                 attempt: 1
             }
         );
         // e failed after two attempts: the rerun numbers its attempts after them.
         assert_eq!(actions[4], Action::Run { attempt: 3 });
         assert_eq!(actions[5], Action::Run { attempt: 1 });
+    }
+
+    /// The hole this closes: a step that ended "submission outcome unknown" used to be
+    /// replayed as failed, and a plain resume sent it again.
+    #[test]
+    fn a_step_left_in_doubt_is_looked_up_never_rerun() {
+        let in_doubt = finished(0, "a", StepStatus::Unknown, None);
+        let state = journal_of(&[submitting(0, "a", 1), in_doubt.clone()]);
+        assert_eq!(
+            state.steps["a"].settled,
+            Settled::InDoubt {
+                attempt: 1,
+                task_name: Some("p [baton r a#1]".into())
+            }
+        );
+        let actions = decide(&state, &plan(), &Selection::default()).unwrap();
+        assert_eq!(
+            actions[0],
+            Action::Reconcile {
+                task_name: Some("p [baton r a#1]".into()),
+                attempt: 1
+            }
+        );
+        // Its dependents wait for it; they are not run.
+        assert_eq!(actions[1], Action::Run { attempt: 1 });
+        // A second session that could not settle it either keeps it in doubt, with
+        // the task name of the original submission.
+        let twice = journal_of(&[submitting(0, "a", 1), in_doubt.clone(), in_doubt]);
+        assert!(matches!(
+            &twice.steps["a"].settled,
+            Settled::InDoubt { task_name: Some(name), .. } if name == "p [baton r a#1]"
+        ));
+        // `--step a` alone refuses; with --force it runs under a new attempt number.
+        let only = |force| Selection {
+            step: Some("a".into()),
+            downstream: false,
+            force,
+        };
+        let err = decide(&state, &plan(), &only(false)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("outcome of its last submission is unknown"),
+            "{err}"
+        );
+        let forced = decide(&state, &plan(), &only(true)).unwrap();
+        assert_eq!(forced[0], Action::Run { attempt: 2 });
     }
 
     #[test]

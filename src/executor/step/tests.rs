@@ -33,8 +33,13 @@ impl JobApi for FakeJob {
     fn protocol(&self) -> Protocol {
         self.protocol
     }
-    async fn submit(&self, call: ApiCall, task_name: String) -> Result<SubmitOutcome, ClientError> {
+    async fn submit(
+        &self,
+        call: ApiCall,
+        task_name: Option<String>,
+    ) -> Result<SubmitOutcome, ClientError> {
         let mut submits = self.submits.lock().unwrap();
+        let task_name = task_name.expect("fast tasks are submitted with their task name");
         assert_eq!(call.body["task_name"], task_name.as_str());
         submits.push(task_name);
         Ok(SubmitOutcome {

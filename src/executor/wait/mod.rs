@@ -146,7 +146,11 @@ mod tests {
         fn protocol(&self) -> Protocol {
             Protocol::V3
         }
-        async fn submit(&self, _: ApiCall, _: String) -> Result<SubmitOutcome, ClientError> {
+        async fn submit(
+            &self,
+            _: ApiCall,
+            _: Option<String>,
+        ) -> Result<SubmitOutcome, ClientError> {
             Err(ClientError::Unsupported("submit"))
         }
         async fn status(&self, _: JobInstanceId) -> Result<JobStatusView, ClientError> {
