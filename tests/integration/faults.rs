@@ -158,7 +158,14 @@ pub(crate) fn report_step<'a>(report: &'a Value, id: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-const FINAL: [&str; 5] = ["succeeded", "failed", "skipped", "not_run", "interrupted"];
+const FINAL: [&str; 6] = [
+    "succeeded",
+    "failed",
+    "skipped",
+    "not_run",
+    "interrupted",
+    "unknown",
+];
 
 /// The run's journal (`<state>/runs/<id>/journal.jsonl`), one JSON value per line.
 fn read_journal(dir: &Path) -> Result<Vec<Value>, String> {
@@ -333,20 +340,22 @@ impl Seen<'_> {
         Ok(())
     }
 
-    /// The first step failed loudly as an unsettled submission; nothing after it ran.
+    /// The first step ended in doubt, loudly (exit 4, status `unknown`, the operator's
+    /// command in the reason); nothing after it ran.
     fn expect_unknown_submission(&self) -> Result<(), String> {
         let reason = report_step(&self.report, "make")["reason"]
             .as_str()
             .unwrap_or("")
             .to_owned();
         let all = text(&self.output);
-        if self.code() != Some(1)
-            || self.statuses() != ["failed", "not_run", "not_run"]
+        if self.code() != Some(4)
+            || self.statuses() != ["unknown", "not_run", "not_run"]
             || !reason.contains("submission outcome unknown")
+            || !reason.contains("--step make --force")
             || !all.contains("submission outcome unknown")
         {
             return Err(format!(
-                "expected a loud unknown submission (exit 1), got {:?} {:?}: {reason}",
+                "expected a loud unknown submission (exit 4), got {:?} {:?}: {reason}",
                 self.code(),
                 self.statuses()
             ));
@@ -380,7 +389,7 @@ fn common_checks(seen: &Seen<'_>, dir: &Path, resend_allowed: bool) -> Result<()
             }
         }
     }
-    if !matches!(seen.code(), Some(0 | 1)) {
+    if !matches!(seen.code(), Some(0 | 1 | 4)) {
         return Err(format!("unexpected exit code {:?}", seen.code()));
     }
     Ok(())
@@ -406,16 +415,12 @@ fn success(seen: &Seen<'_>) -> Result<(), String> {
     seen.expect_success()
 }
 
-/// v3 settles an ambiguous submit through the instance list; v2 and v4 cannot and
-/// must fail loudly without sending it again.
-fn reconciled_or_loud(seen: &Seen<'_>) -> Result<(), String> {
-    if seen.api == "v3" {
-        seen.expect_success()?;
-        if report_step(&seen.report, "make")["reconciled"] != true {
-            return Err("v3: the dropped submit was not reconciled".into());
-        }
-    } else {
-        seen.expect_unknown_submission()?;
+/// Every protocol settles an ambiguous submit through an instance list (v3 its own,
+/// v2 the ESB's jobv3 one, v4 the gateway's v3 one) and follows the instance it finds.
+fn reconciled(seen: &Seen<'_>) -> Result<(), String> {
+    seen.expect_success()?;
+    if report_step(&seen.report, "make")["reconciled"] != true {
+        return Err("the dropped submit was not reconciled".into());
     }
     match seen.submits_of("make") {
         1 => Ok(()),
@@ -424,29 +429,30 @@ fn reconciled_or_loud(seen: &Seen<'_>) -> Result<(), String> {
 }
 
 /// A 5xx to a submission is ambiguous in general (a gateway may answer after JOB
-/// acted): v3 proves by the instance list that nothing started, then sends once more;
-/// v2 and v4 stop loudly.
+/// acted): the instance list proves that nothing started, then it is sent once more.
 fn submit_5xx(seen: &Seen<'_>) -> Result<(), String> {
-    if seen.api == "v3" {
-        seen.expect_success()?;
-        if seen.submits_of("make") != 2 {
-            return Err(format!(
-                "v3: make sent {} times, expected 2 (refused, then resent)",
-                seen.submits_of("make")
-            ));
-        }
-        Ok(())
-    } else {
-        seen.expect_unknown_submission()?;
-        match seen.submits_of("make") {
-            1 => Ok(()),
-            n => Err(format!("make submitted {n} times")),
-        }
+    seen.expect_success()?;
+    if seen.submits_of("make") != 2 {
+        return Err(format!(
+            "make sent {} times, expected 2 (refused, then resent)",
+            seen.submits_of("make")
+        ));
+    }
+    Ok(())
+}
+
+/// The submit's connection is cut after JOB acted and no instance list can be read:
+/// the step ends in doubt and is not sent again.
+fn unsettled(seen: &Seen<'_>) -> Result<(), String> {
+    seen.expect_unknown_submission()?;
+    match seen.submits_of("make") {
+        1 => Ok(()),
+        n => Err(format!("make submitted {n} times")),
     }
 }
 
 /// Under 20 % seeded 5xx on every answer, queries always recover; a submission hit by
-/// a 5xx is either resent after proof (v3) or fails loudly as unknown. Either way the
+/// a 5xx is either resent after proof or ends in doubt (exit 4). Either way the
 /// only acceptable failure is "submission outcome unknown", and nothing runs twice.
 fn random_5xx(seen: &Seen<'_>) -> Result<(), String> {
     if seen.code() == Some(0) {
@@ -456,10 +462,10 @@ fn random_5xx(seen: &Seen<'_>) -> Result<(), String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|s| s["status"] == "failed")
+        .filter(|s| s["status"] != "succeeded" && s["status"] != "not_run")
         .map(|s| s["reason"].as_str().unwrap_or("").to_owned())
         .collect();
-    if seen.code() == Some(1)
+    if seen.code() == Some(4)
         && failed.len() == 1
         && failed[0].contains("submission outcome unknown")
     {
@@ -627,7 +633,14 @@ fn cases() -> Vec<Case> {
             faults: "faults:\n  api:\n    - { api: fast_execute_script, kind: drop, count: 1 }\n",
             resend_allowed: false,
             during: None,
-            check: reconciled_or_loud,
+            check: reconciled,
+        },
+        Case {
+            name: "connection dropped after a submit was processed, no instance list",
+            faults: "faults:\n  api:\n    - { api: fast_execute_script, kind: drop, count: 1 }\n    - { api: get_job_instance_list, kind: error, status: 404 }\n",
+            resend_allowed: false,
+            during: None,
+            check: unsettled,
         },
         Case {
             name: "connection dropped after a status query was processed",
