@@ -3,7 +3,10 @@
 //! received, nothing else happened), `answer` lets JOB process it and holds the answer
 //! (the instance exists, the client has not heard of it). A test arms a hold, waits
 //! until a request is caught in it, does what it came to do (kill the client, say), then
-//! releases it. Not part of JOB: driven from `/_emulator/` (see [`super::control`]).
+//! releases it, and waits until the API is idle again (every request it was handling
+//! answered or abandoned) before looking at what JOB has. A hold may let a number of
+//! requests through first (`skip`), to catch a later step's submission. Not part of
+//! JOB: driven from `/_emulator/` (see [`super::control`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +28,8 @@ pub enum Stage {
 #[derive(Debug, Default)]
 struct Gate {
     armed: bool,
+    /// Requests still let through before the gate catches one.
+    skip: usize,
     waiting: usize,
 }
 
@@ -37,6 +42,8 @@ pub struct AnswerHold {
     pub stage: Stage,
     /// Whether new requests are caught.
     pub armed: bool,
+    /// Requests still let through first.
+    pub skip: usize,
     /// Requests caught now.
     pub waiting: usize,
 }
@@ -45,6 +52,8 @@ pub struct AnswerHold {
 #[derive(Debug, Default)]
 pub struct AnswerHolds {
     gates: Mutex<HashMap<(String, Stage), Gate>>,
+    /// Requests being handled, per API.
+    busy: Mutex<HashMap<String, usize>>,
     changed: Notify,
 }
 
@@ -53,13 +62,38 @@ impl AnswerHolds {
         self.gates.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Arms the gate of `api` at `stage`.
-    pub fn hold(&self, api: &str, stage: Stage) {
-        self.gates()
-            .entry((api.to_owned(), stage))
-            .or_default()
-            .armed = true;
+    fn busy(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Arms the gate of `api` at `stage`, letting `skip` requests through first.
+    pub fn hold(&self, api: &str, stage: Stage, skip: usize) {
+        let mut gates = self.gates();
+        let gate = gates.entry((api.to_owned(), stage)).or_default();
+        gate.armed = true;
+        gate.skip = skip;
+        drop(gates);
         self.changed.notify_waiters();
+    }
+
+    /// Marks a request to `api` as being handled until the guard is dropped.
+    pub fn enter<'a>(&'a self, api: &'a str) -> Busy<'a> {
+        *self.busy().entry(api.to_owned()).or_default() += 1;
+        Busy { holds: self, api }
+    }
+
+    /// Waits until no request to `api` is being handled, up to `timeout`.
+    pub async fn idle(&self, api: &str, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.changed.notified();
+                if self.busy().get(api).copied().unwrap_or(0) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
     /// Disarms it and lets every caught request go; returns how many were caught.
@@ -92,6 +126,7 @@ impl AnswerHolds {
                 api: api.clone(),
                 stage: *stage,
                 armed: gate.armed,
+                skip: gate.skip,
                 waiting: gate.waiting,
             })
             .collect()
@@ -105,6 +140,10 @@ impl AnswerHolds {
         {
             let mut gates = self.gates();
             match gates.get_mut(&key) {
+                Some(gate) if gate.armed && gate.skip > 0 => {
+                    gate.skip -= 1;
+                    return;
+                }
                 Some(gate) if gate.armed => gate.waiting += 1,
                 _ => return,
             }
@@ -139,6 +178,21 @@ impl AnswerHolds {
     }
 }
 
+/// A request being handled; dropped when it is answered or abandoned.
+pub struct Busy<'a> {
+    holds: &'a AnswerHolds,
+    api: &'a str,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(count) = self.holds.busy().get_mut(self.api) {
+            *count = count.saturating_sub(1);
+        }
+        self.holds.changed.notify_waiters();
+    }
+}
+
 /// A request caught at a gate; leaving (released or dropped) takes it off the count.
 struct Caught<'a> {
     holds: &'a AnswerHolds,
@@ -162,7 +216,9 @@ mod tests {
     #[tokio::test]
     async fn a_caught_request_waits_until_released() {
         let holds = Arc::new(AnswerHolds::default());
-        holds.hold("fast_execute_script", Stage::Answer);
+        holds.hold("fast_execute_script", Stage::Answer, 1);
+        // The first request is let through; the second is caught.
+        holds.pass("fast_execute_script", Stage::Answer).await;
         let passer = {
             let holds = Arc::clone(&holds);
             tokio::spawn(async move { holds.pass("fast_execute_script", Stage::Answer).await })
@@ -182,7 +238,7 @@ mod tests {
         passer.await.unwrap();
         assert!(holds.list().is_empty());
         // Other APIs and stages pass freely.
-        holds.hold("fast_execute_script", Stage::Request);
+        holds.hold("fast_execute_script", Stage::Request, 0);
         holds.pass("fast_execute_script", Stage::Answer).await;
         holds.pass("get_job_instance_status", Stage::Request).await;
     }
@@ -190,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_request_leaves_the_count() {
         let holds = Arc::new(AnswerHolds::default());
-        holds.hold("execute_job", Stage::Request);
+        holds.hold("execute_job", Stage::Request, 0);
         let passer = {
             let holds = Arc::clone(&holds);
             tokio::spawn(async move { holds.pass("execute_job", Stage::Request).await })
@@ -203,5 +259,19 @@ mod tests {
         passer.abort();
         let _ = passer.await;
         assert_eq!(holds.list()[0].waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn idle_waits_for_requests_in_hand() {
+        let holds = AnswerHolds::default();
+        let busy = holds.enter("execute_job");
+        assert!(!holds.idle("execute_job", Duration::from_millis(1)).await);
+        assert!(
+            holds
+                .idle("fast_execute_script", Duration::from_millis(1))
+                .await
+        );
+        drop(busy);
+        assert!(holds.idle("execute_job", Duration::from_secs(5)).await);
     }
 }

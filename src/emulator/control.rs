@@ -8,10 +8,11 @@
 //! | `GET /_emulator/instances` | every job instance: id, name, status, scope, steps with status, execute_count and batch |
 //! | `GET /_emulator/callbacks` | every callback attempt: url, content type, body, answer |
 //! | `GET/POST/DELETE /_emulator/faults` | the fault set (faults.rs shape); POST replaces it |
-//! | `POST /_emulator/hold` | hold `{}` (all jobs), `{"job_instance_id": N}` or `{"host": "0:10.0.0.1"}`; or requests of one API: `{"api": "fast_execute_script", "stage": "request"\|"answer"}` (`request`: held before JOB looks at it; `answer`, the default: processed, answer held) |
+//! | `POST /_emulator/hold` | hold `{}` (all jobs), `{"job_instance_id": N}` or `{"host": "0:10.0.0.1"}`; or requests of one API: `{"api": "fast_execute_script", "stage": "request"\|"answer", "skip": N}` (`request`: held before JOB looks at it; `answer`, the default: processed, answer held; the first `skip` requests pass) |
 //! | `POST /_emulator/release` | release the same keys; `{"all": true}` releases everything |
 //! | `GET /_emulator/holds` | holds in force (request holds with how many requests each has caught) |
 //! | `POST /_emulator/caught` | `{"api", "stage", "count"}`: answers once that many requests are caught by the request hold (`{"caught": true}`), or after 30 s (`{"caught": false}`) |
+//! | `POST /_emulator/idle` | `{"api"}`: answers once no request to that API is being handled (`{"idle": true}`), or after 30 s |
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/release", axum::routing::post(release))
         .route("/holds", get(holds))
         .route("/caught", axum::routing::post(caught))
+        .route("/idle", axum::routing::post(idle))
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,14 +145,16 @@ struct HoldRequest {
     api: Option<String>,
     #[serde(default)]
     stage: Option<Stage>,
+    #[serde(default)]
+    skip: usize,
 }
 
 /// What a hold or release names.
 enum HoldTarget {
     /// Job execution (clock.rs).
     Job(HoldKey),
-    /// Requests of one API.
-    Api(String, Stage),
+    /// Requests of one API, after letting some through.
+    Api(String, Stage, usize),
 }
 
 fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), String> {
@@ -160,7 +164,9 @@ fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), String> {
         serde_json::from_slice(body).map_err(|e| e.to_string())?
     };
     let key = match (request.api, request.job_instance_id, request.host) {
-        (Some(api), _, _) => HoldTarget::Api(api, request.stage.unwrap_or(Stage::Answer)),
+        (Some(api), _, _) => {
+            HoldTarget::Api(api, request.stage.unwrap_or(Stage::Answer), request.skip)
+        }
         (None, Some(id), _) => HoldTarget::Job(HoldKey::Job(id)),
         (None, None, Some(host)) => HoldTarget::Job(HoldKey::Host(
             HostAddr::parse(&host).ok_or_else(|| format!("`{host}` is not cloud:ip"))?,
@@ -176,8 +182,8 @@ async fn hold(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response 
             app.gates.hold(key);
             Json(json!({"ok": true})).into_response()
         }
-        Ok((HoldTarget::Api(api, stage), _)) => {
-            app.answer_holds.hold(&api, stage);
+        Ok((HoldTarget::Api(api, stage, skip), _)) => {
+            app.answer_holds.hold(&api, stage, skip);
             Json(json!({"ok": true})).into_response()
         }
         Err(error) => (
@@ -199,7 +205,7 @@ async fn release(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respon
             let released = app.gates.release(&key);
             Json(json!({"ok": true, "released": released})).into_response()
         }
-        Ok((HoldTarget::Api(api, stage), false)) => {
+        Ok((HoldTarget::Api(api, stage, _), false)) => {
             let released = app.answer_holds.release(&api, stage);
             Json(json!({"ok": true, "released": released})).into_response()
         }
@@ -237,4 +243,20 @@ async fn caught(State(app): State<Arc<App>>, Json(request): Json<CaughtRequest>)
         )
         .await;
     Json(json!({"caught": caught})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdleRequest {
+    api: String,
+}
+
+/// Long-polls until no request to an API is being handled: after releasing a hold, what
+/// JOB did with the held request is then final.
+async fn idle(State(app): State<Arc<App>>, Json(request): Json<IdleRequest>) -> Response {
+    let idle = app
+        .answer_holds
+        .idle(&request.api, std::time::Duration::from_secs(30))
+        .await;
+    Json(json!({"idle": idle})).into_response()
 }

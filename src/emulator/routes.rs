@@ -146,6 +146,7 @@ async fn handle(app: Arc<App>, door: Door, name: String, parts: Parts) -> Respon
     let protocol = door.protocol();
     record(&app, protocol, &name, &method, &uri, &body);
     let api = name.trim_end_matches('/').to_owned();
+    let _busy = app.answer_holds.enter(&api);
     app.answer_holds.pass(&api, Stage::Request).await;
 
     let decision = app.faults.on_api(&name, protocol.as_str());
