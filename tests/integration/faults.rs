@@ -299,15 +299,14 @@ steps:
 }
 
 /// What one row saw.
-struct Seen<'a> {
-    api: &'a str,
+struct Seen {
     output: Output,
     report: Value,
     requests: Vec<Value>,
     instances: Vec<Value>,
 }
 
-impl Seen<'_> {
+impl Seen {
     fn code(&self) -> Option<i32> {
         self.output.status.code()
     }
@@ -375,7 +374,7 @@ impl Seen<'_> {
 
 /// Checks every row shares: the record is complete, no instance started twice, and
 /// without a fault that answers before processing, no task name sent twice.
-fn common_checks(seen: &Seen<'_>, dir: &Path, resend_allowed: bool) -> Result<(), String> {
+fn common_checks(seen: &Seen, dir: &Path, resend_allowed: bool) -> Result<(), String> {
     check_record_complete(dir, seen.code())?;
     for (name, n) in instances_per_name(&seen.instances) {
         if n > 1 {
@@ -396,7 +395,7 @@ fn common_checks(seen: &Seen<'_>, dir: &Path, resend_allowed: bool) -> Result<()
 }
 
 type Hook = fn(&Emulator, &str) -> Result<(), String>;
-type Check = fn(&Seen<'_>) -> Result<(), String>;
+type Check = fn(&Seen) -> Result<(), String>;
 
 /// One row of the matrix.
 struct Case {
@@ -411,13 +410,13 @@ struct Case {
     check: Check,
 }
 
-fn success(seen: &Seen<'_>) -> Result<(), String> {
+fn success(seen: &Seen) -> Result<(), String> {
     seen.expect_success()
 }
 
 /// Every protocol settles an ambiguous submit through an instance list (v3 its own,
 /// v2 the ESB's jobv3 one, v4 the gateway's v3 one) and follows the instance it finds.
-fn reconciled(seen: &Seen<'_>) -> Result<(), String> {
+fn reconciled(seen: &Seen) -> Result<(), String> {
     seen.expect_success()?;
     if report_step(&seen.report, "make")["reconciled"] != true {
         return Err("the dropped submit was not reconciled".into());
@@ -430,7 +429,7 @@ fn reconciled(seen: &Seen<'_>) -> Result<(), String> {
 
 /// A 5xx to a submission is ambiguous in general (a gateway may answer after JOB
 /// acted): the instance list proves that nothing started, then it is sent once more.
-fn submit_5xx(seen: &Seen<'_>) -> Result<(), String> {
+fn submit_5xx(seen: &Seen) -> Result<(), String> {
     seen.expect_success()?;
     if seen.submits_of("make") != 2 {
         return Err(format!(
@@ -443,7 +442,7 @@ fn submit_5xx(seen: &Seen<'_>) -> Result<(), String> {
 
 /// The submit's connection is cut after JOB acted and no instance list can be read:
 /// the step ends in doubt and is not sent again.
-fn unsettled(seen: &Seen<'_>) -> Result<(), String> {
+fn unsettled(seen: &Seen) -> Result<(), String> {
     seen.expect_unknown_submission()?;
     match seen.submits_of("make") {
         1 => Ok(()),
@@ -454,7 +453,7 @@ fn unsettled(seen: &Seen<'_>) -> Result<(), String> {
 /// Under 20 % seeded 5xx on every answer, queries always recover; a submission hit by
 /// a 5xx is either resent after proof or ends in doubt (exit 4). Either way the
 /// only acceptable failure is "submission outcome unknown", and nothing runs twice.
-fn random_5xx(seen: &Seen<'_>) -> Result<(), String> {
+fn random_5xx(seen: &Seen) -> Result<(), String> {
     if seen.code() == Some(0) {
         return seen.expect_success();
     }
@@ -478,7 +477,7 @@ fn random_5xx(seen: &Seen<'_>) -> Result<(), String> {
     }
 }
 
-fn lost_callbacks(seen: &Seen<'_>) -> Result<(), String> {
+fn lost_callbacks(seen: &Seen) -> Result<(), String> {
     seen.expect_success()?;
     for id in ["make", "ship", "check"] {
         let via = &report_step(&seen.report, id)["timings"]["observed_via"];
@@ -564,7 +563,7 @@ fn still_held(emu: &Emulator) -> Result<(), String> {
     Ok(())
 }
 
-fn forged_then_success(seen: &Seen<'_>) -> Result<(), String> {
+fn forged_then_success(seen: &Seen) -> Result<(), String> {
     seen.expect_success()?;
     if report_step(&seen.report, "check")["status"] != "succeeded" {
         return Err("check did not run after ship".into());
@@ -704,7 +703,6 @@ fn run_case(case: &Case, api: &str) -> Result<(), String> {
     }
     let output = waiter.join().map_err(|_| "the waiting thread panicked")?;
     let seen = Seen {
-        api,
         report: read_report(dir.path()),
         requests: emu.all_requests(),
         instances: emu.instances(),
