@@ -795,14 +795,26 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                     tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
                     continue;
                 }
-                Ok((raw, sent_at)) => {
-                    let submitted = self.codec.decode_submit(call.api, &raw)?;
-                    return Ok(SubmitOutcome {
-                        submitted,
-                        reconciled: false,
-                        sent_at,
-                    });
-                }
+                Ok((raw, sent_at)) => match self.codec.decode_submit(call.api, &raw) {
+                    Ok(submitted) => {
+                        return Ok(SubmitOutcome {
+                            submitted,
+                            reconciled: false,
+                            sent_at,
+                        });
+                    }
+                    // An answer that does not say what JOB did (not JSON, no instance
+                    // id, a server error inside a success) may follow a started job:
+                    // as ambiguous as no answer at all.
+                    Err(
+                        e @ (ClientError::Decode { .. }
+                        | ClientError::Busy { .. }
+                        | ClientError::Http { .. }),
+                    ) => SubmitFailure::Ambiguous(format!("an unreadable answer ({e})")),
+                    // JOB's own refusal (a JOB error code, credentials, permissions):
+                    // nothing started.
+                    Err(e) => return Err(e),
+                },
                 Err(failure) => failure,
             };
             match failure {
@@ -1098,6 +1110,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(raw.body, b"ok");
+    }
+
+    /// A 200 whose body says nothing may follow a started job: it is looked up, not
+    /// taken as a failure that a resume would run again.
+    #[tokio::test]
+    async fn an_unreadable_submit_answer_is_reconciled_not_failed() {
+        let submits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&submits);
+        let router = Router::new()
+            .route(
+                "/api/v3/fast_execute_script",
+                post(move || {
+                    let counted = Arc::clone(&counted);
+                    async move {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        "<html>upstream hiccup</html>"
+                    }
+                }),
+            )
+            .route(
+                "/api/v3/get_job_instance_list",
+                get(|| async {
+                    axum::Json(serde_json::json!({"result": true, "code": 0, "message": "",
+                        "data": {"data": [{"id": 42, "name": "deploy [baton r s#1]", "status": 2}],
+                                 "start": 0, "length": 100, "total": 1}}))
+                }),
+            );
+        let base = serve(router).await;
+        let scope = Scope {
+            scope_type: crate::plan::model::ScopeType::Biz,
+            id: 2,
+        };
+        let api = HttpJobApi::new(
+            transport(&base, Timeouts::default()),
+            JobCodec::new(Protocol::V3, scope),
+        );
+        let outcome = api
+            .submit(
+                call(HttpMethod::Post, "/api/v3/fast_execute_script"),
+                Some("deploy [baton r s#1]".into()),
+            )
+            .await
+            .unwrap();
+        assert!(outcome.reconciled);
+        assert_eq!(outcome.submitted.job_instance_id, JobInstanceId(42));
+        assert_eq!(submits.load(Ordering::SeqCst), 1);
     }
 
     #[test]
