@@ -351,13 +351,43 @@ fn an_ambiguous_submit_is_reconciled_not_repeated_on_v3() {
     );
 }
 
+/// v2 and v4 have no instance list of their own: v2 asks the jobv3 one its ESB serves
+/// beside it, v4 the gateway's v3 one.
 #[test]
-fn an_ambiguous_submit_fails_loudly_where_it_cannot_be_reconciled() {
-    for api in ["v2", "v4"] {
+fn an_ambiguous_submit_is_reconciled_through_the_list_beside_v2_and_v4() {
+    for (api, list_path) in [
+        ("v2", "/api/c/compapi/v2/jobv3/get_job_instance_list/"),
+        ("v4", "/api/v3/get_job_instance_list"),
+    ] {
         let r = Rehearsal::new(&two_step_plan(api));
         let emulator = Emulator::start(DROP_SUBMIT, &r.sandbox());
         let out = remote(&r, &emulator, &[]);
-        assert_eq!(out.status.code(), Some(1), "{api}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(0), "{api}: {}", text(&out));
+        assert_eq!(emulator.requests("fast_execute_script").len(), 2, "{api}");
+        let lists = emulator.requests("get_job_instance_list");
+        assert!(!lists.is_empty(), "{api}");
+        assert!(
+            lists.iter().all(|l| l["path"] == list_path),
+            "{api}: {lists:?}"
+        );
+        assert_eq!(step(&r.report(), "first")["reconciled"], true, "{api}");
+        assert_eq!(
+            r.host_file("0:10.0.0.1", "/opt/first.count").as_deref(),
+            Some("ran\n"),
+            "{api}"
+        );
+    }
+}
+
+#[test]
+fn an_ambiguous_submit_ends_in_doubt_where_it_cannot_be_reconciled() {
+    let world =
+        format!("{DROP_SUBMIT}    - {{ api: get_job_instance_list, kind: error, status: 404 }}\n");
+    for api in ["v2", "v3", "v4"] {
+        let r = Rehearsal::new(&two_step_plan(api));
+        let emulator = Emulator::start(&world, &r.sandbox());
+        let out = remote(&r, &emulator, &[]);
+        assert_eq!(out.status.code(), Some(4), "{api}: {}", text(&out));
         assert!(
             text(&out).contains("submission outcome unknown for task `pair [baton "),
             "{api}: {}",
@@ -368,6 +398,7 @@ fn an_ambiguous_submit_fails_loudly_where_it_cannot_be_reconciled() {
             1,
             "{api}: never resubmitted"
         );
+        assert_eq!(step(&r.report(), "first")["status"], "unknown");
         assert_eq!(step(&r.report(), "second")["status"], "not_run");
     }
 }

@@ -651,24 +651,28 @@ fn an_unanswered_submission_is_found_by_task_name_and_attached() {
 
 #[test]
 fn an_unanswered_submission_that_cannot_be_looked_up_is_not_sent_again() {
-    // v4 has no instance list to reconcile with.
+    // As on a JOB 2.x ESB, which has no instance list to reconcile with.
     let bench = Bench::new(&chain_plan("api: v4\n"));
+    bench.emulator.post(
+        "/_emulator/faults",
+        serde_json::json!({"api": [{"api": "get_job_instance_list", "kind": "error", "status": 404}]}),
+    );
     bench.emulator.hold_host(HELD);
     bench.spawn_run(&[], "step b submitted (job ").kill();
     forget_the_answer_for_b(&bench);
     bench.emulator.release_host(HELD);
 
     let out = bench.output(&["resume", "last"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let message = text(&out);
-    assert!(message.contains("it is NOT sent again"), "{message}");
+    assert!(message.contains("is NOT sent again"), "{message}");
     assert!(message.contains("--step b --force"), "{message}");
     assert_eq!(bench.emulator.instances_of("b").len(), 1);
     assert!(bench.emulator.instances_of("c").is_empty(), "c waits for b");
 
     // Asked again, it still refuses; only the operator's explicit rerun sends it.
     let again = bench.output(&["resume", "last"]);
-    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert_eq!(again.status.code(), Some(4), "{}", text(&again));
     assert_eq!(bench.emulator.instances_of("b").len(), 1);
     let forced = bench.output(&["resume", "last", "--step", "b", "--downstream", "--force"]);
     assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
