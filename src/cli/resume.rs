@@ -588,11 +588,20 @@ impl Pending {
             }
             match action.clone() {
                 Action::Reconcile { task_name, attempt } => {
-                    let is_job_plan = validated
+                    let job_plan = validated
                         .plan
                         .steps
                         .get(index)
-                        .is_some_and(|s| s.job.is_some());
+                        .and_then(|s| s.job.as_ref())
+                        .map(|job| job.plan_id.to_string());
+                    let is_job_plan = job_plan.is_some();
+                    let what = match (&job_plan, &task_name) {
+                        (Some(plan), _) => format!(" of job plan {plan}"),
+                        (None, Some(name)) => {
+                            format!(" for task `{}`", client::task_marker(name))
+                        }
+                        (None, None) => String::new(),
+                    };
                     let lookup = match (task_name, is_job_plan) {
                         (_, true) => {
                             Err("a job plan execution carries no task name to look it up by"
@@ -625,7 +634,7 @@ impl Pending {
                         Err(why) => {
                             *action = Action::KeepUnknown {
                                 reason: format!(
-                                    "submission outcome unknown: {why}. It is NOT sent again: check JOB for it, then `baton resume {} --step {id} --force` runs it",
+                                    "submission outcome unknown{what}: {why}. It is NOT sent again: check JOB for it, then `baton resume {} --step {id} --force` runs it",
                                     meta.run_id
                                 ),
                                 attempt,
