@@ -648,6 +648,12 @@ impl Pending {
                         notes.push((index, format!("job {job} is still running; waiting for it")));
                         *action = Action::Attach { job, attempt };
                     }
+                    // Left running (`--detach`) and done since: its work is done, and
+                    // running it again would do it twice.
+                    Ok(status) if status.status == crate::job_api::types::RunStatus::Success => {
+                        notes.push((index, format!("job {job} finished successfully after the interrupt; keeping its result")));
+                        *action = Action::Attach { job, attempt };
+                    }
                     Ok(_) => *action = Action::Run { attempt: next },
                     Err(e) => {
                         *action = Action::KeepUnknown {

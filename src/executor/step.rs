@@ -27,7 +27,7 @@ use crate::job_api::build::{ApiCall, BuildContext, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
 use crate::job_api::types::{
-    JobInstanceId, JobOperation, RunStatus, StepOperation, host_status, step_type,
+    JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
 };
 use crate::plan::model::{Plan, Protocol, Step};
 use crate::plan::validate::{RenderContext, ValidatedPlan};
@@ -384,6 +384,17 @@ fn failed_steps(status: &JobStatusView) -> Vec<&StepInstanceView> {
             )
         })
         .collect()
+}
+
+/// Whether a "retry failed hosts" on `step` took effect: the job runs again, or the
+/// step's execute count moved past `before`.
+fn retry_taken(now: &JobStatusView, step: StepInstanceId, before: Option<u32>) -> bool {
+    let count = now
+        .steps
+        .iter()
+        .find(|s| s.step_instance_id == step)
+        .map(|s| s.execute_count);
+    !now.finished || matches!((count, before), (Some(now), Some(before)) if now > before)
 }
 
 /// The state of one attempt loop.
@@ -773,6 +784,42 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 {
                     Ok(()) => {
                         attempt = Some(Attempt { number, job });
+                    }
+                    // The retry may be running on JOB: find out before deciding, since
+                    // a step failed here would be run afresh by a resume, beside it.
+                    Err(e @ ClientError::OperationUnknown { .. }) => {
+                        let before = final_status
+                            .steps
+                            .iter()
+                            .find(|s| s.step_instance_id == step_instance)
+                            .map(|s| s.execute_count);
+                        match setup.api.status(job).await {
+                            Ok(now) if retry_taken(&now, step_instance, before) => {
+                                attempt = Some(Attempt { number, job });
+                            }
+                            Ok(_) => {
+                                return Ending::failed(
+                                    format!("{error}; retry not taken: {e}"),
+                                    current.number,
+                                    Some(job),
+                                );
+                            }
+                            Err(read) => {
+                                if let Ok(mut in_doubt) = self.in_doubt.lock() {
+                                    in_doubt.push(step_ref.index);
+                                }
+                                let mut ending = Ending::failed(
+                                    format!(
+                                        "{error}; the retry of its failed hosts may be running: {e}, and job {job} cannot be read ({read}). `baton resume {run}` re-attaches to job {job} if it runs",
+                                        run = setup.run_id
+                                    ),
+                                    number,
+                                    Some(job),
+                                );
+                                ending.status = StepStatus::Unknown;
+                                return ending;
+                            }
+                        }
                     }
                     Err(e) => {
                         self.record_fatal(&e);

@@ -173,6 +173,15 @@ pub enum ClientError {
         /// What happened on the wire.
         cause: String,
     },
+    /// An operation on an instance was sent and no answer came back: whether JOB acted
+    /// is unknown.
+    #[error("no answer to {api}: {cause}; whether JOB acted on it is unknown")]
+    OperationUnknown {
+        /// The API name.
+        api: String,
+        /// What happened on the wire.
+        cause: String,
+    },
     /// JOB (or the gateway) is overloaded or failing: rate limited or a server error
     /// inside a success status (after retries).
     #[error("JOB is busy: {message}")]
@@ -928,10 +937,9 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
             }
             Err(SubmitFailure::Refused(e)) => return Err(e),
             Err(SubmitFailure::Ambiguous(cause)) => {
-                return Err(ClientError::Http {
+                return Err(ClientError::OperationUnknown {
                     api: call.api.to_owned(),
-                    status: 0,
-                    message: format!("no answer to {}: {cause}", call.api),
+                    cause,
                 });
             }
         };

@@ -167,8 +167,14 @@ fn apply(state: &mut JournalState, event: &RunEvent) {
         RunEvent::StepFinished { step, outcome, .. } => {
             let history = entry(state, &step.id);
             history.max_attempt = history.max_attempt.max(outcome.attempts);
-            history.settled = match outcome.status {
-                StepStatus::Unknown => match &history.settled {
+            history.settled = match (outcome.status, outcome.job_instance_id) {
+                // The instance is known and may be running (a retry of its failed
+                // hosts went unanswered): wait for it, as for one in flight.
+                (StepStatus::Unknown, Some(job)) => Settled::InFlight {
+                    job,
+                    attempt: outcome.attempts,
+                },
+                (StepStatus::Unknown, None) => match &history.settled {
                     Settled::Submitting { attempt, task_name } => Settled::InDoubt {
                         attempt: *attempt,
                         task_name: Some(task_name.clone()),
@@ -183,12 +189,10 @@ fn apply(state: &mut JournalState, event: &RunEvent) {
                         task_name: None,
                     },
                 },
-                StepStatus::Succeeded => Settled::Succeeded(outcome.clone()),
-                StepStatus::Failed => Settled::Failed,
-                StepStatus::NotRun => Settled::NotRun,
-                StepStatus::Interrupted => Settled::Interrupted {
-                    job: outcome.job_instance_id,
-                },
+                (StepStatus::Succeeded, _) => Settled::Succeeded(outcome.clone()),
+                (StepStatus::Failed, _) => Settled::Failed,
+                (StepStatus::NotRun, _) => Settled::NotRun,
+                (StepStatus::Interrupted, job) => Settled::Interrupted { job },
             };
             history.last_word = Some(event.clone());
         }

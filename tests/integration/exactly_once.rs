@@ -499,3 +499,48 @@ fn a_dropped_submit_is_settled_by_a_later_resume_never_resent() {
         assert_eq!(scene.instances_of(step), 1, "{step} instances");
     }
 }
+
+/// "Retry failed hosts" whose answer is lost may be running on JOB: the step reads the
+/// instance and follows the retry, rather than failing (which a resume would rerun
+/// beside the retry).
+#[test]
+fn an_unanswered_retry_of_failed_hosts_is_followed_not_doubled() {
+    let faults = format!(
+        "faults:\n  api:\n    - {{ api: operate_step_instance, kind: drop, count: 1 }}\n  hosts:\n    - {{ host: \"{HOST}\", status: 104, exit_code: 3, log: broken }}\n"
+    );
+    let plan = chain_plan("v3").replace(
+        "  - id: first\n    targets: web\n",
+        "  - id: first\n    targets: web\n    retries: 1\n",
+    );
+    let scene = Scene::new(&plan, &app_world(&faults));
+    let run = scene
+        .command(&[
+            "run",
+            scene
+                .dir
+                .path()
+                .join("plan.yaml")
+                .to_str()
+                .expect("utf-8 path"),
+            "--report",
+            scene
+                .dir
+                .path()
+                .join("report.json")
+                .to_str()
+                .expect("utf-8 path"),
+        ])
+        .output()
+        .expect("baton run");
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let first = &scene.report()["steps"][0];
+    assert_eq!(first["status"], "failed", "{first}");
+    assert_eq!(first["attempts"], 2, "the retry was followed: {first}");
+    assert_eq!(scene.emu.requests("operate_step_instance").len(), 1);
+    assert_eq!(scene.submissions(), 1);
+    assert!(
+        text(&run).contains("broken"),
+        "the failed host's log: {}",
+        text(&run)
+    );
+}
