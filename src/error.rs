@@ -35,23 +35,18 @@ pub mod exit {
 pub enum Error {
     /// Bad command-line usage or input outside the plan file.
     #[error("{0}")]
-    #[diagnostic(code(baton::usage))]
     Usage(String),
     /// JOB (or the emulator) could not be reached or refused us.
     #[error("{0}")]
-    #[diagnostic(code(baton::infrastructure))]
     Infrastructure(String),
     /// The plan or its inputs are invalid: every problem, with locations.
     #[error(transparent)]
-    #[diagnostic(code(baton::plan))]
     Plan(#[from] PlanErrors),
     /// Run state: the state folder, journals, locks, resume.
     #[error(transparent)]
-    #[diagnostic(code(baton::state))]
     State(#[from] crate::state::StateError),
     /// A file could not be read or written.
     #[error("{context}: {source}")]
-    #[diagnostic(code(baton::io))]
     Io {
         /// What baton was doing.
         context: String,

@@ -2,11 +2,13 @@
 //! enters a host sandbox before running a script.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::emulator::world::WorldError;
 use crate::emulator::{self, EmulatorConfig, Isolation, World};
 use crate::error::Error;
+use crate::plan::span::PlanSource;
 
 /// `baton emulator`.
 #[derive(Debug, clap::Args)]
@@ -46,7 +48,7 @@ pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
         ))
     })?;
     let world = match &args.world {
-        Some(path) => World::load(path).map_err(|e| Error::Usage(e.to_string()))?,
+        Some(path) => load_world(path)?,
         None => World::default(),
     };
     let isolation = if args.unisolated {
@@ -96,6 +98,33 @@ pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
             source,
         })?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Reads the world file at `path` for `baton emulator --world` and `baton run --world`.
+/// A refused world is reported like a refused plan: `file:line:column: field: message`
+/// with the source line, exit 2.
+pub fn load_world(path: &Path) -> Result<World, Error> {
+    World::load(path).map_err(|error| match error {
+        error @ WorldError::Read { .. } => Error::Usage(error.to_string()),
+        WorldError::Parse { path, text, source } => {
+            let file = PlanSource::new(path, text);
+            let issue = crate::plan::load::yaml_issue(&file, &source);
+            file.errors(vec![issue]).into()
+        }
+        WorldError::Values {
+            path,
+            text,
+            problems,
+        } => {
+            let file = PlanSource::new(path, text);
+            let issues = problems
+                .into_iter()
+                .map(|p| file.issue(p.field, p.message).with_label("here"))
+                .collect();
+            file.errors(issues).into()
+        }
+        WorldError::Invalid(message) => Error::Usage(format!("invalid world file: {message}")),
     })
 }
 

@@ -95,6 +95,7 @@ pub struct RunArgs {
 
 /// Runs `baton run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    super::outputs::check(&args)?;
     run_with(args, None)
 }
 
@@ -147,6 +148,14 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
             args.input.plan.display()
         )));
     }
+    // Read before the lock is taken, so that a bad world is refused like a bad plan.
+    let world = match (&config.endpoint, &config.credentials) {
+        (Some(_), Some(_)) => World::default(),
+        _ => match world_path(&args) {
+            Some(path) => super::emulator::load_world(&path)?,
+            None => World::default(),
+        },
+    };
     let pending = match super::resume::prepare(&args.state, fingerprint, &validated, resume)? {
         Prepared::Skip(message) => {
             println!("{message}");
@@ -161,7 +170,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
             context: "cannot start the async runtime".into(),
             source,
         })?;
-    let result = runtime.block_on(run_async(args, config, validated, *pending));
+    let result = runtime.block_on(run_async(args, config, validated, *pending, world));
     // A confirmation prompt abandoned by Ctrl-C still blocks a thread on stdin;
     // dropping the runtime would wait for it forever.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -222,6 +231,7 @@ async fn run_async(
     config: config::Config,
     validated: ValidatedPlan,
     pending: Pending,
+    world: World,
 ) -> Result<ExitCode, Error> {
     let protocol = validated.protocol;
     let plan_path = args.input.plan.clone();
@@ -239,7 +249,7 @@ async fn run_async(
                 emulator: None,
             }
         }
-        _ => start_emulator(&args, &plan_path).await?,
+        _ => start_emulator(&args, world).await?,
     };
 
     let run_id = pending.run_id().to_owned();
@@ -569,9 +579,22 @@ async fn next_signal() -> bool {
     }
 }
 
+/// The emulator's world file: `--world`, else `world.yaml` beside the plan if present.
+fn world_path(args: &RunArgs) -> Option<PathBuf> {
+    args.world.clone().or_else(|| {
+        let beside = args
+            .input
+            .plan
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("world.yaml");
+        beside.is_file().then_some(beside)
+    })
+}
+
 /// Starts the in-process emulator with a sandbox and the plan's world, and prints the
 /// first line of output saying so.
-async fn start_emulator(args: &RunArgs, plan_path: &Path) -> Result<Backend, Error> {
+async fn start_emulator(args: &RunArgs, world: World) -> Result<Backend, Error> {
     let sandbox = match &args.sandbox {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| Error::Io {
@@ -590,23 +613,10 @@ async fn start_emulator(args: &RunArgs, plan_path: &Path) -> Result<Backend, Err
             .keep(),
     };
     let sandbox = sandbox.canonicalize().unwrap_or(sandbox);
-    let world = args.world.clone().or_else(|| {
-        let beside = plan_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("world.yaml");
-        beside.is_file().then_some(beside)
-    });
     println!(
         "baton: rehearsal on the local JOB emulator (not production); host sandboxes in {}",
         sandbox.display()
     );
-    let world = match &world {
-        Some(path) => {
-            World::load(path).map_err(|e| Error::Usage(format!("invalid world file: {e}")))?
-        }
-        None => World::default(),
-    };
     let credentials = emulator_credentials(&world);
     let isolation = if args.unisolated {
         Isolation::Unisolated

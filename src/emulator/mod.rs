@@ -32,6 +32,7 @@ pub mod submit;
 pub mod views;
 pub mod wire;
 pub mod world;
+pub mod world_check;
 
 pub use sandbox::Isolation;
 pub use server::{EmulatorConfig, EmulatorError, EmulatorHandle, build_app, serve, start};

@@ -90,10 +90,11 @@ pub fn parse(name: &str, text: Arc<str>, base_dir: &Path) -> Result<LoadedPlan, 
     })
 }
 
-/// Turns a serde_yaml error into an issue. Its message already starts with the field
+/// Turns a serde_yaml error (in a plan, or in any YAML file baton reads) into an
+/// issue. Its message already starts with the field
 /// path (`steps[2].script.language: unknown variant ...`) and ends with
 /// `at line L column C`, which is dropped because the location is rendered separately.
-fn yaml_issue(source: &PlanSource, error: &serde_yaml::Error) -> Issue {
+pub fn yaml_issue(source: &PlanSource, error: &serde_yaml::Error) -> Issue {
     let full = error.to_string();
     let message = match full.rfind(" at line ") {
         Some(at) if error.location().is_some() => full[..at].to_owned(),
