@@ -7,6 +7,7 @@ mod emulator_api;
 mod emulator_exec;
 mod examples;
 mod faults;
+mod lock_holder;
 mod plan_props;
 mod run;
 mod run_control;
