@@ -140,8 +140,11 @@ pub(super) struct OwnRecord {
 }
 
 impl OwnRecord {
-    /// Writes the record again if it is gone: a sweep by the previous holder may have
-    /// judged a stale record of this pid just as this one was renamed over it.
+    /// Writes the record again if it is gone. Called once the lock is taken: a sweep
+    /// by the previous holder may have read a dead process's record of this pid just
+    /// before this one was renamed over it, and removed this one. Sweeps run only
+    /// while the lock is held, so none can follow this call until the lock changes
+    /// hands again.
     pub(super) fn restore(&self) {
         if let Some(path) = &self.path
             && !path.exists()
@@ -323,8 +326,9 @@ pub(super) fn unverified(lock_path: &Path, why: &'static str) -> Held {
     }
 }
 
-/// Removes records (and half-written temporaries) left by processes that are gone.
-/// Called by the holder, so no record of a live contender is ever touched.
+/// Removes records (and half-written temporaries) left by processes that are gone, or
+/// whose pid now names another process. Called only while holding the lock (see
+/// [`OwnRecord::restore`] for the one record this can wrongly take).
 pub(super) fn sweep(lock_path: &Path) {
     let dir = records_dir(lock_path);
     let own = std::process::id();

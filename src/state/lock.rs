@@ -42,13 +42,14 @@ impl PlanLock {
 
 impl Drop for PlanLock {
     fn drop(&mut self) {
+        // Swept while still held, so the next holder's `restore` comes after it.
+        holder::sweep(&self.path);
         // Closing the file would release the flock anyway; unlocking first makes the
         // release independent of any descriptor a child process may have inherited.
         // The record goes only after the flock, so no one ever finds this process
         // holding the lock without its record.
         let _ = self.file.unlock();
         self.record.remove();
-        holder::sweep(&self.path);
     }
 }
 
