@@ -33,7 +33,7 @@ use crate::report::watch::Watcher;
 use crate::state::StateError;
 use crate::state::fingerprint::{self, Fingerprint};
 use crate::state::journal::{self, Journal, JournalLine, Marker};
-use crate::state::lock::{self, Attempt, Holder, PlanLock, RunLock};
+use crate::state::lock::{self, Attempt, Held, Holder, PlanLock, RunLock};
 use crate::state::resume::{self, Action, PlanStep, Selection};
 use crate::state::runs::{self, RunDir, RunMeta, StateDir};
 
@@ -298,12 +298,12 @@ pub fn prepare(
         // A resume never replaces: it must not kill a newer run of the plan.
         Concurrency::Replace if resume.is_none() => match lock::try_acquire(&lock_path, &me)? {
             Attempt::Acquired(lock) => plan_lock = Some(lock),
-            Attempt::Held(Some(holder)) => {
+            Attempt::Held(Held::Known(holder)) => {
                 let wait = args.wait_lock.unwrap_or(REPLACE_WAIT);
                 replace = Some((lock_path, holder, wait));
             }
-            Attempt::Held(None) => {
-                // The holder is alive but unnamed (writing its file right now): wait.
+            Attempt::Held(_) => {
+                // A holder that cannot be named is not signalled: wait for it.
                 plan_lock = Some(wait_for_lock(
                     &lock_path,
                     &me,
@@ -378,25 +378,18 @@ fn wait_for_lock(
         Some(wait) => lock::acquire_within(path, me, wait, |holder| {
             eprintln!(
                 "baton: plan {plan} is being run by {}; waiting up to {}",
-                describe_holder(holder),
+                holder.describe(),
                 humantime::format_duration(wait)
             );
         })?,
     };
     match attempt {
-        Attempt::Acquired(lock) => {
-            tracing::debug!(lock = %lock.path().display(), "plan lock taken");
-            Ok(lock)
-        }
-        Attempt::Held(holder) => Err(locked(plan, holder.as_ref(), wait.is_some()).into()),
+        Attempt::Acquired(lock) => Ok(lock),
+        Attempt::Held(holder) => Err(locked(plan, &holder, wait.is_some()).into()),
     }
 }
 
-fn describe_holder(holder: Option<&Holder>) -> String {
-    holder.map_or_else(|| "another run".to_owned(), Holder::describe)
-}
-
-fn locked(plan: &str, holder: Option<&Holder>, waited: bool) -> StateError {
+fn locked(plan: &str, holder: &Held, waited: bool) -> StateError {
     let hint = if waited {
         "it did not finish in time"
     } else {
@@ -404,7 +397,7 @@ fn locked(plan: &str, holder: Option<&Holder>, waited: bool) -> StateError {
     };
     StateError::Locked(format!(
         "plan {plan} is already being run by {}; {hint}",
-        describe_holder(holder)
+        holder.describe()
     ))
 }
 
@@ -792,7 +785,13 @@ async fn replace_older<A: JobApi>(
             }
         }
     }
-    signal_stop(holder.pid);
+    // Only the process the lock table still names as holding the lock, and as that
+    // run, is signalled: the older run may have ended and its pid been reused since.
+    if let Ok(Some(Held::Known(now))) = lock::current_holder(path)
+        && now == *holder
+    {
+        signal_stop(holder.pid);
+    }
     let path = path.to_path_buf();
     let me = me.clone();
     let attempt =
@@ -801,13 +800,13 @@ async fn replace_older<A: JobApi>(
             .map_err(|e| Error::Usage(format!("internal: lock waiter failed: {e}")))??;
     match attempt {
         Attempt::Acquired(lock) => Ok(lock),
-        Attempt::Held(now) => Err(locked(plan, now.as_ref(), true).into()),
+        Attempt::Held(now) => Err(locked(plan, &now, true).into()),
     }
 }
 
 /// Sends SIGTERM to the older run, so it stops starting steps and winds down (its own
-/// handler terminates what it still runs). The pid comes from a lock file whose flock
-/// is held, so that process is alive; it is never ours.
+/// handler terminates what it still runs). The pid is the one the kernel's lock table
+/// names as holding the plan lock, checked against its record; it is never ours.
 fn signal_stop(pid: u32) {
     #[cfg(unix)]
     {

@@ -3,52 +3,34 @@
 //!
 //! Both are `flock`s taken with `std::fs::File::try_lock` and held for the life of the
 //! run. The kernel releases them when the process dies, however it dies, so there is no
-//! stale lock to clean up: a lock left by a SIGKILLed run is simply free. The holder's
-//! run id, pid and start time are written inside the plan lock file for messages only;
-//! the flock, never the file's content, decides who holds it. Caveats: flock is per open
-//! file description (two opens in one process conflict, which the tests rely on) and is
-//! unreliable on NFS, so the state folder should be local.
+//! stale lock to clean up: a lock left by a SIGKILLed run is simply free. The plan lock
+//! file is never replaced and its content means nothing; who holds it is told by
+//! [`holder`](super::holder): each contender's own record, written before it tries the
+//! flock, and the kernel's lock table. Caveats: flock is per open file description (two
+//! opens in one process conflict, which the tests rely on) and is unreliable on NFS, so
+//! the state folder should be local.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::error::StateError;
+use super::holder::{self, Lookup, OwnRecord};
+pub use super::holder::{Held, Holder};
 
 /// How often a waiting run tries the lock again.
 const WAIT_STEP: Duration = Duration::from_millis(200);
 
-/// Who holds a plan lock, as written in the lock file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    /// The holder's run id.
-    pub run_id: String,
-    /// Its process id.
-    pub pid: u32,
-    /// When it started (RFC 3339).
-    pub started_at: String,
-    /// The plan file it runs.
-    pub plan_path: String,
-}
-
-impl Holder {
-    /// `run 0197… (pid 4242, started 2026-05-01T02:00:00Z)`.
-    pub fn describe(&self) -> String {
-        format!(
-            "run {} (pid {}, started {})",
-            self.run_id, self.pid, self.started_at
-        )
-    }
-}
+/// How many times one try looks again when the lock changed hands while the holder
+/// was being named.
+const LOOKS: usize = 20;
 
 /// A held plan lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct PlanLock {
     file: File,
     path: PathBuf,
+    record: OwnRecord,
 }
 
 impl PlanLock {
@@ -60,9 +42,14 @@ impl PlanLock {
 
 impl Drop for PlanLock {
     fn drop(&mut self) {
+        // Swept while still held, so the next holder's `restore` comes after it.
+        holder::sweep(&self.path);
         // Closing the file would release the flock anyway; unlocking first makes the
         // release independent of any descriptor a child process may have inherited.
+        // The record goes only after the flock, so no one ever finds this process
+        // holding the lock without its record.
         let _ = self.file.unlock();
+        self.record.remove();
     }
 }
 
@@ -71,8 +58,8 @@ impl Drop for PlanLock {
 pub enum Attempt {
     /// The lock is ours.
     Acquired(PlanLock),
-    /// Another process holds it; who, if its file says so.
-    Held(Option<Holder>),
+    /// Another process holds it; who, as far as can be told.
+    Held(Held),
 }
 
 fn open_lock_file(path: &Path) -> Result<File, StateError> {
@@ -80,7 +67,6 @@ fn open_lock_file(path: &Path) -> Result<File, StateError> {
         std::fs::create_dir_all(parent)
             .map_err(|e| StateError::io("cannot create the lock folder", parent, e))?;
     }
-    // Not truncated on open: the content belongs to whoever holds the lock until we do.
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -90,59 +76,88 @@ fn open_lock_file(path: &Path) -> Result<File, StateError> {
         .map_err(|e| StateError::io("cannot open the lock file", path, e))
 }
 
-/// Tries once to take the lock at `path` for `me`.
-pub fn try_acquire(path: &Path, me: &Holder) -> Result<Attempt, StateError> {
-    let mut file = open_lock_file(path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(Attempt::Held(read_holder(path))),
-        Err(TryLockError::Error(e)) => return Err(StateError::io("cannot lock", path, e)),
+/// One try at the flock on `file`: `None` when taken, else who holds it.
+fn try_once(path: &Path, file: &File) -> Result<Option<Held>, StateError> {
+    let mut seen = None;
+    for _ in 0..LOOKS {
+        match file.try_lock() {
+            Ok(()) => return Ok(None),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(StateError::io("cannot lock", path, e)),
+        }
+        match holder::identify(path, file) {
+            Lookup::Held(held) => return Ok(Some(held)),
+            // Let go between the try and the look, or held by a pid with no record;
+            // both are settled by trying again.
+            Lookup::Changed(held) => seen = held.or(seen),
+        }
     }
-    let text = serde_json::to_string(me).unwrap_or_default();
-    file.set_len(0)
-        .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
-        .and_then(|()| file.write_all(text.as_bytes()))
-        .and_then(|()| file.sync_data())
-        .map_err(|e| StateError::io("cannot write the lock file", path, e))?;
-    Ok(Attempt::Acquired(PlanLock {
+    Ok(Some(seen.unwrap_or_else(|| {
+        holder::unverified(
+            path,
+            "the lock kept changing hands, or its holder is not visible in this /proc",
+        )
+    })))
+}
+
+/// The lock taken: the record restored if a sweep removed it, records of dead
+/// contenders swept, and any content an older baton wrote in the lock file dropped.
+fn acquired(path: &Path, file: File, record: OwnRecord) -> PlanLock {
+    record.restore();
+    holder::sweep(path);
+    let _ = file.set_len(0);
+    tracing::debug!(lock = %path.display(), "plan lock taken");
+    PlanLock {
         file,
         path: path.to_path_buf(),
-    }))
+        record,
+    }
+}
+
+/// Tries once to take the lock at `path` for `me`.
+pub fn try_acquire(path: &Path, me: &Holder) -> Result<Attempt, StateError> {
+    acquire_within(path, me, Duration::ZERO, |_| {})
 }
 
 /// Takes the lock at `path`, trying again until `wait` has passed. `on_wait` is called
-/// once, with the holder, when the first try finds the lock held.
+/// once, with the holder, when the first try finds the lock held (not when `wait` is
+/// zero).
 pub fn acquire_within(
     path: &Path,
     me: &Holder,
     wait: Duration,
-    mut on_wait: impl FnMut(Option<&Holder>),
+    mut on_wait: impl FnMut(&Held),
 ) -> Result<Attempt, StateError> {
+    let file = open_lock_file(path)?;
+    // Before the flock is tried: whoever holds it has a whole record to be named by.
+    let record = holder::write_own(path, me)?;
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
-        match try_acquire(path, me)? {
-            Attempt::Acquired(lock) => return Ok(Attempt::Acquired(lock)),
-            Attempt::Held(holder) => {
-                if !told {
-                    on_wait(holder.as_ref());
-                    told = true;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    return Ok(Attempt::Held(holder));
-                }
-                std::thread::sleep(WAIT_STEP.min(deadline - now));
-            }
+        let Some(held) = try_once(path, &file)? else {
+            return Ok(Attempt::Acquired(acquired(path, file, record)));
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Attempt::Held(held));
         }
+        if !told {
+            on_wait(&held);
+            told = true;
+        }
+        std::thread::sleep(WAIT_STEP.min(deadline - now));
     }
 }
 
-/// The holder written in the lock file at `path`, when readable.
-pub fn read_holder(path: &Path) -> Option<Holder> {
-    let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
-    serde_json::from_str(&text).ok()
+/// Who holds the lock at `path` now; `None` when it is free.
+pub fn current_holder(path: &Path) -> Result<Option<Held>, StateError> {
+    let file = open_lock_file(path)?;
+    let held = try_once(path, &file)?;
+    // A free lock was just taken by the look itself; let it go at once.
+    if held.is_none() {
+        let _ = file.unlock();
+    }
+    Ok(held)
 }
 
 /// A run's own liveness lock (`run.lock` in its folder), held while the run lives.
@@ -204,14 +219,25 @@ mod tests {
             panic!("the first try must get the lock");
         };
         match try_acquire(&path, &me("run-b")).unwrap() {
-            Attempt::Held(Some(holder)) => assert_eq!(holder.run_id, "run-a"),
+            Attempt::Held(Held::Known(holder)) => assert_eq!(holder.run_id, "run-a"),
             other => panic!("expected the lock to be held by run-a, got {other:?}"),
         }
         drop(first);
         let Attempt::Acquired(_second) = try_acquire(&path, &me("run-b")).unwrap() else {
             panic!("a released lock must be free");
         };
-        assert_eq!(read_holder(&path).unwrap().run_id, "run-b");
+        match current_holder(&path).unwrap() {
+            Some(Held::Known(holder)) => assert_eq!(holder.run_id, "run-b"),
+            other => panic!("expected run-b, got {other:?}"),
+        }
+        drop(_second);
+        assert_eq!(current_holder(&path).unwrap(), None);
+        let records = holder::records_dir(&path);
+        assert_eq!(
+            std::fs::read_dir(&records).unwrap().count(),
+            0,
+            "every record removed with its lock"
+        );
     }
 
     #[test]
@@ -226,7 +252,7 @@ mod tests {
             told += 1
         })
         .unwrap();
-        assert!(matches!(outcome, Attempt::Held(Some(_))));
+        assert!(matches!(outcome, Attempt::Held(Held::Known(_))));
         assert_eq!(told, 1);
     }
 

@@ -1,16 +1,18 @@
 //! Run state: run folders and ids, the append-only event journal, the per-plan and
-//! per-run locks, plan fingerprints, and the replay of a journal into what a resumed
-//! run must do. Consumes `RunEvent`s; never talks to JOB itself.
+//! per-run locks and who holds them, plan fingerprints, and the replay of a journal
+//! into what a resumed run must do. Consumes `RunEvent`s; never talks to JOB itself.
 
 pub mod error;
 pub mod fingerprint;
+pub mod holder;
 pub mod journal;
 pub mod lock;
+pub mod procfs;
 pub mod resume;
 pub mod runs;
 
 pub use error::StateError;
 pub use fingerprint::{Fingerprint, PlanChanges, fingerprint};
 pub use journal::{Journal, JournalLine, Marker, Replay};
-pub use lock::{Holder, PlanLock, RunLock};
+pub use lock::{Held, Holder, PlanLock, RunLock};
 pub use runs::{RunDir, RunMeta, RunState, RunSummary, StateDir, new_run_id};

@@ -9,6 +9,7 @@
 //! runs/<run-id>/journal.jsonl  the event journal (see `journal`)
 //! runs/<run-id>/run.lock       held by the live process of the run
 //! locks/<plan>-<hash>.lock     the plan lock (see `lock`)
+//! locks/<plan>-<hash>.holders/<pid>.json  each contender's record (see `holder`)
 //! ```
 //!
 //! Run ids are uuid v7, so their text sorts by start time. `run.json` is always

@@ -386,6 +386,13 @@ fn a_second_run_is_refused_with_75_then_waits_with_wait_lock() {
     let mut line = String::new();
     stderr.read_line(&mut line).expect("read");
     assert!(line.contains("waiting up to 10m"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "being run by run {first_id} (pid {}, started 20",
+            first.child.id()
+        )),
+        "{line}"
+    );
     bench.emulator.release_host(HELD);
     let (code, seen) = first.finish();
     assert_eq!(code, Some(0), "{seen}");
@@ -412,6 +419,7 @@ fn concurrency_replace_terminates_the_older_run_and_takes_over() {
     let first = bench.spawn_run(&[], "step b submitted (job ");
     let old_job = bench.emulator.instances_of("b")[0]["job_instance_id"].clone();
 
+    let first_pid = first.child.id();
     let second = bench.spawn_run(&[], "run ");
     let (first_code, first_seen) = first.finish();
     assert_ne!(first_code, Some(0), "{first_seen}");
@@ -419,7 +427,8 @@ fn concurrency_replace_terminates_the_older_run_and_takes_over() {
     let (code, seen) = second.finish();
     assert_eq!(code, Some(0), "{seen}");
     assert!(
-        seen.contains("concurrency: replace: stopping run "),
+        seen.contains("concurrency: replace: stopping run ")
+            && seen.contains(&format!("(pid {first_pid}, started 20")),
         "{seen}"
     );
     assert!(
