@@ -9,6 +9,7 @@ pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod job_api;
+pub mod mask;
 pub mod plan;
 pub mod report;
 pub mod state;

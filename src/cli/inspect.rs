@@ -191,7 +191,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
     };
     // Masking already happened at render time; this second pass catches a secret that
     // reached the output some other way.
-    print_out(&validated.vars.mask(&text))
+    print_out(&crate::mask::Masker::for_plan(&validated).mask(&text))
 }
 
 const RUN_TIME_NOTE: &str = "at run time baton adds a unique `task_name` (carrying the run id) where the API takes one, and the callback URL, to every request";

@@ -26,6 +26,7 @@ use crate::executor::scheduler::Initial;
 use crate::executor::step::{ResumeFrom, StepOutput};
 use crate::job_api::client::{self, ClientError, JobApi};
 use crate::job_api::types::{JobInstanceId, JobOperation};
+use crate::mask::Masker;
 use crate::plan::model::Concurrency;
 use crate::plan::validate::ValidatedPlan;
 use crate::report::plain::PlainReporter;
@@ -360,7 +361,7 @@ pub fn prepare(
         replace,
         fresh,
         // A secret may sit in the plan itself (a default); the copy never holds it.
-        plan_text: validated.vars.mask(&validated.source.text),
+        plan_text: Masker::for_plan(validated).mask(&validated.source.text),
         resume,
         force,
     })))
@@ -973,7 +974,7 @@ impl Session {
 
 /// `--log-file`: baton's log (tracing, debug level; trace with `-vv`) goes to the file.
 /// Call before any other tracing setup.
-pub fn init_log_file(args: &StateArgs, verbose: u8) -> Result<(), Error> {
+pub fn init_log_file(args: &StateArgs, verbose: u8, masker: &Masker) -> Result<(), Error> {
     let Some(path) = &args.log_file else {
         return Ok(());
     };
@@ -984,7 +985,7 @@ pub fn init_log_file(args: &StateArgs, verbose: u8) -> Result<(), Error> {
         "baton=debug,info"
     };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(masker.make_writer(std::sync::Mutex::new(file)))
         .with_ansi(false)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();

@@ -105,8 +105,11 @@ pub fn run_resumed(args: RunArgs, request: ResumeRequest) -> Result<ExitCode, Er
 }
 
 fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Error> {
-    super::resume::init_log_file(&args.state, args.verbose)?;
-    init_tracing(args.verbose);
+    // One masker for the whole process: the log writers get it before the values it
+    // will hide are known.
+    let masker = Masker::default();
+    super::resume::init_log_file(&args.state, args.verbose, &masker)?;
+    init_tracing(args.verbose, &masker);
     let flags = ConfigFlags {
         endpoint: args.endpoint.clone(),
         api: args.input.api,
@@ -118,6 +121,9 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     };
     let config = config::resolve(&flags, &|name| std::env::var(name).ok())
         .map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(credentials) = &config.credentials {
+        masker.learn(config::credential_secrets(credentials));
+    }
     if config.endpoint.is_some()
         && (args.sandbox.is_some() || args.world.is_some() || args.unisolated)
     {
@@ -131,15 +137,16 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     let fingerprint =
         crate::state::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
     let validated = validate::validate(loaded, &options)?;
+    masker.learn_plan(&validated);
     if !validated.warnings.is_empty() {
         eprint!(
             "{}",
-            render_issues(
+            masker.mask(&render_issues(
                 &validated.source.name,
                 &validated.source.text,
                 &validated.warnings,
                 Severity::Warning
-            )
+            ))
         );
     }
     if validated.plan.scope.is_none() {
@@ -170,14 +177,14 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
             context: "cannot start the async runtime".into(),
             source,
         })?;
-    let result = runtime.block_on(run_async(args, config, validated, *pending, world));
+    let result = runtime.block_on(run_async(args, config, validated, *pending, world, masker));
     // A confirmation prompt abandoned by Ctrl-C still blocks a thread on stdin;
     // dropping the runtime would wait for it forever.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, masker: &Masker) {
     if verbose == 0 {
         return;
     }
@@ -187,7 +194,7 @@ fn init_tracing(verbose: u8) {
         "baton=trace,info"
     };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(masker.make_writer(std::io::stderr))
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();
@@ -232,6 +239,7 @@ async fn run_async(
     validated: ValidatedPlan,
     pending: Pending,
     world: World,
+    masker: Masker,
 ) -> Result<ExitCode, Error> {
     let protocol = validated.protocol;
     let plan_path = args.input.plan.clone();
@@ -254,15 +262,8 @@ async fn run_async(
 
     let run_id = pending.run_id().to_owned();
     let hub = CallbackHub::new(&run_id);
-    let mut secrets: Vec<String> = validated
-        .vars
-        .secret_values()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    secrets.extend(config::credential_secrets(&backend.credentials));
-    secrets.push(hub.token().to_owned());
-    let masker = Masker::new(secrets);
+    masker.learn(config::credential_secrets(&backend.credentials));
+    masker.learn([hub.token().to_owned()]);
 
     // Callbacks: a remote JOB needs a public URL; the emulator reaches loopback.
     let mut wait_mode = config.wait;
@@ -319,7 +320,9 @@ async fn run_async(
         .start(api.as_ref(), &backend.target, &validated)
         .await?;
     let (sink, rx) = EventSink::channel();
-    let sink = sink.with_recorder(session.recorder());
+    let sink = sink
+        .with_recorder(session.recorder())
+        .with_masker(masker.clone());
     let watch_task = tokio::spawn(watch::watch(rx, watchers));
 
     let steps: Vec<StepInfo> = validated

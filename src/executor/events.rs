@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::job_api::types::{JobInstanceId, RunStatus};
+use crate::mask::Masker;
 
 /// A step as events name it: its position in the plan and its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,17 +325,20 @@ pub trait EventRecorder: Send + Sync {
 
 /// Where the engine sends events. Cloneable; sending never blocks the engine (beyond
 /// the recorder's own write), and a closed receiver (the watchers are gone) is not the
-/// engine's problem.
+/// engine's problem. With a masker, every event is masked here, once, before the
+/// recorder and the watchers see it: nothing downstream holds a secret.
 #[derive(Clone)]
 pub struct EventSink {
     tx: tokio::sync::mpsc::UnboundedSender<RunEvent>,
     recorder: Option<Arc<dyn EventRecorder>>,
+    masker: Option<Masker>,
 }
 
 impl std::fmt::Debug for EventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventSink")
             .field("recorder", &self.recorder.is_some())
+            .field("masker", &self.masker)
             .finish_non_exhaustive()
     }
 }
@@ -343,7 +347,33 @@ impl EventSink {
     /// A sink and the receiver watchers read from.
     pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<RunEvent>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (EventSink { tx, recorder: None }, rx)
+        (
+            EventSink {
+                tx,
+                recorder: None,
+                masker: None,
+            },
+            rx,
+        )
+    }
+
+    /// The same sink, with every event masked by `masker` before anyone sees it.
+    pub fn with_masker(mut self, masker: Masker) -> Self {
+        self.masker = Some(masker);
+        self
+    }
+
+    /// `event` as it may be shown.
+    fn masked(&self, event: RunEvent) -> RunEvent {
+        let Some(masker) = &self.masker else {
+            return event;
+        };
+        masker
+            .mask_serialized(event)
+            .unwrap_or_else(|| RunEvent::Warning {
+                step: None,
+                message: "an event carrying a secret could not be masked and was withheld".into(),
+            })
     }
 
     /// The same sink, with every event also handed to `recorder` before it is sent.
@@ -356,6 +386,7 @@ impl EventSink {
     /// keeps it to report (see [`EventSink::emit_durable`] for events that must not
     /// go unrecorded).
     pub fn emit(&self, event: RunEvent) {
+        let event = self.masked(event);
         if let Some(recorder) = &self.recorder {
             let _ = recorder.record(&event);
         }
@@ -366,6 +397,7 @@ impl EventSink {
     /// intent). On a recorder failure nothing is sent and the error is returned, so the
     /// caller can refrain from the side effect.
     pub fn emit_durable(&self, event: RunEvent) -> Result<(), String> {
+        let event = self.masked(event);
         if let Some(recorder) = &self.recorder {
             recorder.record(&event)?;
         }

@@ -26,6 +26,8 @@ use crate::config::WaitMode;
 use crate::job_api::build::{ApiCall, BuildContext, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
+pub use crate::mask::Masker;
+
 use crate::job_api::types::{
     JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
 };
@@ -150,35 +152,6 @@ pub enum ConfirmPolicy {
     Refuse,
 }
 
-/// Replaces secret values with `******` in anything shown.
-#[derive(Debug, Clone, Default)]
-pub struct Masker {
-    secrets: Vec<String>,
-}
-
-impl Masker {
-    /// A masker for these values (empty and very short ones are ignored: masking
-    /// every `a` in a log would destroy it without protecting anything).
-    pub fn new(mut secrets: Vec<String>) -> Self {
-        secrets.retain(|s| s.chars().count() >= 3);
-        // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Masker { secrets }
-    }
-
-    /// `text` with every secret masked.
-    pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "******");
-            }
-        }
-        out
-    }
-}
-
 /// Things shared by every step of a run.
 pub struct StepRunnerSetup<A: JobApi, S: StepSource> {
     /// The JOB client.
@@ -197,7 +170,8 @@ pub struct StepRunnerSetup<A: JobApi, S: StepSource> {
     pub wait: WaitOptions,
     /// Manual confirmations.
     pub confirm: ConfirmPolicy,
-    /// Masks secrets in everything emitted.
+    /// Masks secrets in everything emitted; learns each sensitive step's rendered
+    /// parameters as it is rendered.
     pub masker: Masker,
 }
 
@@ -491,7 +465,11 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             Err(e) => Ending::failed(format!("cannot evaluate `when`: {e}"), 0, None),
             Ok(true) => match setup.source.render(index, &input) {
                 Err(e) => Ending::failed(format!("cannot render the step: {e}"), 0, None),
-                Ok(rendered) => self.drive(&step_ref, &rendered, &ctx).await,
+                Ok(rendered) => {
+                    // Before any event can carry them (a log that echoes `$1`).
+                    setup.masker.learn_step(&rendered);
+                    self.drive(&step_ref, &rendered, &ctx).await
+                }
             },
         };
         let observed_at = ending
@@ -631,6 +609,15 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 Some(a) => a,
                 None => {
                     let name = task_name(&prefix, &setup.run_id, &step_ref.id, number);
+                    // JOB gets the real name; baton's records get it masked before the
+                    // cut to JOB's length, so a cut never leaves part of a secret. The
+                    // suffix naming run, step and attempt is the same in both.
+                    let shown_name = task_name(
+                        &setup.masker.mask(&prefix),
+                        &setup.run_id,
+                        &step_ref.id,
+                        number,
+                    );
                     let mut call = base_call.clone();
                     decorate(&mut call, protocol, &name, callback_url.as_deref());
                     // The intent is journaled before the request leaves, so a crash
@@ -638,7 +625,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     if let Err(e) = setup.events.emit_durable(RunEvent::StepSubmitting {
                         step: step_ref.clone(),
                         attempt: number,
-                        task_name: name.clone(),
+                        task_name: shown_name,
                     }) {
                         return Ending::failed(
                             format!(
@@ -1123,7 +1110,8 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             if let Some(outcome) = hosts.get_mut(host)
                 && !outcome.ok
             {
-                outcome.log_tail = Some(tail(text, LOG_TAIL_LINES));
+                // Masked whole before the cut, so a secret spanning lines leaves no part.
+                outcome.log_tail = Some(tail(&setup.masker.mask(text), LOG_TAIL_LINES));
             }
         }
         (hosts.into_values().collect(), outputs, host_outputs)
