@@ -18,3 +18,4 @@ mod secrets;
 mod seeds;
 mod state;
 mod support;
+mod walls;
