@@ -115,6 +115,20 @@ impl Scene {
             .expect("baton run starts")
     }
 
+    /// `baton run` with a JSON report, waited for.
+    fn run_to_end(&self) -> Output {
+        let plan = self.dir.path().join("plan.yaml");
+        let report = self.dir.path().join("report.json");
+        self.command(&[
+            "run",
+            plan.to_str().expect("utf-8 path"),
+            "--report",
+            report.to_str().expect("utf-8 path"),
+        ])
+        .output()
+        .expect("baton run")
+    }
+
     fn resume(&self, extra: &[&str]) -> Output {
         let report = self.dir.path().join("report.json");
         let mut args = vec![
@@ -447,25 +461,7 @@ fn the_chain_plan_is_valid_for_every_protocol() {
 fn a_dropped_submit_is_settled_by_a_later_resume_never_resent() {
     let faults = "faults:\n  api:\n    - { api: fast_execute_script, kind: drop, count: 1 }\n    - { api: get_job_instance_list, kind: error, status: 404 }\n";
     let scene = Scene::new(&chain_plan("v2"), &app_world(faults));
-    let run = scene
-        .command(&[
-            "run",
-            scene
-                .dir
-                .path()
-                .join("plan.yaml")
-                .to_str()
-                .expect("utf-8 path"),
-            "--report",
-            scene
-                .dir
-                .path()
-                .join("report.json")
-                .to_str()
-                .expect("utf-8 path"),
-        ])
-        .output()
-        .expect("baton run");
+    let run = scene.run_to_end();
     assert_eq!(run.status.code(), Some(4), "{}", text(&run));
     assert_eq!(scene.report()["steps"][0]["status"], "unknown");
     assert_eq!(scene.submissions(), 1);
@@ -513,25 +509,7 @@ fn an_unanswered_retry_of_failed_hosts_is_followed_not_doubled() {
         "  - id: first\n    targets: web\n    retries: 1\n",
     );
     let scene = Scene::new(&plan, &app_world(&faults));
-    let run = scene
-        .command(&[
-            "run",
-            scene
-                .dir
-                .path()
-                .join("plan.yaml")
-                .to_str()
-                .expect("utf-8 path"),
-            "--report",
-            scene
-                .dir
-                .path()
-                .join("report.json")
-                .to_str()
-                .expect("utf-8 path"),
-        ])
-        .output()
-        .expect("baton run");
+    let run = scene.run_to_end();
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let first = &scene.report()["steps"][0];
     assert_eq!(first["status"], "failed", "{first}");
