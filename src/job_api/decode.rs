@@ -163,7 +163,7 @@ impl ApiError {
 }
 
 /// At most 300 characters of a body, for messages.
-fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.chars().count() > 300 {
