@@ -4,8 +4,8 @@
 
 use super::api::{HostLog, HostResult, JobStatusView, StepInstanceView, Submitted};
 use super::error::ClientError;
-use super::transport::{RawResponse, raw_view};
 use crate::job_api::build::{ApiCall, BuildError};
+use crate::job_api::decode::RawResponse;
 use crate::job_api::types::{HostAddr, JobInstanceId, JobOperation, StepInstanceId, StepOperation};
 use crate::job_api::{calls, decode, types};
 use crate::plan::model::{Protocol, Scope};
@@ -45,21 +45,21 @@ pub trait ProtocolCodec: Send + Sync + 'static {
         created_before_ms: i64,
     ) -> Option<Result<ApiCall, ClientError>>;
     /// Decodes a submission answer.
-    fn decode_submit(&self, api: &str, raw: &RawResponse) -> Result<Submitted, ClientError>;
+    fn decode_submit(&self, api: &str, raw: &RawResponse<'_>) -> Result<Submitted, ClientError>;
     /// Decodes a status answer.
-    fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError>;
+    fn decode_status(&self, raw: &RawResponse<'_>) -> Result<JobStatusView, ClientError>;
     /// Decodes a log answer, keeping the logs of `step`.
     fn decode_logs(
         &self,
         step: StepInstanceId,
-        raw: &RawResponse,
+        raw: &RawResponse<'_>,
     ) -> Result<Vec<HostLog>, ClientError>;
     /// Decodes an operation answer.
-    fn decode_operation(&self, api: &str, raw: &RawResponse) -> Result<(), ClientError>;
+    fn decode_operation(&self, api: &str, raw: &RawResponse<'_>) -> Result<(), ClientError>;
     /// Decodes an instance list into `(id, name)` pairs.
     fn decode_instance_list(
         &self,
-        raw: &RawResponse,
+        raw: &RawResponse<'_>,
     ) -> Result<Vec<(JobInstanceId, String)>, ClientError>;
 }
 
@@ -177,17 +177,16 @@ impl ProtocolCodec for JobCodec {
         )
     }
 
-    fn decode_submit(&self, _api: &str, raw: &RawResponse) -> Result<Submitted, ClientError> {
-        let submitted = decode::decode_submit(&raw_view(raw))?;
+    fn decode_submit(&self, _api: &str, raw: &RawResponse<'_>) -> Result<Submitted, ClientError> {
+        let submitted = decode::decode_submit(raw)?;
         Ok(Submitted {
             job_instance_id: submitted.job_instance_id,
             step_instance_id: submitted.step_instance_id,
         })
     }
 
-    fn decode_status(&self, raw: &RawResponse) -> Result<JobStatusView, ClientError> {
-        let status =
-            decode::decode_job_status(self.protocol, &raw_view(raw), decode::local_offset())?;
+    fn decode_status(&self, raw: &RawResponse<'_>) -> Result<JobStatusView, ClientError> {
+        let status = decode::decode_job_status(self.protocol, raw, decode::local_offset())?;
         let job = &status.job;
         let job_ms = match (job.start_time_ms, job.end_time_ms) {
             (Some(start), Some(end)) if end >= start => u64::try_from(end - start).ok(),
@@ -215,9 +214,9 @@ impl ProtocolCodec for JobCodec {
     fn decode_logs(
         &self,
         step: StepInstanceId,
-        raw: &RawResponse,
+        raw: &RawResponse<'_>,
     ) -> Result<Vec<HostLog>, ClientError> {
-        let steps = decode::decode_host_logs(self.protocol, &raw_view(raw))?;
+        let steps = decode::decode_host_logs(self.protocol, raw)?;
         let mut logs = Vec::new();
         for step_logs in steps {
             // v2 answers with every step of the job.
@@ -243,16 +242,16 @@ impl ProtocolCodec for JobCodec {
         Ok(logs)
     }
 
-    fn decode_operation(&self, _api: &str, raw: &RawResponse) -> Result<(), ClientError> {
-        decode::decode_operation(&raw_view(raw)).map_err(ClientError::from)
+    fn decode_operation(&self, _api: &str, raw: &RawResponse<'_>) -> Result<(), ClientError> {
+        decode::decode_operation(raw).map_err(ClientError::from)
     }
 
     fn decode_instance_list(
         &self,
-        raw: &RawResponse,
+        raw: &RawResponse<'_>,
     ) -> Result<Vec<(JobInstanceId, String)>, ClientError> {
         // Every protocol reads a v3-shaped list (see `instance_list_call`).
-        let list = decode::decode_instance_list(Protocol::V3, &raw_view(raw))?;
+        let list = decode::decode_instance_list(Protocol::V3, raw)?;
         Ok(list
             .instances
             .into_iter()

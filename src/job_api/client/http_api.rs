@@ -16,9 +16,9 @@ use super::api::{HostLog, HostResult, JobApi, JobStatusView, SubmitOutcome, Subm
 use super::codec::ProtocolCodec;
 use super::error::ClientError;
 use super::retry::{is_rate_limited, rate_limit_hint};
-use super::transport::{RawResponse, SubmitFailure, Transport};
+use super::transport::{SubmitFailure, Transport};
 use crate::job_api::build::ApiCall;
-use crate::job_api::decode::excerpt;
+use crate::job_api::decode::{RawResponse, excerpt};
 use crate::job_api::types::{JobInstanceId, JobOperation, StepInstanceId, StepOperation};
 use crate::plan::model::Protocol;
 
@@ -94,13 +94,13 @@ impl<C: ProtocolCodec> HttpJobApi<C> {
     async fn query_decoded<T>(
         &self,
         call: &ApiCall,
-        decode: impl Fn(&RawResponse) -> Result<T, ClientError>,
+        decode: impl Fn(&RawResponse<'_>) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         let policy = self.transport.retry.clone();
         let mut failures = 0u32;
         loop {
             let raw = self.transport.query(call).await?;
-            match decode(&raw) {
+            match decode(&raw.raw()) {
                 Err(ClientError::Busy { message }) => {
                     failures += 1;
                     if failures >= policy.max_attempts {
@@ -143,7 +143,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                 // answers before JOB sees the request: safe to resend, within the same
                 // budget as a query. Past it, the answer decodes as "JOB is busy".
                 Ok((raw, _))
-                    if is_rate_limited(&raw)
+                    if is_rate_limited(&raw.raw())
                         && rate_limited + 1 < policy.max_attempts
                         && started.elapsed() < policy.max_elapsed =>
                 {
@@ -153,7 +153,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                     tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
                     continue;
                 }
-                Ok((raw, sent_at)) => match self.codec.decode_submit(call.api, &raw) {
+                Ok((raw, sent_at)) => match self.codec.decode_submit(call.api, &raw.raw()) {
                     Ok(submitted) => {
                         return Ok(SubmitOutcome {
                             submitted,
@@ -292,7 +292,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                 });
             }
         };
-        self.codec.decode_operation(call.api, &raw)
+        self.codec.decode_operation(call.api, &raw.raw())
     }
 
     fn has_step_operations(&self) -> bool {

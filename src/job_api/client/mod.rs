@@ -17,6 +17,6 @@ pub use error::ClientError;
 pub use http_api::{HttpJobApi, task_marker};
 pub use retry::RetryPolicy;
 pub use transport::{
-    MAX_IN_FLIGHT, RawResponse, SubmitFailure, Timeouts, Transport, build_http_client,
+    HttpAnswer, MAX_IN_FLIGHT, SubmitFailure, Timeouts, Transport, build_http_client,
     install_crypto_provider,
 };

@@ -7,8 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 use reqwest::header::HeaderMap;
 
-use super::transport::{RawResponse, raw_view};
-use crate::job_api::decode;
+use crate::job_api::decode::{self, RawResponse};
 
 /// Backoff for idempotent queries.
 #[derive(Debug, Clone)]
@@ -76,10 +75,10 @@ pub(super) fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
 
 /// Whether the answer is a rate limiter's refusal, whatever the protocol's way of
 /// saying it.
-pub(super) fn is_rate_limited(raw: &RawResponse) -> bool {
+pub(super) fn is_rate_limited(raw: &RawResponse<'_>) -> bool {
     raw.status == 429
         || matches!(
-            decode::unwrap_data(&raw_view(raw)),
+            decode::unwrap_data(raw),
             Err(decode::ApiError::RateLimited { .. })
         )
 }

@@ -13,11 +13,12 @@ use super::error::ClientError;
 use super::retry::{RetryPolicy, rate_limit_hint};
 use crate::job_api::auth::{self, Credentials};
 use crate::job_api::build::{ApiCall, HttpMethod};
-use crate::job_api::decode::{self, excerpt};
+use crate::job_api::decode::{self, RawResponse, excerpt};
 
-/// An HTTP answer before decoding.
+/// What came back over the wire: the status, every header (the retry policy reads its
+/// hints from them) and the body. Decoders read it through [`HttpAnswer::raw`].
 #[derive(Debug, Clone)]
-pub struct RawResponse {
+pub struct HttpAnswer {
     /// HTTP status.
     pub status: u16,
     /// Headers (for rate-limit hints).
@@ -26,14 +27,17 @@ pub struct RawResponse {
     pub body: Vec<u8>,
 }
 
-pub(super) fn raw_view(raw: &RawResponse) -> decode::RawResponse<'_> {
-    decode::RawResponse {
-        status: raw.status,
-        rate_limit_reset: raw
-            .headers
-            .get(decode::RATE_LIMIT_RESET_HEADER)
-            .and_then(|v| v.to_str().ok()),
-        body: &raw.body,
+impl HttpAnswer {
+    /// The answer as JOB's decoders take it.
+    pub fn raw(&self) -> RawResponse<'_> {
+        RawResponse {
+            status: self.status,
+            rate_limit_reset: self
+                .headers
+                .get(decode::RATE_LIMIT_RESET_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            body: &self.body,
+        }
     }
 }
 
@@ -185,7 +189,7 @@ impl Transport {
         &self,
         call: &ApiCall,
         timeout: Duration,
-    ) -> Result<(Result<RawResponse, reqwest::Error>, Instant), ClientError> {
+    ) -> Result<(Result<HttpAnswer, reqwest::Error>, Instant), ClientError> {
         let request = self.request(call, timeout)?;
         // The semaphore is never closed.
         let _permit = self.in_flight.acquire().await.ok();
@@ -193,12 +197,12 @@ impl Transport {
         Ok((Self::exchange(request).await, sent_at))
     }
 
-    async fn exchange(request: reqwest::RequestBuilder) -> Result<RawResponse, reqwest::Error> {
+    async fn exchange(request: reqwest::RequestBuilder) -> Result<HttpAnswer, reqwest::Error> {
         let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await?.to_vec();
-        Ok(RawResponse {
+        Ok(HttpAnswer {
             status,
             headers,
             body,
@@ -206,7 +210,7 @@ impl Transport {
     }
 
     /// Sends an idempotent query, retrying connect errors, timeouts, 5xx and 429.
-    pub async fn query(&self, call: &ApiCall) -> Result<RawResponse, ClientError> {
+    pub async fn query(&self, call: &ApiCall) -> Result<HttpAnswer, ClientError> {
         let started = Instant::now();
         let mut failures = 0u32;
         loop {
@@ -244,7 +248,7 @@ impl Transport {
     }
 
     /// Sends a submission. Retried only on connect errors, which prove it never left.
-    pub async fn submit(&self, call: &ApiCall) -> Result<(RawResponse, Instant), SubmitFailure> {
+    pub async fn submit(&self, call: &ApiCall) -> Result<(HttpAnswer, Instant), SubmitFailure> {
         let mut failures = 0u32;
         loop {
             let (attempt, sent_at) = match self.send_once(call, self.timeouts.submit).await {
