@@ -139,6 +139,7 @@ fn status(job_status: RunStatus, host_status: u16) -> JobStatusView {
                 addr: HostAddr::parse("0:10.0.0.1"),
                 status: host_status,
                 exit_code: Some(if host_status == 9 { 0 } else { 1 }),
+                ..HostResult::default()
             }],
         }],
     }

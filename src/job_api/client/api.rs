@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::error::ClientError;
 use crate::job_api::build::ApiCall;
 use crate::job_api::types::{
-    HostAddr, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
+    HostResult, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
 };
 use crate::plan::model::Protocol;
 
@@ -30,30 +30,6 @@ pub struct SubmitOutcome {
     pub reconciled: bool,
     /// When the (last) request was handed to the network.
     pub sent_at: Instant,
-}
-
-/// One host's result inside a step instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostResult {
-    /// CMDB host id, when JOB gave one.
-    pub host_id: Option<u64>,
-    /// Cloud area and IP, when JOB gave them.
-    pub addr: Option<HostAddr>,
-    /// Host status code (`host_status`).
-    pub status: u16,
-    /// Script exit code.
-    pub exit_code: Option<i64>,
-}
-
-impl HostResult {
-    /// `cloud:ip`, else `host_id:N`.
-    pub fn label(&self) -> String {
-        match (&self.addr, self.host_id) {
-            (Some(addr), _) => addr.to_string(),
-            (None, Some(id)) => format!("host_id:{id}"),
-            (None, None) => "unknown host".into(),
-        }
-    }
 }
 
 /// One step instance of a job instance.

@@ -2,12 +2,14 @@
 //! [`ProtocolCodec`] trait and [`JobCodec`], built on `job_api::calls` and
 //! `job_api::decode`.
 
-use super::api::{HostLog, HostResult, JobStatusView, StepInstanceView, Submitted};
+use super::api::{HostLog, JobStatusView, StepInstanceView, Submitted};
 use super::error::ClientError;
 use crate::job_api::build::{ApiCall, BuildError};
 use crate::job_api::decode::RawResponse;
-use crate::job_api::types::{HostAddr, JobInstanceId, JobOperation, StepInstanceId, StepOperation};
-use crate::job_api::{calls, decode, types};
+use crate::job_api::types::{
+    HostRef, HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation,
+};
+use crate::job_api::{calls, decode};
 use crate::plan::model::{Protocol, Scope};
 
 /// Per protocol: the query calls the runner needs and the decoders of their answers.
@@ -85,25 +87,6 @@ fn build_failed(api: &str, error: BuildError) -> ClientError {
     }
 }
 
-fn host_view(host: &types::HostResult) -> HostResult {
-    HostResult {
-        host_id: host.host_id,
-        addr: host.host.clone(),
-        status: host.status,
-        exit_code: host.exit_code.map(i64::from),
-    }
-}
-
-fn log_label(addr: &Option<HostAddr>, host_id: Option<u64>) -> String {
-    HostResult {
-        host_id,
-        addr: addr.clone(),
-        status: 0,
-        exit_code: None,
-    }
-    .label()
-}
-
 impl ProtocolCodec for JobCodec {
     fn protocol(&self) -> Protocol {
         self.protocol
@@ -120,13 +103,7 @@ impl ProtocolCodec for JobCodec {
         step: StepInstanceId,
         hosts: &[HostResult],
     ) -> Result<Vec<ApiCall>, ClientError> {
-        let refs: Vec<types::HostRef> = hosts
-            .iter()
-            .map(|h| types::HostRef {
-                host_id: h.host_id,
-                addr: h.addr.clone(),
-            })
-            .collect();
+        let refs: Vec<HostRef> = hosts.iter().map(HostResult::host_ref).collect();
         calls::get_host_logs(self.protocol, self.scope, job, step, &refs)
             .map_err(|e| build_failed("logs", e))
     }
@@ -205,7 +182,7 @@ impl ProtocolCodec for JobCodec {
                     status: s.status,
                     execute_count: s.execute_count,
                     batch: s.batch.map(|b| (b.current, b.total)),
-                    hosts: s.hosts.iter().map(host_view).collect(),
+                    hosts: s.hosts.clone(),
                 })
                 .collect(),
         })
@@ -234,7 +211,11 @@ impl ProtocolCodec for JobCodec {
                     }
                 }
                 logs.push(HostLog {
-                    host: log_label(&host.host, host.host_id),
+                    host: HostRef {
+                        host_id: host.host_id,
+                        addr: host.host,
+                    }
+                    .label(),
                     content,
                 });
             }

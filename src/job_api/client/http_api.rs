@@ -12,14 +12,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::api::{HostLog, HostResult, JobApi, JobStatusView, SubmitOutcome, Submitted};
+use super::api::{HostLog, JobApi, JobStatusView, SubmitOutcome, Submitted};
 use super::codec::ProtocolCodec;
 use super::error::ClientError;
 use super::retry::{is_rate_limited, rate_limit_hint};
 use super::transport::{SubmitFailure, Transport};
 use crate::job_api::build::ApiCall;
 use crate::job_api::decode::{RawResponse, excerpt};
-use crate::job_api::types::{JobInstanceId, JobOperation, StepInstanceId, StepOperation};
+use crate::job_api::types::{
+    HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation,
+};
 use crate::plan::model::Protocol;
 
 /// The reqwest-backed [`JobApi`].
