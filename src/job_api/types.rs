@@ -152,10 +152,15 @@ impl From<RunStatus> for u8 {
     }
 }
 
+/// A status code JOB does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown JOB status {0}")]
+pub struct UnknownRunStatus(pub u8);
+
 impl TryFrom<u8> for RunStatus {
-    type Error = String;
-    fn try_from(code: u8) -> Result<Self, String> {
-        RunStatus::from_code(code).ok_or_else(|| format!("unknown JOB status {code}"))
+    type Error = UnknownRunStatus;
+    fn try_from(code: u8) -> Result<Self, UnknownRunStatus> {
+        RunStatus::from_code(code).ok_or(UnknownRunStatus(code))
     }
 }
 
