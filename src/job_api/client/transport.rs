@@ -11,8 +11,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::error::ClientError;
 use super::retry::{RetryPolicy, rate_limit_hint};
-use crate::job_api::auth::{self, Credentials};
+use crate::job_api::auth;
 use crate::job_api::build::{ApiCall, HttpMethod};
+use crate::job_api::credentials::Credentials;
 use crate::job_api::decode::{self, RawResponse, excerpt};
 
 /// What came back over the wire: the status, every header (the retry policy reads its
@@ -315,8 +316,8 @@ pub(super) mod tests {
             base,
             Credentials::App {
                 app_code: "app".into(),
-                app_secret: crate::job_api::auth::Secret::new("s3cret"),
-                user: crate::job_api::auth::User::Username("admin".into()),
+                app_secret: crate::job_api::credentials::Secret::new("s3cret"),
+                user: crate::job_api::credentials::User::Username("admin".into()),
             },
             policy(),
             timeouts,
