@@ -45,6 +45,7 @@ impl JobApi for FakeJob {
         Ok(SubmitOutcome {
             submitted: Submitted {
                 job_instance_id: JobInstanceId(100 + submits.len() as u64),
+                job_instance_name: None,
                 step_instance_id: None,
             },
             reconciled: false,

@@ -8,18 +8,9 @@ use std::time::Instant;
 use super::error::ClientError;
 use crate::job_api::build::ApiCall;
 use crate::job_api::types::{
-    HostResult, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
+    HostResult, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, Submitted,
 };
 use crate::plan::model::Protocol;
-
-/// What JOB answered to a submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submitted {
-    /// The new instance.
-    pub job_instance_id: JobInstanceId,
-    /// Its step instance, for fast tasks.
-    pub step_instance_id: Option<StepInstanceId>,
-}
 
 /// A submission's result as the runner sees it.
 #[derive(Debug, Clone)]

@@ -2,12 +2,12 @@
 //! [`ProtocolCodec`] trait and [`JobCodec`], built on `job_api::calls` and
 //! `job_api::decode`.
 
-use super::api::{HostLog, JobStatusView, StepInstanceView, Submitted};
+use super::api::{HostLog, JobStatusView, StepInstanceView};
 use super::error::ClientError;
 use crate::job_api::build::{ApiCall, BuildError};
 use crate::job_api::decode::RawResponse;
 use crate::job_api::types::{
-    HostRef, HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation,
+    HostRef, HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation, Submitted,
 };
 use crate::job_api::{calls, decode};
 use crate::plan::model::{Protocol, Scope};
@@ -155,11 +155,7 @@ impl ProtocolCodec for JobCodec {
     }
 
     fn decode_submit(&self, _api: &str, raw: &RawResponse<'_>) -> Result<Submitted, ClientError> {
-        let submitted = decode::decode_submit(raw)?;
-        Ok(Submitted {
-            job_instance_id: submitted.job_instance_id,
-            step_instance_id: submitted.step_instance_id,
-        })
+        decode::decode_submit(raw).map_err(ClientError::from)
     }
 
     fn decode_status(&self, raw: &RawResponse<'_>) -> Result<JobStatusView, ClientError> {

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::api::{HostLog, JobApi, JobStatusView, SubmitOutcome, Submitted};
+use super::api::{HostLog, JobApi, JobStatusView, SubmitOutcome};
 use super::codec::ProtocolCodec;
 use super::error::ClientError;
 use super::retry::{is_rate_limited, rate_limit_hint};
@@ -20,7 +20,7 @@ use super::transport::{SubmitFailure, Transport};
 use crate::job_api::build::ApiCall;
 use crate::job_api::decode::{RawResponse, excerpt};
 use crate::job_api::types::{
-    HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation,
+    HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation, Submitted,
 };
 use crate::plan::model::Protocol;
 
@@ -201,6 +201,7 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
                             return Ok(SubmitOutcome {
                                 submitted: Submitted {
                                     job_instance_id,
+                                    job_instance_name: None,
                                     step_instance_id: None,
                                 },
                                 reconciled: true,

@@ -9,8 +9,8 @@ mod http_api;
 mod retry;
 mod transport;
 
-pub use crate::job_api::types::HostResult;
-pub use api::{HostLog, JobApi, JobStatusView, StepInstanceView, SubmitOutcome, Submitted};
+pub use crate::job_api::types::{HostResult, Submitted};
+pub use api::{HostLog, JobApi, JobStatusView, StepInstanceView, SubmitOutcome};
 pub use codec::{JobCodec, ProtocolCodec};
 pub use error::ClientError;
 pub use http_api::{HttpJobApi, task_marker};
