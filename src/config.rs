@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::plan::model::Protocol;
 
-pub use crate::job_api::auth::{Credentials, Secret, User};
+pub use crate::job_api::credentials::{Credentials, Secret, User};
 
 /// The secret values inside `credentials`, so output can be scrubbed of them.
 pub fn credential_secrets(credentials: &Credentials) -> Vec<String> {

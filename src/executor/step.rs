@@ -25,6 +25,7 @@ use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
 use crate::config::WaitMode;
 use crate::job_api::build::{ApiCall, BuildContext, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
+use crate::job_api::decode::html_decode;
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
 pub use crate::mask::Masker;
 
@@ -287,26 +288,12 @@ pub fn extract_outputs(log: &str) -> Vec<(String, String)> {
     pattern
         .captures_iter(log)
         .filter_map(|c| {
-            let inner = html_unescape(c.get(2)?.as_str());
+            let inner = html_decode(c.get(2)?.as_str());
             let (key, value) = inner.split_once(':')?;
             let key = key.trim();
             (!key.is_empty()).then(|| (key.to_owned(), value.trim_end_matches('\r').to_owned()))
         })
         .collect()
-}
-
-/// Undoes JOB's HTML encoding of v2 logs.
-pub fn html_unescape(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_owned();
-    }
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&#x2F;", "/")
-        .replace("&amp;", "&")
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -1,67 +1,21 @@
-//! Credentials and where each protocol takes them: v2 (ESB) reads `bk_app_code`,
-//! `bk_app_secret` and `bk_username`/`bk_token` from the JSON body; the gateway (v3,
-//! v4) reads them only from the `X-Bkapi-Authorization` header, as a JSON object.
+//! Where each protocol takes the credentials ([`authorize`] makes an
+//! [`AuthorizedRequest`]): v2 (ESB) reads `bk_app_code`, `bk_app_secret` and
+//! `bk_username`/`bk_token` from the JSON body; the gateway (v3, v4) reads them only
+//! from the `X-Bkapi-Authorization` header, as a JSON object.
 //!
-//! Secrets never reach a `Debug` or `Display` output: [`Secret`] prints as `******`,
-//! and [`AuthorizedRequest`]'s `Debug` masks the header and the body's auth and
-//! sensitive fields.
+//! Secrets never reach a `Debug` or `Display` output: [`AuthorizedRequest`]'s `Debug`
+//! masks the header and the body's auth and sensitive fields.
 
 use std::fmt;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::build::{ApiCall, HttpMethod, MASK};
+use super::credentials::Credentials;
 use crate::plan::model::Protocol;
 
 /// The gateway's auth header.
 pub const AUTH_HEADER: &str = "X-Bkapi-Authorization";
-
-/// A secret string: only [`Secret::expose`] reveals it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place it is sent.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(MASK)
-    }
-}
-
-/// Who the calls run as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum User {
-    /// `bk_username`: for apps on the login-exempt whitelist.
-    Username(String),
-    /// `bk_token`: a user's login token.
-    BkToken(Secret),
-}
-
-/// How baton authenticates to JOB.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// A BlueKing app and the user it acts for.
-    App {
-        /// `bk_app_code`.
-        app_code: String,
-        /// `bk_app_secret`.
-        app_secret: Secret,
-        /// `bk_username` or `bk_token`.
-        user: User,
-    },
-    /// A gateway OAuth `access_token` (v3/v4 only).
-    AccessToken(Secret),
-}
 
 /// Why credentials cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,34 +25,6 @@ pub enum AuthError {
         "an access token cannot be used with protocol v2: ESB needs an app code, app secret and bk_username or bk_token"
     )]
     AccessTokenOnV2,
-}
-
-impl Credentials {
-    /// The auth fields as a JSON object: the body fields on v2, the header value on the
-    /// gateway.
-    fn fields(&self) -> Map<String, Value> {
-        match self {
-            Credentials::App {
-                app_code,
-                app_secret,
-                user,
-            } => {
-                let mut map = Map::new();
-                map.insert("bk_app_code".into(), json!(app_code));
-                map.insert("bk_app_secret".into(), json!(app_secret.expose()));
-                match user {
-                    User::Username(name) => map.insert("bk_username".into(), json!(name)),
-                    User::BkToken(token) => map.insert("bk_token".into(), json!(token.expose())),
-                };
-                map
-            }
-            Credentials::AccessToken(token) => {
-                let mut map = Map::new();
-                map.insert("access_token".into(), json!(token.expose()));
-                map
-            }
-        }
-    }
 }
 
 /// Body fields that carry credentials on v2, masked in `Debug`.
@@ -209,8 +135,10 @@ pub fn authorize(
 mod tests {
     use super::*;
     use crate::job_api::calls;
+    use crate::job_api::credentials::{Secret, User};
     use crate::job_api::types::JobInstanceId;
     use crate::plan::model::{Scope, ScopeType};
+    use serde_json::json;
 
     fn app() -> Credentials {
         Credentials::App {

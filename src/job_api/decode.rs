@@ -163,7 +163,7 @@ impl ApiError {
 }
 
 /// At most 300 characters of a body, for messages.
-fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.chars().count() > 300 {
@@ -849,7 +849,7 @@ mod tests {
         assert_eq!(step.hosts.len(), 2);
         assert_eq!(step.hosts[1].status, 104);
         assert_eq!(
-            step.hosts[1].host.as_ref().map(|h| h.ip.as_str()),
+            step.hosts[1].addr.as_ref().map(|h| h.ip.as_str()),
             Some("10.0.0.2")
         );
         let bad_time = body.replace("2018-03-15 12:56:38", "yesterday");
@@ -947,7 +947,7 @@ mod tests {
         assert_eq!(step.hosts[0].host_id, Some(101));
         assert_eq!(
             step.hosts[0]
-                .host
+                .addr
                 .as_ref()
                 .map(ToString::to_string)
                 .as_deref(),
@@ -958,7 +958,7 @@ mod tests {
             Some(102),
             "resource_id names the host"
         );
-        assert_eq!(step.hosts[1].host, None);
+        assert_eq!(step.hosts[1].addr, None);
     }
 
     #[test]

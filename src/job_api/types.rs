@@ -152,10 +152,15 @@ impl From<RunStatus> for u8 {
     }
 }
 
+/// A status code JOB does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown JOB status {0}")]
+pub struct UnknownRunStatus(pub u8);
+
 impl TryFrom<u8> for RunStatus {
-    type Error = String;
-    fn try_from(code: u8) -> Result<Self, String> {
-        RunStatus::from_code(code).ok_or_else(|| format!("unknown JOB status {code}"))
+    type Error = UnknownRunStatus;
+    fn try_from(code: u8) -> Result<Self, UnknownRunStatus> {
+        RunStatus::from_code(code).ok_or(UnknownRunStatus(code))
     }
 }
 
@@ -414,6 +419,21 @@ pub struct HostRef {
     pub addr: Option<HostAddr>,
 }
 
+impl HostRef {
+    /// `cloud:ip`, else `host_id:N`.
+    pub fn label(&self) -> String {
+        host_label(self.addr.as_ref(), self.host_id)
+    }
+}
+
+fn host_label(addr: Option<&HostAddr>, host_id: Option<u64>) -> String {
+    match (addr, host_id) {
+        (Some(addr), _) => addr.to_string(),
+        (None, Some(id)) => format!("host_id:{id}"),
+        (None, None) => "unknown host".into(),
+    }
+}
+
 /// What a submission returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submitted {
@@ -496,16 +516,16 @@ pub struct RollingBatch {
 }
 
 /// One host's result within a step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostResult {
-    /// Cloud area and IP.
-    pub host: Option<HostAddr>,
     /// CMDB host id.
     pub host_id: Option<u64>,
+    /// Cloud area and IP.
+    pub addr: Option<HostAddr>,
     /// [`host_status`] code.
     pub status: u16,
     /// Script exit code.
-    pub exit_code: Option<i32>,
+    pub exit_code: Option<i64>,
     /// JOB's per-host error code.
     pub error_code: Option<i32>,
     /// Text set by `job_success` / `job_fail`.
@@ -523,8 +543,13 @@ impl HostResult {
     pub fn host_ref(&self) -> HostRef {
         HostRef {
             host_id: self.host_id,
-            addr: self.host.clone(),
+            addr: self.addr.clone(),
         }
+    }
+
+    /// `cloud:ip`, else `host_id:N`.
+    pub fn label(&self) -> String {
+        host_label(self.addr.as_ref(), self.host_id)
     }
 }
 

@@ -596,7 +596,7 @@ pub(crate) fn decode_status(
                 .step_ip_status
                 .into_iter()
                 .map(|h| HostResult {
-                    host: decode::addr(h.ip, h.bk_cloud_id),
+                    addr: decode::addr(h.ip, h.bk_cloud_id),
                     host_id: h.bk_host_id,
                     status: h.status,
                     exit_code: None,

@@ -583,10 +583,10 @@ pub(crate) fn decode_status(http: u16, data: Value) -> Result<JobStatus, ApiErro
                         None => inline,
                     };
                     HostResult {
-                        host: host.addr,
+                        addr: host.addr,
                         host_id: host.host_id,
                         status: r.status,
-                        exit_code: r.exit_code,
+                        exit_code: r.exit_code.map(i64::from),
                         error_code: r.error_code,
                         tag: r.tag,
                         start_time_ms: r.start_time,

@@ -45,6 +45,7 @@ impl JobApi for FakeJob {
         Ok(SubmitOutcome {
             submitted: Submitted {
                 job_instance_id: JobInstanceId(100 + submits.len() as u64),
+                job_instance_name: None,
                 step_instance_id: None,
             },
             reconciled: false,
@@ -139,6 +140,7 @@ fn status(job_status: RunStatus, host_status: u16) -> JobStatusView {
                 addr: HostAddr::parse("0:10.0.0.1"),
                 status: host_status,
                 exit_code: Some(if host_status == 9 { 0 } else { 1 }),
+                ..HostResult::default()
             }],
         }],
     }
