@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inspect::PlanInputArgs;
 use super::resume::{Pending, Prepared, ResumeRequest};
+use crate::compile::{self, CompiledPlan};
 use crate::config::{self, ConfigFlags, Credentials, WaitMode};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
 use crate::error::{Error, exit, render_issues};
@@ -24,7 +25,6 @@ use crate::executor::step::{ConfirmPolicy, JobStepRunner, Masker, StepRunnerSetu
 use crate::executor::wait::{CallbackHub, WaitOptions, callback};
 use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, Transport};
 use crate::plan::model::OnFailure;
-use crate::plan::validate::{self, ValidatedPlan};
 use crate::report::plain::PlainReporter;
 use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
@@ -136,7 +136,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     let loaded = crate::plan::load(&args.input.plan)?;
     let fingerprint =
         crate::state::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
-    let validated = validate::validate(loaded, &options)?;
+    let validated = compile::compile(loaded, &options)?;
     masker.learn_plan(&validated);
     if !validated.warnings.is_empty() {
         eprint!(
@@ -236,7 +236,7 @@ fn emulator_credentials(world: &World) -> Credentials {
 async fn run_async(
     args: RunArgs,
     config: config::Config,
-    validated: ValidatedPlan,
+    validated: CompiledPlan,
     pending: Pending,
     world: World,
     masker: Masker,

@@ -28,12 +28,12 @@ use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, Ste
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
 pub use crate::mask::Masker;
 
+use crate::compile::template::StepResult;
+use crate::compile::{CompiledPlan, RenderContext};
 use crate::job_api::types::{
     JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
 };
 use crate::plan::model::{Plan, Protocol, Step};
-use crate::plan::validate::{RenderContext, ValidatedPlan};
-use crate::template::StepResult;
 
 /// Extra time beyond the JOB-side timeout before the runner gives up on an instance.
 const DEADLINE_GRACE: Duration = Duration::from_secs(60);
@@ -80,7 +80,7 @@ pub trait StepSource: Send + Sync + 'static {
 }
 
 /// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
-impl StepSource for ValidatedPlan {
+impl StepSource for CompiledPlan {
     fn plan(&self) -> &Plan {
         &self.plan
     }
