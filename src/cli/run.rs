@@ -350,12 +350,6 @@ async fn run_async(
     });
     session.restore(&sink);
 
-    let default_on_failure = validated
-        .plan
-        .defaults
-        .as_ref()
-        .and_then(|d| d.on_failure)
-        .unwrap_or(OnFailure::Stop);
     let nodes: Vec<StepNode> = validated
         .plan
         .steps
@@ -364,7 +358,9 @@ async fn run_async(
         .map(|(i, s)| StepNode {
             id: s.id.clone(),
             needs: validated.graph.dependencies(i),
-            on_failure: s.on_failure.unwrap_or(default_on_failure),
+            on_failure: validated
+                .settings(i)
+                .map_or(OnFailure::Stop, |settings| settings.on_failure),
         })
         .collect();
 

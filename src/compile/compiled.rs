@@ -16,6 +16,7 @@ use serde_json::Map;
 use super::graph::{PlanGraph, graph_issues};
 use super::limits::{LimitError, check_rendered_limits};
 use super::render::{RenderContext, RenderError, Renderer};
+use super::settings::{ResolvedStep, StepSettings};
 use super::template::TemplateSet;
 use super::{dry_run, job_rules, references};
 use crate::plan::check;
@@ -58,6 +59,8 @@ pub struct CompiledPlan {
     upstream_refs: Vec<Vec<String>>,
     /// Step index by id (the first step with an id; ids are unique once valid).
     index_by_id: HashMap<String, usize>,
+    /// Per step, its settings with the plan's defaults filled in.
+    settings: Vec<StepSettings>,
 }
 
 /// Loads and compiles the plan at `path`.
@@ -125,6 +128,11 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         _ => return Err(findings.finish_with_errors()),
     };
     let warnings = findings.into_warnings();
+    let settings = plan
+        .steps
+        .iter()
+        .map(|step| StepSettings::resolve(&plan, step))
+        .collect();
     Ok(CompiledPlan {
         source: source.clone(),
         plan,
@@ -136,6 +144,7 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         script_files,
         upstream_refs,
         index_by_id,
+        settings,
     })
 }
 
@@ -164,6 +173,27 @@ impl CompiledPlan {
             },
         )?;
         Ok(step)
+    }
+
+    /// Step `index` rendered as [`render_step`](Self::render_step) does, with its
+    /// settings.
+    pub fn resolve_step(
+        &self,
+        index: usize,
+        ctx: &RenderContext,
+    ) -> Result<ResolvedStep, RenderError> {
+        let step = self.render_step(index, ctx)?;
+        let settings = self
+            .settings
+            .get(index)
+            .ok_or(RenderError::NoSuchStep(index))?
+            .rendered(&self.plan, &step);
+        Ok(ResolvedStep { step, settings })
+    }
+
+    /// Step `index`'s settings, defaults filled in (its `task_name` unrendered).
+    pub fn settings(&self, index: usize) -> Option<&StepSettings> {
+        self.settings.get(index)
     }
 
     /// Whether step `index` should run: its `when` renders to something other than

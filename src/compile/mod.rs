@@ -9,7 +9,9 @@ pub mod job_rules;
 pub mod limits;
 pub mod references;
 pub mod render;
+pub mod settings;
 pub mod template;
 
 pub use compiled::{CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, compile, load_and_compile};
 pub use render::{RenderContext, RenderError};
+pub use settings::{ResolvedStep, StepSettings};
