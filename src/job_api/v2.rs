@@ -19,8 +19,8 @@ use super::types::{
     StepStatus,
 };
 use crate::plan::model::{
-    FileSource, FileType, JobStep, JobStepOverride, JobVarKey, JobVarValue, Plan, Protocol,
-    PushFileStep, ScriptId, ScriptStep, Step, Targets,
+    FileSource, FileType, JobStep, JobStepOverride, Plan, Protocol, PushFileStep, ScriptId,
+    ScriptStep, Step, Targets,
 };
 
 const V2: Protocol = Protocol::V2;
@@ -365,32 +365,9 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
     }
     body.insert("bk_job_id".into(), json!(job.plan_id));
     if !job.vars.is_empty() && !platform {
-        let vars: Vec<Value> = job
-            .vars
-            .0
-            .iter()
-            .map(|var| {
-                let field = format!("job.vars.{}", var.key);
-                let mut object = Map::new();
-                match &var.key {
-                    JobVarKey::Id(id) => object.insert("id".into(), json!(id)),
-                    JobVarKey::Name(name) => object.insert("name".into(), json!(name)),
-                };
-                match &var.value {
-                    JobVarValue::Text(text) => {
-                        object.insert("value".into(), json!(text));
-                    }
-                    JobVarValue::Hosts(targets) => {
-                        let resolved = hosts::resolve(plan, targets, &field, errors);
-                        if resolved.is_empty() {
-                            errors.add(&field, "the host variable names no hosts");
-                        }
-                        hosts::write_v2(&resolved, &field, api, &mut object, errors);
-                    }
-                }
-                Value::Object(object)
-            })
-            .collect();
+        let vars = build::global_vars(plan, job, errors, |set, field, object, errors| {
+            hosts::write_v2(set, field, api, object, errors);
+        });
         body.insert("global_vars".into(), Value::Array(vars));
     }
     if !job.overrides.is_empty() {

@@ -18,8 +18,8 @@ use super::types::{
     JobInstanceInfo, JobStatus, LogType, StepInstanceId, StepLogs, StepStatus,
 };
 use crate::plan::model::{
-    FileType, HostPassword, JobStep, JobVarKey, JobVarValue, Plan, Protocol, PushFileStep, Rolling,
-    ScriptId, ScriptStep, Step, TransferMode,
+    FileType, HostPassword, JobStep, Plan, Protocol, PushFileStep, Rolling, ScriptId, ScriptStep,
+    Step, TransferMode,
 };
 
 const V3: Protocol = Protocol::V3;
@@ -380,32 +380,9 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
     build::write_gateway_scope(plan.scope, &mut body, errors);
     body.insert("job_plan_id".into(), json!(job.plan_id));
     if !job.vars.is_empty() {
-        let vars: Vec<Value> = job
-            .vars
-            .0
-            .iter()
-            .map(|var| {
-                let field = format!("job.vars.{}", var.key);
-                let mut object = Map::new();
-                match &var.key {
-                    JobVarKey::Id(id) => object.insert("id".into(), json!(id)),
-                    JobVarKey::Name(name) => object.insert("name".into(), json!(name)),
-                };
-                match &var.value {
-                    JobVarValue::Text(text) => {
-                        object.insert("value".into(), json!(text));
-                    }
-                    JobVarValue::Hosts(targets) => {
-                        let resolved = hosts::resolve(plan, targets, &field, errors);
-                        if resolved.is_empty() {
-                            errors.add(&field, "the host variable names no hosts");
-                        }
-                        object.insert("server".into(), hosts::v3_server(&resolved, &field, errors));
-                    }
-                }
-                Value::Object(object)
-            })
-            .collect();
+        let vars = build::global_vars(plan, job, errors, |set, field, object, errors| {
+            object.insert("server".into(), hosts::v3_server(set, field, errors));
+        });
         body.insert("global_var_list".into(), Value::Array(vars));
     }
     if !job.overrides.is_empty() {
