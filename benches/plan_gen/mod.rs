@@ -20,8 +20,8 @@ use std::path::Path;
 
 use baton::compile::{CompileOptions, RenderContext, load_and_compile};
 use baton::job_api::build::{ApiCall, BuildContext, build_request};
+use baton::job_api::types::Protocol;
 use baton::plan::VarInputs;
-use baton::plan::model::Protocol;
 
 /// How the steps depend on each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::compile::graph::{self, PlanGraph};
 use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
 use crate::error::{Error, exit, render_issues};
 use crate::job_api::build::{ApiCall, BuildContext, HttpMethod, build_request};
-use crate::plan::model::Protocol;
+use crate::job_api::types::Protocol;
 use crate::plan::vars::{MASK, VarInputs};
 
 /// The plan and the inputs that complete it.

@@ -311,6 +311,7 @@ async fn run_async(
     let scope = validated
         .plan
         .scope
+        .map(Into::into)
         .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 

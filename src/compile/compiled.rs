@@ -19,10 +19,11 @@ use super::render::{RenderContext, RenderError, Renderer};
 use super::settings::{ResolvedStep, StepSettings};
 use super::template::TemplateSet;
 use super::{dry_run, job_rules, references};
+use crate::job_api::types::Protocol;
 use crate::plan::check;
 use crate::plan::findings::Findings;
 use crate::plan::load::{self, LoadedPlan};
-use crate::plan::model::{Plan, Protocol, Step};
+use crate::plan::model::{Plan, Step};
 use crate::plan::span::{Issue, PlanErrors, PlanSource};
 use crate::plan::vars::{self, ResolvedVars, VarInputs};
 
@@ -77,7 +78,10 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         file_issues,
         ..
     } = loaded;
-    let protocol = options.api.or(plan.api).unwrap_or(DEFAULT_PROTOCOL);
+    let protocol = options
+        .api
+        .or(plan.api.map(Into::into))
+        .unwrap_or(DEFAULT_PROTOCOL);
     let mut findings = Findings::new(&source, file_issues);
 
     let (resolved, var_errors, var_warnings) = vars::resolve(&source, &plan.vars, &options.vars);

@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use super::limits::{LimitError, check_rendered_limits};
 use super::render::{RenderContext, RenderError, Renderer};
 use crate::job_api::build::{BuildContext, build_request};
+use crate::job_api::types::Protocol;
 use crate::plan::check::{named_host_sets, step_of_field};
 use crate::plan::findings::Findings;
-use crate::plan::model::Protocol;
 
 /// Renders every step with preview values (real variable values, so lengths are
 /// right) and checks the results, including what the protocol can carry.

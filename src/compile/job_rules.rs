@@ -7,9 +7,10 @@ use std::collections::HashSet;
 
 use crate::job_api::rules;
 use crate::job_api::types::HostAddr;
+use crate::job_api::types::Protocol;
 use crate::plan::check::step_targets;
 use crate::plan::findings::Findings;
-use crate::plan::model::{HostSet, Plan, Protocol, Rolling, Step, Targets};
+use crate::plan::model::{HostSet, Plan, Rolling, Step, Targets};
 
 /// Checks `plan` against JOB's rules for `protocol`.
 pub fn check(plan: &Plan, protocol: Protocol, findings: &mut Findings<'_>) {

@@ -11,6 +11,7 @@ pub mod references;
 pub mod render;
 pub mod settings;
 pub mod template;
+pub mod vocabulary;
 
 pub use compiled::{CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, compile, load_and_compile};
 pub use render::{RenderContext, RenderError};

@@ -45,7 +45,7 @@ pub(crate) fn register(
                     if let Err(message) =
                         check_plain_reference(&reference, &declared, "the plan's description")
                     {
-                        findings.error("description", message);
+                        findings.error("description", message.to_string());
                     }
                 }
             }
@@ -96,7 +96,7 @@ pub(crate) fn register(
                 if segments.first().map(String::as_str) != Some("steps") {
                     let place = format!("step `{id}`, field `{suffix}`");
                     if let Err(message) = check_plain_reference(&reference, &declared, &place) {
-                        let issue = findings.error(&name, message);
+                        let issue = findings.error(&name, message.to_string());
                         if let Some(near) =
                             vars::closest(&segments[0], declared.iter().map(String::as_str))
                         {
@@ -163,32 +163,56 @@ pub(crate) fn register(
     }
 }
 
+/// A template reference outside `steps.*` that reads nothing defined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PlainReferenceError {
+    #[error("{place}: `{reference}` is not defined; only `run.id` and `plan.name` are")]
+    UnknownBuiltin { place: String, reference: String },
+    #[error("{place}: `{reference}` reads a step result, which only steps can use")]
+    StepResult { place: String, reference: String },
+    #[error("{place}: `{reference}`: variable `{name}` is a string and has no fields")]
+    FieldOfString {
+        place: String,
+        reference: String,
+        name: String,
+    },
+    #[error("{place}: `{reference}` is not a declared variable (add it to `vars`)")]
+    Undeclared { place: String, reference: String },
+}
+
 fn check_plain_reference(
     reference: &Reference,
     declared: &BTreeSet<String>,
     place: &str,
-) -> Result<(), String> {
+) -> Result<(), PlainReferenceError> {
     let segments = &reference.0;
+    let place = place.to_owned();
+    let shown = reference.to_string();
     match segments.first().map(String::as_str) {
         Some("run") if segments.len() == 2 && segments[1] == "id" => Ok(()),
         Some("plan") if segments.len() == 2 && segments[1] == "name" => Ok(()),
-        Some("run" | "plan") => Err(format!(
-            "{place}: `{reference}` is not defined; only `run.id` and `plan.name` are"
-        )),
-        Some("steps") => Err(format!(
-            "{place}: `{reference}` reads a step result, which only steps can use"
-        )),
+        Some("run" | "plan") => Err(PlainReferenceError::UnknownBuiltin {
+            place,
+            reference: shown,
+        }),
+        Some("steps") => Err(PlainReferenceError::StepResult {
+            place,
+            reference: shown,
+        }),
         Some(name) if declared.contains(name) => {
             if segments.len() == 1 {
                 Ok(())
             } else {
-                Err(format!(
-                    "{place}: `{reference}`: variable `{name}` is a string and has no fields"
-                ))
+                Err(PlainReferenceError::FieldOfString {
+                    place,
+                    reference: shown,
+                    name: name.to_owned(),
+                })
             }
         }
-        _ => Err(format!(
-            "{place}: `{reference}` is not a declared variable (add it to `vars`)"
-        )),
+        _ => Err(PlainReferenceError::Undeclared {
+            place,
+            reference: shown,
+        }),
     }
 }

@@ -23,17 +23,18 @@ use super::prompt::Prompter;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
 use crate::config::WaitMode;
-use crate::job_api::build::{ApiCall, BuildContext, build_request};
+use crate::job_api::build::{ApiCall, BuildContext, BuildErrors, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
 pub use crate::mask::Masker;
 
 use crate::compile::template::StepResult;
-use crate::compile::{CompiledPlan, RenderContext, ResolvedStep};
+use crate::compile::{CompiledPlan, RenderContext, RenderError, ResolvedStep};
+use crate::job_api::types::Protocol;
 use crate::job_api::types::{
     JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
 };
-use crate::plan::model::{Plan, Protocol};
+use crate::plan::model::Plan;
 
 /// Lines of a failed host's log kept for the report.
 const LOG_TAIL_LINES: usize = 20;
@@ -66,11 +67,11 @@ pub trait StepSource: Send + Sync + 'static {
     /// The plan as loaded.
     fn plan(&self) -> &Plan;
     /// Evaluates the step's `when:` (true when absent).
-    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String>;
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError>;
     /// Renders the step's templates; its settings come with it.
-    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, String>;
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, RenderError>;
     /// Builds the protocol request for a rendered step.
-    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, String>;
+    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors>;
     /// Secret values that must never be shown.
     fn secret_values(&self) -> Vec<String>;
 }
@@ -81,28 +82,20 @@ impl StepSource for CompiledPlan {
         &self.plan
     }
 
-    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String> {
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError> {
         self.evaluate_when(index, &render_context(input))
-            .map_err(|e| e.to_string())
     }
 
-    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, String> {
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, RenderError> {
         self.resolve_step(index, &render_context(input))
-            .map_err(|e| e.to_string())
     }
 
-    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, String> {
+    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors> {
         let ctx = BuildContext {
             protocol,
             plan: &self.plan,
         };
-        build_request(&ctx, &resolved.step).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        build_request(&ctx, &resolved.step).map_err(BuildErrors)
     }
 
     fn secret_values(&self) -> Vec<String> {

@@ -11,7 +11,7 @@ use std::fmt;
 use serde_json::{Map, Value, json};
 
 use super::build::{ApiCall, HttpMethod, MASK};
-use crate::plan::model::Protocol;
+use crate::job_api::types::Protocol;
 
 /// The gateway's auth header.
 pub const AUTH_HEADER: &str = "X-Bkapi-Authorization";
@@ -210,7 +210,7 @@ mod tests {
     use super::*;
     use crate::job_api::calls;
     use crate::job_api::types::JobInstanceId;
-    use crate::plan::model::{Scope, ScopeType};
+    use crate::job_api::types::{Scope, ScopeType};
 
     fn app() -> Credentials {
         Credentials::App {

@@ -48,9 +48,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use super::hosts::{self, ResolvedHosts};
+use super::types::{Protocol, Scope, ScopeType};
 use crate::plan::model::{
-    AccountRef, JobStep, JobVarKey, JobVarValue, Plan, Protocol, RollingMode, Scope, ScopeType,
-    ScriptLanguage, Step,
+    AccountRef, JobStep, JobVarKey, JobVarValue, Plan, RollingMode, ScriptLanguage, Step,
 };
 
 /// HTTP method of a JOB call.
@@ -230,6 +230,11 @@ pub struct BuildError {
     /// What is wrong, naming the protocol where that is the reason.
     pub message: String,
 }
+
+/// Every error of one step's request, shown joined by `; `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct BuildErrors(pub Vec<BuildError>);
 
 /// What a request needs from the plan besides the step itself.
 #[derive(Debug, Clone, Copy)]
@@ -663,7 +668,8 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::{ApiCall, BuildContext, BuildError, build_request};
-    use crate::plan::model::{Plan, Protocol};
+    use crate::job_api::types::Protocol;
+    use crate::plan::model::Plan;
 
     /// Builds the first step of the plan `yaml` for `protocol`.
     pub(crate) fn build_first(protocol: Protocol, yaml: &str) -> Result<ApiCall, Vec<BuildError>> {

@@ -26,8 +26,8 @@ use crate::job_api::build::{ApiCall, BuildError, HttpMethod};
 use crate::job_api::types::{
     HostAddr, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation,
 };
+use crate::job_api::types::{Protocol, Scope};
 use crate::job_api::{calls, decode, types};
-use crate::plan::model::{Protocol, Scope};
 
 /// What JOB answered to a submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1147,7 +1147,7 @@ mod tests {
             );
         let base = serve(router).await;
         let scope = Scope {
-            scope_type: crate::plan::model::ScopeType::Biz,
+            scope_type: crate::job_api::types::ScopeType::Biz,
             id: 2,
         };
         let api = HttpJobApi::new(
