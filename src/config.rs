@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::plan::model::Protocol;
+use crate::job_api::types::Protocol;
 
 pub use crate::job_api::credentials::{Credentials, Secret, User};
 

@@ -3,14 +3,13 @@
 //! resumable. With no JOB endpoint configured it rehearses on its own JOB emulator.
 
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod executor;
-pub mod graph;
 pub mod job_api;
 pub mod mask;
 pub mod plan;
 pub mod report;
 pub mod state;
-pub mod template;

@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::compile::CompiledPlan;
 use crate::plan::model::Step;
-use crate::plan::validate::ValidatedPlan;
 
 pub use crate::plan::vars::MASK;
 
@@ -58,14 +58,14 @@ impl Masker {
 
     /// A masker for what a plan holds before it runs: its secret variables' values,
     /// the literal parts of its sensitive parameters, and its host passwords.
-    pub fn for_plan(validated: &ValidatedPlan) -> Self {
+    pub fn for_plan(validated: &CompiledPlan) -> Self {
         let masker = Masker::default();
         masker.learn_plan(validated);
         masker
     }
 
     /// Masks what [`Masker::for_plan`] masks too, from now on.
-    pub fn learn_plan(&self, validated: &ValidatedPlan) {
+    pub fn learn_plan(&self, validated: &CompiledPlan) {
         self.learn(
             validated
                 .vars

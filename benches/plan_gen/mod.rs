@@ -18,9 +18,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use baton::compile::{CompileOptions, RenderContext, load_and_compile};
 use baton::job_api::build::{ApiCall, BuildContext, build_request};
-use baton::plan::model::Protocol;
-use baton::plan::{RenderContext, ValidateOptions, VarInputs, load_and_validate};
+use baton::job_api::types::Protocol;
+use baton::plan::VarInputs;
 
 /// How the steps depend on each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +54,8 @@ impl Shape {
 pub const VARS: [&str; 2] = ["version=2.14.3", "db_password=s3cret"];
 
 /// Validation options for the generated plans: protocol v3 and [`VARS`].
-pub fn validate_options() -> ValidateOptions {
-    ValidateOptions {
+pub fn validate_options() -> CompileOptions {
+    CompileOptions {
         api: Some(Protocol::V3),
         vars: VarInputs {
             flags: VARS.iter().map(|v| (*v).to_owned()).collect(),
@@ -65,8 +66,8 @@ pub fn validate_options() -> ValidateOptions {
 
 /// What `baton plan` does before printing: load and validate the file, take the DAG's
 /// waves, then render every step and encode its request, wave by wave.
-pub fn plan_requests(path: &Path, options: &ValidateOptions) -> Vec<ApiCall> {
-    let validated = load_and_validate(path, options).unwrap_or_else(|errors| {
+pub fn plan_requests(path: &Path, options: &CompileOptions) -> Vec<ApiCall> {
+    let validated = load_and_compile(path, options).unwrap_or_else(|errors| {
         let first: Vec<String> = errors
             .issues
             .iter()

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use miette::Severity;
 use serde_json::{Value, json};
 
+use crate::compile::graph::{self, PlanGraph};
+use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
 use crate::error::{Error, exit, render_issues};
-use crate::graph::PlanGraph;
 use crate::job_api::build::{ApiCall, BuildContext, HttpMethod, build_request};
-use crate::plan::model::Protocol;
-use crate::plan::validate::{self, RenderContext, ValidateOptions, ValidatedPlan};
+use crate::job_api::types::Protocol;
 use crate::plan::vars::{MASK, VarInputs};
 
 /// The plan and the inputs that complete it.
@@ -33,8 +33,8 @@ pub struct PlanInputArgs {
 
 impl PlanInputArgs {
     /// Validation options from the flags and the process environment.
-    pub fn options(&self) -> ValidateOptions {
-        ValidateOptions {
+    pub fn options(&self) -> CompileOptions {
+        CompileOptions {
             api: self.api,
             vars: VarInputs {
                 flags: self.vars.clone(),
@@ -104,8 +104,8 @@ pub struct GraphArgs {
 }
 
 /// Loads and validates, printing warnings on the way.
-fn checked_plan(input: &PlanInputArgs) -> Result<ValidatedPlan, Error> {
-    let validated = validate::load_and_validate(&input.plan, &input.options())?;
+fn checked_plan(input: &PlanInputArgs) -> Result<CompiledPlan, Error> {
+    let validated = compile::load_and_compile(&input.plan, &input.options())?;
     if !validated.warnings.is_empty() {
         eprint!(
             "{}",
@@ -196,7 +196,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
 
 const RUN_TIME_NOTE: &str = "at run time baton adds a unique `task_name` (carrying the run id) where the API takes one, and the callback URL, to every request";
 
-fn plan_text(validated: &ValidatedPlan, planned: &[PlannedStep], auth: &Auth) -> String {
+fn plan_text(validated: &CompiledPlan, planned: &[PlannedStep], auth: &Auth) -> String {
     let waves = validated.graph.waves().len();
     let steps = planned.len();
     let mut out = format!(
@@ -240,7 +240,7 @@ fn plan_text(validated: &ValidatedPlan, planned: &[PlannedStep], auth: &Auth) ->
     out
 }
 
-fn plan_json(validated: &ValidatedPlan, planned: &[PlannedStep], auth: &Auth) -> String {
+fn plan_json(validated: &CompiledPlan, planned: &[PlannedStep], auth: &Auth) -> String {
     let waves: Vec<Vec<&str>> = validated
         .graph
         .waves()
@@ -345,7 +345,7 @@ pub fn graph(args: GraphArgs) -> Result<ExitCode, Error> {
         Error::Plan(
             loaded
                 .source
-                .errors(validate::graph_issues(&loaded.source, problems)),
+                .errors(graph::graph_issues(&loaded.source, problems)),
         )
     })?;
     let text = match args.format {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use clap::{ArgMatches, Args, FromArgMatches};
 
 use super::run::RunArgs;
+use crate::compile::CompiledPlan;
 use crate::error::Error;
 use crate::executor::events::{
     self, EventRecorder, EventSink, RunEvent, RunTarget, StepFinished, StepRef,
@@ -28,7 +29,6 @@ use crate::job_api::client::{self, ClientError, JobApi};
 use crate::job_api::types::{JobInstanceId, JobOperation};
 use crate::mask::Masker;
 use crate::plan::model::Concurrency;
-use crate::plan::validate::ValidatedPlan;
 use crate::report::plain::PlainReporter;
 use crate::report::watch::Watcher;
 use crate::state::StateError;
@@ -264,7 +264,7 @@ pub struct Pending {
 pub fn prepare(
     args: &StateArgs,
     fingerprint: Fingerprint,
-    validated: &ValidatedPlan,
+    validated: &CompiledPlan,
     resume: Option<ResumeRequest>,
 ) -> Result<Prepared, Error> {
     let state = StateDir::resolve(args.state_dir.clone())?;
@@ -472,7 +472,7 @@ impl Pending {
         mut self,
         api: &A,
         target: &RunTarget,
-        validated: &ValidatedPlan,
+        validated: &CompiledPlan,
     ) -> Result<Session, Error> {
         if let Some((path, holder, wait)) = self.replace.take() {
             self.plan_lock = Some(
@@ -519,7 +519,7 @@ impl Pending {
         request: ResumeRequest,
         api: &A,
         target: &RunTarget,
-        validated: &ValidatedPlan,
+        validated: &CompiledPlan,
     ) -> Result<Session, Error> {
         let ResumeRequest {
             dir,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inspect::PlanInputArgs;
 use super::resume::{Pending, Prepared, ResumeRequest};
+use crate::compile::{self, CompiledPlan};
 use crate::config::{self, ConfigFlags, Credentials, WaitMode};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
 use crate::error::{Error, exit, render_issues};
@@ -24,7 +25,6 @@ use crate::executor::step::{ConfirmPolicy, JobStepRunner, Masker, StepRunnerSetu
 use crate::executor::wait::{CallbackHub, WaitOptions, callback};
 use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, Transport};
 use crate::plan::model::OnFailure;
-use crate::plan::validate::{self, ValidatedPlan};
 use crate::report::plain::PlainReporter;
 use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
@@ -136,7 +136,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     let loaded = crate::plan::load(&args.input.plan)?;
     let fingerprint =
         crate::state::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
-    let validated = validate::validate(loaded, &options)?;
+    let validated = compile::compile(loaded, &options)?;
     masker.learn_plan(&validated);
     if !validated.warnings.is_empty() {
         eprint!(
@@ -236,7 +236,7 @@ fn emulator_credentials(world: &World) -> Credentials {
 async fn run_async(
     args: RunArgs,
     config: config::Config,
-    validated: ValidatedPlan,
+    validated: CompiledPlan,
     pending: Pending,
     world: World,
     masker: Masker,
@@ -311,6 +311,7 @@ async fn run_async(
     let scope = validated
         .plan
         .scope
+        .map(Into::into)
         .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
@@ -350,12 +351,6 @@ async fn run_async(
     });
     session.restore(&sink);
 
-    let default_on_failure = validated
-        .plan
-        .defaults
-        .as_ref()
-        .and_then(|d| d.on_failure)
-        .unwrap_or(OnFailure::Stop);
     let nodes: Vec<StepNode> = validated
         .plan
         .steps
@@ -364,7 +359,9 @@ async fn run_async(
         .map(|(i, s)| StepNode {
             id: s.id.clone(),
             needs: validated.graph.dependencies(i),
-            on_failure: s.on_failure.unwrap_or(default_on_failure),
+            on_failure: validated
+                .settings(i)
+                .map_or(OnFailure::Stop, |settings| settings.on_failure),
         })
         .collect();
 

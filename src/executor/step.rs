@@ -23,23 +23,20 @@ use super::prompt::Prompter;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
 use crate::config::WaitMode;
-use crate::job_api::build::{ApiCall, BuildContext, build_request};
+use crate::job_api::build::{ApiCall, BuildContext, BuildErrors, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::decode::html_decode;
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
 pub use crate::mask::Masker;
 
+use crate::compile::template::StepResult;
+use crate::compile::{CompiledPlan, RenderContext, RenderError, ResolvedStep};
+use crate::job_api::types::Protocol;
 use crate::job_api::types::{
     JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
 };
-use crate::plan::model::{Plan, Protocol, Step};
-use crate::plan::validate::{RenderContext, ValidatedPlan};
-use crate::template::StepResult;
+use crate::plan::model::Plan;
 
-/// Extra time beyond the JOB-side timeout before the runner gives up on an instance.
-const DEADLINE_GRACE: Duration = Duration::from_secs(60);
-/// JOB's default timeout when a step sets none.
-const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(7200);
 /// Lines of a failed host's log kept for the report.
 const LOG_TAIL_LINES: usize = 20;
 
@@ -71,43 +68,35 @@ pub trait StepSource: Send + Sync + 'static {
     /// The plan as loaded.
     fn plan(&self) -> &Plan;
     /// Evaluates the step's `when:` (true when absent).
-    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String>;
-    /// Renders the step's templates.
-    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<Step, String>;
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError>;
+    /// Renders the step's templates; its settings come with it.
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, RenderError>;
     /// Builds the protocol request for a rendered step.
-    fn build(&self, protocol: Protocol, rendered: &Step) -> Result<ApiCall, String>;
+    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors>;
     /// Secret values that must never be shown.
     fn secret_values(&self) -> Vec<String>;
 }
 
 /// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
-impl StepSource for ValidatedPlan {
+impl StepSource for CompiledPlan {
     fn plan(&self) -> &Plan {
         &self.plan
     }
 
-    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, String> {
+    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError> {
         self.evaluate_when(index, &render_context(input))
-            .map_err(|e| e.to_string())
     }
 
-    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<Step, String> {
-        self.render_step(index, &render_context(input))
-            .map_err(|e| e.to_string())
+    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, RenderError> {
+        self.resolve_step(index, &render_context(input))
     }
 
-    fn build(&self, protocol: Protocol, rendered: &Step) -> Result<ApiCall, String> {
+    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors> {
         let ctx = BuildContext {
             protocol,
             plan: &self.plan,
         };
-        build_request(&ctx, rendered).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        build_request(&ctx, &resolved.step).map_err(BuildErrors)
     }
 
     fn secret_values(&self) -> Vec<String> {
@@ -452,10 +441,10 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             Err(e) => Ending::failed(format!("cannot evaluate `when`: {e}"), 0, None),
             Ok(true) => match setup.source.render(index, &input) {
                 Err(e) => Ending::failed(format!("cannot render the step: {e}"), 0, None),
-                Ok(rendered) => {
+                Ok(resolved) => {
                     // Before any event can carry them (a log that echoes `$1`).
-                    setup.masker.learn_step(&rendered);
-                    self.drive(&step_ref, &rendered, &ctx).await
+                    setup.masker.learn_step(&resolved.step);
+                    self.drive(&step_ref, &resolved, &ctx).await
                 }
             },
         };
@@ -523,39 +512,20 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     async fn drive(
         &self,
         step_ref: &StepRef,
-        rendered: &Step,
+        resolved: &ResolvedStep,
         ctx: &StepContext<StepOutput>,
     ) -> Ending {
         let setup = &self.setup;
-        let plan = setup.source.plan();
         let protocol = setup.api.protocol();
-        let defaults = plan.defaults.clone().unwrap_or_default();
-        let retries = rendered.retries.or(defaults.retries).unwrap_or(0);
-        let retry_delay = Duration::from_secs(
-            rendered
-                .retry_delay
-                .or(defaults.retry_delay)
-                .map(|s| s.0)
-                .unwrap_or(0),
-        );
-        let job_timeout = rendered
-            .timeout
-            .or(defaults.timeout)
-            .map(|s| Duration::from_secs(s.0))
-            .unwrap_or(DEFAULT_JOB_TIMEOUT);
-        let wait_timeout = rendered
-            .wait_timeout
-            .or(defaults.wait_timeout)
-            .map(|s| Duration::from_secs(s.0))
-            .unwrap_or(job_timeout + DEADLINE_GRACE);
-        let ignore_errors = rendered.ignore_errors.unwrap_or(false);
-        let want_all_logs = !rendered.outputs.is_empty();
-        let prefix = rendered
-            .task_name
-            .clone()
-            .unwrap_or_else(|| plan.name.clone());
+        let settings = &resolved.settings;
+        let retries = settings.retries;
+        let retry_delay = settings.retry_delay;
+        let wait_timeout = settings.wait_timeout;
+        let ignore_errors = settings.ignore_errors;
+        let want_all_logs = !resolved.step.outputs.is_empty();
+        let prefix = settings.task_name_prefix.clone();
 
-        let base_call = match setup.source.build(protocol, rendered) {
+        let base_call = match setup.source.build(protocol, resolved) {
             Ok(call) => call,
             Err(e) => {
                 return Ending::failed(

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::build::{ApiCall, HttpMethod, MASK};
 use super::credentials::Credentials;
-use crate::plan::model::Protocol;
+use crate::job_api::types::Protocol;
 
 /// The gateway's auth header.
 pub const AUTH_HEADER: &str = "X-Bkapi-Authorization";
@@ -137,7 +137,7 @@ mod tests {
     use crate::job_api::calls;
     use crate::job_api::credentials::{Secret, User};
     use crate::job_api::types::JobInstanceId;
-    use crate::plan::model::{Scope, ScopeType};
+    use crate::job_api::types::{Scope, ScopeType};
     use serde_json::json;
 
     fn app() -> Credentials {

@@ -47,8 +47,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
+use super::hosts::{self, ResolvedHosts};
+use super::types::{Protocol, Scope, ScopeType};
 use crate::plan::model::{
-    AccountRef, Plan, Protocol, RollingMode, Scope, ScopeType, ScriptLanguage, Step,
+    AccountRef, JobStep, JobVarKey, JobVarValue, Plan, RollingMode, ScriptLanguage, Step,
 };
 
 /// HTTP method of a JOB call.
@@ -228,6 +230,11 @@ pub struct BuildError {
     /// What is wrong, naming the protocol where that is the reason.
     pub message: String,
 }
+
+/// Every error of one step's request, shown joined by `; `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct BuildErrors(pub Vec<BuildError>);
 
 /// What a request needs from the plan besides the step itself.
 #[derive(Debug, Clone, Copy)]
@@ -547,6 +554,42 @@ pub(crate) fn reject_job_step_fields(step: &Step, errors: &mut Errors) {
     }
 }
 
+/// A job plan's global variables in the shape v2 (`global_vars`) and v3
+/// (`global_var_list`) share: each names its variable by `id` or `name` and carries a
+/// `value`, or hosts that `write_hosts` writes in the protocol's own form.
+pub(crate) fn global_vars(
+    plan: &Plan,
+    job: &JobStep,
+    errors: &mut Errors,
+    mut write_hosts: impl FnMut(&ResolvedHosts, &str, &mut Map<String, Value>, &mut Errors),
+) -> Vec<Value> {
+    job.vars
+        .0
+        .iter()
+        .map(|var| {
+            let field = format!("job.vars.{}", var.key);
+            let mut object = Map::new();
+            match &var.key {
+                JobVarKey::Id(id) => object.insert("id".into(), Value::from(*id)),
+                JobVarKey::Name(name) => object.insert("name".into(), Value::from(name.clone())),
+            };
+            match &var.value {
+                JobVarValue::Text(text) => {
+                    object.insert("value".into(), Value::from(text.clone()));
+                }
+                JobVarValue::Hosts(targets) => {
+                    let resolved = hosts::resolve(plan, targets, &field, errors);
+                    if resolved.is_empty() {
+                        errors.add(&field, "the host variable names no hosts");
+                    }
+                    write_hosts(&resolved, &field, &mut object, errors);
+                }
+            }
+            Value::Object(object)
+        })
+        .collect()
+}
+
 /// The sensitive pointer for `script_param` when the params are sensitive.
 pub(crate) fn sensitive_param_pointer(
     sensitive: bool,
@@ -625,7 +668,8 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::{ApiCall, BuildContext, BuildError, build_request};
-    use crate::plan::model::{Plan, Protocol};
+    use crate::job_api::types::Protocol;
+    use crate::plan::model::Plan;
 
     /// Builds the first step of the plan `yaml` for `protocol`.
     pub(crate) fn build_first(protocol: Protocol, yaml: &str) -> Result<ApiCall, Vec<BuildError>> {

@@ -13,7 +13,7 @@ use super::build::{self, ApiCall, BuildError, Errors};
 use super::hosts::ip_objects;
 use super::rules::MAX_LOG_BATCH_HOSTS;
 use super::types::{HostRef, JobInstanceId, JobOperation, StepInstanceId, StepOperation};
-use crate::plan::model::{Protocol, Scope, ScopeType};
+use crate::job_api::types::{Protocol, Scope, ScopeType};
 
 /// v4's batch log API takes at most 100 hosts per call (its doc), v3's 500.
 pub const MAX_V4_LOG_BATCH_HOSTS: usize = 100;

@@ -19,7 +19,7 @@ use super::types::{
     HostAddr, InstanceList, JobInstanceId, JobStatus, RunStatus, StepInstanceId, StepLogs,
     Submitted,
 };
-use crate::plan::model::Protocol;
+use crate::job_api::types::Protocol;
 
 /// The gateway header saying when a rate-limit window resets (seconds).
 pub const RATE_LIMIT_RESET_HEADER: &str = "X-Bkapi-RateLimit-Reset";

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use super::build::Errors;
 use super::types::HostAddr;
-use crate::plan::model::{HostSet, Plan, Protocol, Targets, TopoNode};
+use super::types::Protocol;
+use crate::plan::model::{HostSet, Plan, Targets, TopoNode};
 
 /// A merged target set, every list de-duplicated in first-seen order.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,6 +5,47 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The JOB API generation a request is encoded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// ESB `/api/c/compapi/v2/job/<name>/`, credentials in the body.
+    V2,
+    /// API gateway `/api/v3/<name>`, `X-Bkapi-Authorization` header.
+    V3,
+    /// API gateway `/api/v4/<name>`, HTTP-status errors.
+    V4,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::V2 => "v2",
+            Protocol::V3 => "v3",
+            Protocol::V4 => "v4",
+        })
+    }
+}
+
+/// The resource scope a request acts in: `bk_biz_id` (v2) or `bk_scope_type` +
+/// `bk_scope_id` (v3, v4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// A business or a business set.
+    pub scope_type: ScopeType,
+    /// The business or business-set id.
+    pub id: u64,
+}
+
+/// JOB's resource scope kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeType {
+    /// A business (`biz`).
+    Biz,
+    /// A business set (`biz_set`).
+    BizSet,
+}
+
 /// A job instance id (`job_instance_id`), unique and increasing per JOB install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

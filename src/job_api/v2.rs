@@ -15,12 +15,12 @@ use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject
 use super::decode::{self, ApiError, nullable};
 use super::hosts;
 use super::types::{
-    HostLog, HostResult, JobInstanceId, JobInstanceInfo, JobStatus, StepInstanceId, StepLogs,
-    StepStatus,
+    HostLog, HostResult, JobInstanceId, JobInstanceInfo, JobStatus, Protocol, StepInstanceId,
+    StepLogs, StepStatus,
 };
 use crate::plan::model::{
-    FileSource, FileType, JobStep, JobStepOverride, JobVarKey, JobVarValue, Plan, Protocol,
-    PushFileStep, ScriptId, ScriptStep, Step, Targets,
+    FileSource, FileType, JobStep, JobStepOverride, Plan, PushFileStep, ScriptId, ScriptStep, Step,
+    Targets,
 };
 
 const V2: Protocol = Protocol::V2;
@@ -79,7 +79,7 @@ fn write_targets(
 fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
     const API: &str = "fast_execute_script";
     let mut body = Map::new();
-    if let Some(biz) = build::v2_biz_id(plan.scope, errors) {
+    if let Some(biz) = build::v2_biz_id(plan.scope.map(Into::into), errors) {
         body.insert("bk_biz_id".into(), json!(biz));
     }
     if let Some(id) = &script.script_id {
@@ -182,7 +182,7 @@ fn v2_script_id(id: &ScriptId) -> Option<u64> {
 fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors) -> ApiCall {
     const API: &str = "fast_push_file";
     let mut body = Map::new();
-    if let Some(biz) = build::v2_biz_id(plan.scope, errors) {
+    if let Some(biz) = build::v2_biz_id(plan.scope.map(Into::into), errors) {
         body.insert("bk_biz_id".into(), json!(biz));
     }
     let step_account = build::account(plan, step);
@@ -360,37 +360,14 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
                 "a cross-business job takes no global variables; override its steps instead",
             );
         }
-    } else if let Some(biz) = build::v2_biz_id(plan.scope, errors) {
+    } else if let Some(biz) = build::v2_biz_id(plan.scope.map(Into::into), errors) {
         body.insert("bk_biz_id".into(), json!(biz));
     }
     body.insert("bk_job_id".into(), json!(job.plan_id));
     if !job.vars.is_empty() && !platform {
-        let vars: Vec<Value> = job
-            .vars
-            .0
-            .iter()
-            .map(|var| {
-                let field = format!("job.vars.{}", var.key);
-                let mut object = Map::new();
-                match &var.key {
-                    JobVarKey::Id(id) => object.insert("id".into(), json!(id)),
-                    JobVarKey::Name(name) => object.insert("name".into(), json!(name)),
-                };
-                match &var.value {
-                    JobVarValue::Text(text) => {
-                        object.insert("value".into(), json!(text));
-                    }
-                    JobVarValue::Hosts(targets) => {
-                        let resolved = hosts::resolve(plan, targets, &field, errors);
-                        if resolved.is_empty() {
-                            errors.add(&field, "the host variable names no hosts");
-                        }
-                        hosts::write_v2(&resolved, &field, api, &mut object, errors);
-                    }
-                }
-                Value::Object(object)
-            })
-            .collect();
+        let vars = build::global_vars(plan, job, errors, |set, field, object, errors| {
+            hosts::write_v2(set, field, api, object, errors);
+        });
         body.insert("global_vars".into(), Value::Array(vars));
     }
     if !job.overrides.is_empty() {

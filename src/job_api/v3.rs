@@ -15,11 +15,11 @@ use super::decode::{self, ApiError, nullable};
 use super::hosts;
 use super::types::{
     FileLog, HostLog, HostRef, HostResult, InstanceList, InstanceSummary, JobInstanceId,
-    JobInstanceInfo, JobStatus, LogType, StepInstanceId, StepLogs, StepStatus,
+    JobInstanceInfo, JobStatus, LogType, Protocol, StepInstanceId, StepLogs, StepStatus,
 };
 use crate::plan::model::{
-    FileType, HostPassword, JobStep, JobVarKey, JobVarValue, Plan, Protocol, PushFileStep, Rolling,
-    ScriptId, ScriptStep, Step, TransferMode,
+    FileType, HostPassword, JobStep, Plan, PushFileStep, Rolling, ScriptId, ScriptStep, Step,
+    TransferMode,
 };
 
 const V3: Protocol = Protocol::V3;
@@ -148,7 +148,7 @@ pub(crate) fn script_common(
     errors: &mut Errors,
 ) -> Vec<String> {
     let mut pointers = Vec::new();
-    build::write_gateway_scope(plan.scope, body, errors);
+    build::write_gateway_scope(plan.scope.map(Into::into), body, errors);
     if let Some(version) = script.script_version_id {
         body.insert("script_version_id".into(), json!(version));
     }
@@ -219,7 +219,7 @@ fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Error
 
 fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors) -> ApiCall {
     let mut body = Map::new();
-    build::write_gateway_scope(plan.scope, &mut body, errors);
+    build::write_gateway_scope(plan.scope.map(Into::into), &mut body, errors);
     let step_account = build::account(plan, step);
     match step_account {
         Some((account, _)) => build::write_gateway_account(account, &mut body),
@@ -377,35 +377,12 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
     const API: &str = "execute_job_plan";
     reject_job_step_fields(step, errors);
     let mut body = Map::new();
-    build::write_gateway_scope(plan.scope, &mut body, errors);
+    build::write_gateway_scope(plan.scope.map(Into::into), &mut body, errors);
     body.insert("job_plan_id".into(), json!(job.plan_id));
     if !job.vars.is_empty() {
-        let vars: Vec<Value> = job
-            .vars
-            .0
-            .iter()
-            .map(|var| {
-                let field = format!("job.vars.{}", var.key);
-                let mut object = Map::new();
-                match &var.key {
-                    JobVarKey::Id(id) => object.insert("id".into(), json!(id)),
-                    JobVarKey::Name(name) => object.insert("name".into(), json!(name)),
-                };
-                match &var.value {
-                    JobVarValue::Text(text) => {
-                        object.insert("value".into(), json!(text));
-                    }
-                    JobVarValue::Hosts(targets) => {
-                        let resolved = hosts::resolve(plan, targets, &field, errors);
-                        if resolved.is_empty() {
-                            errors.add(&field, "the host variable names no hosts");
-                        }
-                        object.insert("server".into(), hosts::v3_server(&resolved, &field, errors));
-                    }
-                }
-                Value::Object(object)
-            })
-            .collect();
+        let vars = build::global_vars(plan, job, errors, |set, field, object, errors| {
+            object.insert("server".into(), hosts::v3_server(set, field, errors));
+        });
         body.insert("global_var_list".into(), Value::Array(vars));
     }
     if !job.overrides.is_empty() {

@@ -11,9 +11,10 @@ use serde_json::{Map, Value, json};
 use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind};
 use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::types::Protocol;
 use super::types::{FileLog, HostLog, StepInstanceId, StepLogs};
 use super::v3::{self, ExecuteObject};
-use crate::plan::model::{Plan, Protocol, ScriptStep, Step};
+use crate::plan::model::{Plan, ScriptStep, Step};
 
 const V4: Protocol = Protocol::V4;
 

@@ -47,8 +47,8 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
         text: Arc::from(""),
         issues: vec![Issue::unlocated(name.clone(), message)],
     };
-    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(&unreadable)?;
-    let text = decode_text(&bytes).map_err(|message| undecodable(&name, &bytes, message))?;
+    let bytes = read_capped(path, MAX_PLAN_BYTES).map_err(|e| unreadable(e.to_string()))?;
+    let text = decode_text(&bytes).map_err(|e| undecodable(&name, &bytes, e.to_string()))?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -214,35 +214,46 @@ fn is_only_comments(text: &str) -> bool {
     })
 }
 
+/// Why a script file cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+enum FileProblem {
+    #[error("cannot read: {0}")]
+    Read(Arc<std::io::Error>),
+    #[error("the file is larger than {mib} MiB; baton refuses it")]
+    TooLarge { mib: u64 },
+    #[error("this looks like a binary file (NUL byte at offset {at}), not YAML text")]
+    Binary { at: usize },
+    #[error("the file is not valid UTF-8 (invalid byte at offset {at}); save it as UTF-8")]
+    NotUtf8 { at: usize },
+}
+
+impl From<std::io::Error> for FileProblem {
+    fn from(error: std::io::Error) -> Self {
+        FileProblem::Read(Arc::new(error))
+    }
+}
+
 /// Reads at most `cap` bytes; a larger file is refused without reading it all.
-fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FileProblem> {
+    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+    file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
-        return Err(format!(
-            "the file is larger than {} MiB; baton refuses it",
-            cap / (1024 * 1024)
-        ));
+        return Err(FileProblem::TooLarge {
+            mib: cap / (1024 * 1024),
+        });
     }
     Ok(bytes)
 }
 
 /// UTF-8 text without NUL bytes (a NUL means a binary file was given by mistake).
-fn decode_text(bytes: &[u8]) -> Result<String, String> {
+fn decode_text(bytes: &[u8]) -> Result<String, FileProblem> {
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        return Err(format!(
-            "this looks like a binary file (NUL byte at offset {at}), not YAML text"
-        ));
+        return Err(FileProblem::Binary { at });
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    String::from_utf8(bytes.to_vec()).map_err(|e| {
-        format!(
-            "the file is not valid UTF-8 (invalid byte at offset {}); save it as UTF-8",
-            e.utf8_error().valid_up_to()
-        )
+    String::from_utf8(bytes.to_vec()).map_err(|e| FileProblem::NotUtf8 {
+        at: e.utf8_error().valid_up_to(),
     })
 }
 
@@ -254,7 +265,7 @@ fn read_script_files(
 ) -> (HashMap<String, String>, Vec<Issue>) {
     let mut contents = HashMap::new();
     let mut issues = Vec::new();
-    let mut cache: HashMap<PathBuf, Result<String, String>> = HashMap::new();
+    let mut cache: HashMap<PathBuf, Result<String, FileProblem>> = HashMap::new();
     let mut read = |field: String, relative: &str, step_id: &str| {
         let path = base_dir.join(relative);
         let result = cache
@@ -352,10 +363,16 @@ mod tests {
 
     #[test]
     fn binary_and_non_utf8_bytes_are_refused() {
-        assert!(decode_text(b"version: 1\0").unwrap_err().contains("binary"));
+        assert!(
+            decode_text(b"version: 1\0")
+                .unwrap_err()
+                .to_string()
+                .contains("binary")
+        );
         assert!(
             decode_text(b"name: \xff\xfe")
                 .unwrap_err()
+                .to_string()
                 .contains("UTF-8")
         );
         assert_eq!(decode_text(b"\xEF\xBB\xBFa: 1").unwrap(), "a: 1");

@@ -225,7 +225,7 @@ pub fn resolve(
             }
             Err(problem) => errors.push(Issue::unlocated(
                 format!("--vars-file {file_name}"),
-                problem,
+                problem.to_string(),
             )),
         }
     }
@@ -306,21 +306,34 @@ pub fn resolve(
     (resolved, errors, warnings)
 }
 
+/// Why a vars file could not be used.
+#[derive(Debug, thiserror::Error)]
+enum VarsFileError {
+    #[error("cannot read: {0}")]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Expansion(#[from] super::expansion::ExpansionError),
+    #[error("expected a YAML mapping of names to values: {0}")]
+    NotMapping(#[from] serde_yaml::Error),
+    #[error("variable names must be strings")]
+    NameNotString,
+    #[error("`{0}`: a value must be a string, number or boolean")]
+    ValueNotScalar(String),
+}
+
 /// A vars file: a YAML mapping of names to scalars.
-fn read_vars_file(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+fn read_vars_file(path: &std::path::Path) -> Result<Vec<(String, String)>, VarsFileError> {
+    let text = std::fs::read_to_string(path)?;
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    super::expansion::check(&text).map_err(|e| e.to_string())?;
-    let mapping: serde_yaml::Mapping = serde_yaml::from_str(&text)
-        .map_err(|e| format!("expected a YAML mapping of names to values: {e}"))?;
+    super::expansion::check(&text)?;
+    let mapping: serde_yaml::Mapping = serde_yaml::from_str(&text)?;
     let mut pairs = Vec::new();
     for (key, value) in mapping {
-        let name =
-            scalar_to_string(&key).ok_or_else(|| "variable names must be strings".to_owned())?;
-        let value = scalar_to_string(&value)
-            .ok_or_else(|| format!("`{name}`: a value must be a string, number or boolean"))?;
+        let name = scalar_to_string(&key).ok_or(VarsFileError::NameNotString)?;
+        let value =
+            scalar_to_string(&value).ok_or_else(|| VarsFileError::ValueNotScalar(name.clone()))?;
         pairs.push((name, value));
     }
     Ok(pairs)
@@ -445,6 +458,6 @@ mod tests {
         );
         std::fs::write(&file, bomb).unwrap();
         let error = read_vars_file(&file).unwrap_err();
-        assert!(error.contains("alias bombs"), "{error}");
+        assert!(error.to_string().contains("alias bombs"), "{error}");
     }
 }

@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use baton::compile::{CompileOptions as ValidateOptions, compile as validate};
+use baton::plan::PlanErrors;
 use baton::plan::load::{self, LoadedPlan};
-use baton::plan::{PlanErrors, ValidateOptions, validate};
 use proptest::prelude::*;
 
 /// `n` cases, or `PROPTEST_CASES` when set (for a longer local hunt).

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use baton::job_api::build::{BuildContext, build_request};
-use baton::plan::model::{Plan, Protocol};
+use baton::job_api::types::Protocol;
+use baton::plan::model::Plan;
 
 /// (fixture stem, protocol, expected path)
 const SEEDS: &[(&str, Protocol, &str)] = &[
@@ -135,7 +136,7 @@ fn each_seed_plan_builds_the_seed_body_on_the_seed_path() {
     for (stem, protocol, path) in SEEDS {
         let plan = load_plan(stem);
         assert_eq!(
-            plan.api,
+            plan.api.map(Protocol::from),
             Some(*protocol),
             "{stem}: the plan names its protocol"
         );
@@ -244,7 +245,7 @@ fn shipped_runbooks_build_every_step_on_their_protocol() {
         );
         let mut plan: Plan = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         inline_script_files(&mut plan, &dir);
-        let protocol = plan.api.unwrap_or(Protocol::V3);
+        let protocol = plan.api.map(Protocol::from).unwrap_or(Protocol::V3);
         let ctx = BuildContext {
             protocol,
             plan: &plan,

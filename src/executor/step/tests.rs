@@ -1,6 +1,7 @@
 //! Unit tests of a step's life against a scripted fake JOB.
 
 use super::*;
+use crate::compile::StepSettings;
 use crate::executor::scheduler::RunControl;
 use crate::job_api::build::HttpMethod;
 use crate::job_api::client::{HostLog, SubmitOutcome, Submitted};
@@ -104,13 +105,15 @@ impl StepSource for FakePlan {
     fn plan(&self) -> &Plan {
         &self.0
     }
-    fn when(&self, index: usize, _: &RenderInput<'_>) -> Result<bool, String> {
+    fn when(&self, index: usize, _: &RenderInput<'_>) -> Result<bool, RenderError> {
         Ok(self.0.steps[index].when.as_deref() != Some("false"))
     }
-    fn render(&self, index: usize, _: &RenderInput<'_>) -> Result<Step, String> {
-        Ok(self.0.steps[index].clone())
+    fn render(&self, index: usize, _: &RenderInput<'_>) -> Result<ResolvedStep, RenderError> {
+        let step = self.0.steps[index].clone();
+        let settings = StepSettings::resolve(&self.0, &step);
+        Ok(ResolvedStep { step, settings })
     }
-    fn build(&self, _: Protocol, _: &Step) -> Result<ApiCall, String> {
+    fn build(&self, _: Protocol, _: &ResolvedStep) -> Result<ApiCall, BuildErrors> {
         Ok(ApiCall {
             api: "fast_execute_script",
             method: HttpMethod::Post,

@@ -132,8 +132,8 @@ mod tests {
     use super::*;
     use crate::job_api::build::ApiCall;
     use crate::job_api::client::{HostLog, HostResult, SubmitOutcome};
+    use crate::job_api::types::Protocol;
     use crate::job_api::types::{JobOperation, StepInstanceId, StepOperation};
-    use crate::plan::model::Protocol;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Says "running" until `finish_after` reads, then "success".

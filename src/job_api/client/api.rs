@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use super::error::ClientError;
 use crate::job_api::build::ApiCall;
+use crate::job_api::types::Protocol;
 use crate::job_api::types::{
     HostResult, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, Submitted,
 };
-use crate::plan::model::Protocol;
 
 /// A submission's result as the runner sees it.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use crate::job_api::decode::RawResponse;
 use crate::job_api::types::{
     HostRef, HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation, Submitted,
 };
+use crate::job_api::types::{Protocol, Scope};
 use crate::job_api::{calls, decode};
-use crate::plan::model::{Protocol, Scope};
 
 /// Per protocol: the query calls the runner needs and the decoders of their answers.
 pub trait ProtocolCodec: Send + Sync + 'static {

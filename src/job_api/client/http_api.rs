@@ -19,10 +19,10 @@ use super::retry::{is_rate_limited, rate_limit_hint};
 use super::transport::{SubmitFailure, Transport};
 use crate::job_api::build::ApiCall;
 use crate::job_api::decode::{RawResponse, excerpt};
+use crate::job_api::types::Protocol;
 use crate::job_api::types::{
     HostResult, JobInstanceId, JobOperation, StepInstanceId, StepOperation, Submitted,
 };
-use crate::plan::model::Protocol;
 
 /// The reqwest-backed [`JobApi`].
 pub struct HttpJobApi<C: ProtocolCodec> {
@@ -311,7 +311,7 @@ mod tests {
     use super::super::transport::tests::{call, serve, transport};
     use super::*;
     use crate::job_api::build::HttpMethod;
-    use crate::plan::model::Scope;
+    use crate::job_api::types::Scope;
     use axum::Router;
     use axum::routing::{get, post};
     use std::sync::Arc;
@@ -344,7 +344,7 @@ mod tests {
             );
         let base = serve(router).await;
         let scope = Scope {
-            scope_type: crate::plan::model::ScopeType::Biz,
+            scope_type: crate::job_api::types::ScopeType::Biz,
             id: 2,
         };
         let api = HttpJobApi::new(

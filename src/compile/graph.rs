@@ -12,7 +12,9 @@ use std::fmt;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::plan::findings::sort_issues;
 use crate::plan::model::Step;
+use crate::plan::span::{Issue, PlanSource};
 
 /// Why the steps do not form a DAG.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -384,6 +386,52 @@ fn find_cycles(graph: &DiGraph<StepLabel, Needs>, steps: &[Step]) -> Vec<GraphEr
         });
     }
     cycles
+}
+
+/// Locates graph problems: unknown and self `needs` at the entry, a cycle at the
+/// `needs` entry of its first step that closes it.
+pub fn graph_issues(source: &PlanSource, problems: Vec<GraphError>) -> Vec<Issue> {
+    let mut issues: Vec<Issue> = problems
+        .into_iter()
+        .map(|problem| match &problem {
+            GraphError::UnknownNeed {
+                step,
+                need_index,
+                suggestion,
+                ..
+            } => {
+                let mut issue = source
+                    .issue(
+                        format!("steps[{step}].needs[{need_index}]"),
+                        problem.to_string(),
+                    )
+                    .with_label("unknown step");
+                if let Some(suggestion) = suggestion {
+                    issue = issue.with_help(format!("did you mean `{suggestion}`?"));
+                }
+                issue
+            }
+            GraphError::SelfDependency {
+                step, need_index, ..
+            } => source.issue(
+                format!("steps[{step}].needs[{need_index}]"),
+                problem.to_string(),
+            ),
+            GraphError::Cycle {
+                path, need_indexes, ..
+            } => {
+                let field = match (path.first(), need_indexes.first()) {
+                    (Some(step), Some(need)) => format!("steps[{step}].needs[{need}]"),
+                    _ => "steps".into(),
+                };
+                source
+                    .issue(field, problem.to_string())
+                    .with_help("`a -> b` reads \"a needs b\"; remove one of these `needs` entries")
+            }
+        })
+        .collect();
+    sort_issues(&mut issues);
+    issues
 }
 
 #[cfg(test)]

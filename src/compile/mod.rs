@@ -1,0 +1,18 @@
+//! Compiling a plan: from the typed model to a [`CompiledPlan`] the engine runs. The
+//! step graph, the templates registered once with their reference checks, JOB's rules
+//! on the plan, and a dry run that encodes every step for the chosen protocol.
+
+pub mod compiled;
+pub mod dry_run;
+pub mod graph;
+pub mod job_rules;
+pub mod limits;
+pub mod references;
+pub mod render;
+pub mod settings;
+pub mod template;
+pub mod vocabulary;
+
+pub use compiled::{CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, compile, load_and_compile};
+pub use render::{RenderContext, RenderError};
+pub use settings::{ResolvedStep, StepSettings};
