@@ -14,14 +14,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::inspect::PlanInputArgs;
 use super::resume::{Pending, Prepared, ResumeRequest};
-use crate::config::{self, ConfigFlags, Credentials, WaitMode};
+use crate::config::{self, ConfigFlags, Credentials};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
 use crate::error::{Error, exit, render_issues};
 use crate::executor::events::{self, EventSink, RunEvent, RunTarget, StepInfo, StepRef};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
 use crate::executor::scheduler::{self, Final, ScheduleOptions, StepNode};
 use crate::executor::step::{ConfirmPolicy, JobStepRunner, Masker, StepRunnerSetup};
-use crate::executor::wait::{CallbackHub, WaitOptions, callback};
+use crate::executor::wait::{CallbackHub, WaitMode, WaitOptions, callback};
 use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, Transport};
 use crate::plan::model::OnFailure;
 use crate::plan::validate::{self, ValidatedPlan};
