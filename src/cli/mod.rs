@@ -4,6 +4,7 @@
 pub mod emulator;
 pub mod history;
 pub mod inspect;
+pub mod launch;
 pub mod outputs;
 pub mod resume;
 pub mod run;

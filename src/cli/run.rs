@@ -13,22 +13,23 @@ use miette::Severity;
 use tokio_util::sync::CancellationToken;
 
 use super::inspect::PlanInputArgs;
-use super::resume::{Pending, Prepared, ResumeRequest};
+use super::launch::{self, StateArgs};
 use crate::config::{self, ConfigFlags, Credentials};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
 use crate::error::{Error, exit, render_issues};
-use crate::executor::events::{self, EventSink, RunEvent, RunTarget, StepInfo, StepRef};
+use crate::executor::events::{EventSink, RunTarget};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
-use crate::executor::scheduler::{self, Final, ScheduleOptions, StepNode};
-use crate::executor::step::{ConfirmPolicy, JobStepRunner, Masker, StepRunnerSetup};
+use crate::executor::run::{Run, RunOutcome};
+use crate::executor::scheduler::ScheduleOptions;
+use crate::executor::step::{ConfirmPolicy, Masker, StepRunnerSetup};
 use crate::executor::wait::{CallbackHub, WaitMode, WaitOptions, callback};
 use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, Transport};
-use crate::plan::model::OnFailure;
 use crate::plan::validate::{self, ValidatedPlan};
 use crate::report::plain::PlainReporter;
 use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
 use crate::report::watch::{self, Watcher};
+use crate::state::session::{self, Pending, Prepared, ResumeRequest};
 
 /// `baton run`.
 #[derive(Debug, clap::Args)]
@@ -90,7 +91,7 @@ pub struct RunArgs {
     pub verbose: u8,
     /// Run records, locks, skip-if-successful and the log file.
     #[command(flatten)]
-    pub state: super::resume::StateArgs,
+    pub state: StateArgs,
 }
 
 /// Runs `baton run`.
@@ -108,7 +109,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     // One masker for the whole process: the log writers get it before the values it
     // will hide are known.
     let masker = Masker::default();
-    super::resume::init_log_file(&args.state, args.verbose, &masker)?;
+    launch::init_log_file(&args.state, args.verbose, &masker)?;
     init_tracing(args.verbose, &masker);
     let flags = ConfigFlags {
         endpoint: args.endpoint.clone(),
@@ -163,7 +164,12 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
             None => World::default(),
         },
     };
-    let pending = match super::resume::prepare(&args.state, fingerprint, &validated, resume)? {
+    let pending = match session::prepare(
+        &args.state.session(),
+        fingerprint,
+        &launch::plan_record(&validated),
+        resume,
+    )? {
         Prepared::Skip(message) => {
             println!("{message}");
             return Ok(ExitCode::SUCCESS);
@@ -315,58 +321,13 @@ async fn run_async(
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
     let (mut watchers, display) = watchers_for(&args);
-    watchers.extend(super::resume::log_watchers(&args.state)?);
-    let session = pending
-        .start(api.as_ref(), &backend.target, &validated)
-        .await?;
+    watchers.extend(launch::log_watchers(&args.state)?);
+    let session = launch::start_session(pending, api.as_ref(), &backend.target, &validated).await?;
     let (sink, rx) = EventSink::channel();
     let sink = sink
         .with_recorder(session.recorder())
         .with_masker(masker.clone());
     let watch_task = tokio::spawn(watch::watch(rx, watchers));
-
-    let steps: Vec<StepInfo> = validated
-        .plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(index, s)| StepInfo {
-            step: StepRef {
-                index,
-                id: s.id.clone(),
-            },
-            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
-            needs: s.needs.clone(),
-        })
-        .collect();
-    sink.emit(RunEvent::RunStarted {
-        run_id: run_id.clone(),
-        plan: validated.plan.name.clone(),
-        plan_path: plan_path.display().to_string(),
-        protocol: protocol.to_string(),
-        target: backend.target.clone(),
-        steps,
-        at: events::now(),
-    });
-    session.restore(&sink);
-
-    let default_on_failure = validated
-        .plan
-        .defaults
-        .as_ref()
-        .and_then(|d| d.on_failure)
-        .unwrap_or(OnFailure::Stop);
-    let nodes: Vec<StepNode> = validated
-        .plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| StepNode {
-            id: s.id.clone(),
-            needs: validated.graph.dependencies(i),
-            on_failure: s.on_failure.unwrap_or(default_on_failure),
-        })
-        .collect();
 
     let confirm = if args.yes {
         ConfirmPolicy::Yes
@@ -375,8 +336,8 @@ async fn run_async(
     } else {
         ConfirmPolicy::Refuse
     };
-    let runner = Arc::new(
-        JobStepRunner::new(StepRunnerSetup {
+    let run = Run {
+        setup: StepRunnerSetup {
             api,
             source: Arc::new(validated),
             events: sink.clone(),
@@ -389,57 +350,28 @@ async fn run_async(
             },
             confirm,
             masker: masker.clone(),
-        })
-        .with_resume(session.resume_from()),
-    );
-
-    let interrupt = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(interrupt.clone(), sink.clone(), args.detach));
-
-    let schedule = ScheduleOptions {
-        max_parallel: usize::from(args.max_parallel),
-        abort_running: args.abort_running,
-        detach: args.detach,
+        },
+        plan_path: plan_path.display().to_string(),
+        target: backend.target.clone(),
+        schedule: ScheduleOptions {
+            max_parallel: usize::from(args.max_parallel),
+            abort_running: args.abort_running,
+            detach: args.detach,
+        },
+        resumed: launch::resumed(&session),
+        interrupt: CancellationToken::new(),
+        watch_signals: true,
     };
-    let finals = scheduler::run_graph_from(
-        &nodes,
-        Arc::clone(&runner),
-        &schedule,
-        interrupt.clone(),
-        &sink,
-        session.initial(),
-    )
-    .await;
-    signals.abort();
-
-    let fatal = runner.fatal_error();
-    let code = if interrupt.is_cancelled() {
-        exit::INTERRUPTED
-    } else if fatal.is_some() {
-        exit::INFRASTRUCTURE
-    } else if runner.has_steps_in_doubt() || session.has_steps_in_doubt() {
-        exit::IN_DOUBT
-    } else if finals
-        .iter()
-        .any(|f| matches!(f, Final::Failed | Final::Interrupted))
-    {
-        exit::STEP_FAILED
-    } else {
-        exit::SUCCESS
-    };
-    sink.emit(RunEvent::RunFinished {
-        exit_code: code,
-        at: events::now(),
-    });
+    let outcome = run.execute(exit_code).await;
+    let code = exit_code(&outcome);
     if let Some(warning) = session.finish(code) {
         eprintln!("{warning}");
     }
     drop(sink);
-    drop(runner);
     let record = watch_task.await.unwrap_or_default();
 
     print!("{}", record.table());
-    if args.detach && interrupt.is_cancelled() {
+    if args.detach && matches!(outcome, RunOutcome::Interrupted { .. }) {
         // The person who pressed Ctrl-C must be able to find what is still running.
         let left: Vec<String> = record
             .steps
@@ -454,7 +386,7 @@ async fn run_async(
             eprintln!("baton: left running (--detach): {}", left.join(", "));
         }
     }
-    if let Some(error) = &fatal {
+    if let Some(error) = outcome.fatal() {
         eprintln!("error: {}", masker.mask(&error.to_string()));
     }
     if let Some(RunTarget::Emulator { sandbox, .. }) = &record.target {
@@ -471,6 +403,17 @@ async fn run_async(
         tracing::debug!("emulator shutdown: {e}");
     }
     Ok(ExitCode::from(code))
+}
+
+/// The exit code of each way a run ends: the one place outcomes become codes.
+fn exit_code(outcome: &RunOutcome) -> u8 {
+    match outcome {
+        RunOutcome::Interrupted { .. } => exit::INTERRUPTED,
+        RunOutcome::Infrastructure(_) => exit::INFRASTRUCTURE,
+        RunOutcome::InDoubt => exit::IN_DOUBT,
+        RunOutcome::StepFailed => exit::STEP_FAILED,
+        RunOutcome::Succeeded => exit::SUCCESS,
+    }
 }
 
 /// The watchers of a run, and the progress display a prompt must pause, if any.
@@ -516,70 +459,6 @@ fn write_reports(args: &RunArgs, record: &RunRecord) -> Result<(), Error> {
         write(path, record.to_junit())?;
     }
     Ok(())
-}
-
-/// First Ctrl-C / SIGTERM: cancel (steps terminate or leave their instances); second:
-/// exit at once.
-async fn watch_signals(interrupt: CancellationToken, sink: EventSink, detach: bool) {
-    let mut received = 0u32;
-    loop {
-        if !next_signal().await {
-            return;
-        }
-        received += 1;
-        if received == 1 {
-            let action = if detach {
-                "leaving running JOB instances running (--detach); stopping"
-            } else {
-                "terminating running JOB instances (press Ctrl-C again to exit at once)"
-            };
-            eprintln!("baton: interrupted: {action}");
-            sink.emit(RunEvent::Interrupted {
-                action: action.into(),
-            });
-            interrupt.cancel();
-        } else {
-            eprintln!(
-                "baton: interrupted again: exiting now; running instances may be left running"
-            );
-            std::process::exit(i32::from(exit::INTERRUPTED));
-        }
-    }
-}
-
-/// Waits for SIGINT or SIGTERM; `false` if signals cannot be watched.
-async fn next_signal() -> bool {
-    #[cfg(unix)]
-    {
-        use std::sync::OnceLock;
-        use tokio::signal::unix::{SignalKind, signal};
-        // Registered once: re-registering per wait could miss a signal in between.
-        static STREAMS: OnceLock<
-            tokio::sync::Mutex<Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>>,
-        > = OnceLock::new();
-        let streams = STREAMS.get_or_init(|| {
-            let pair = match (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                (Ok(a), Ok(b)) => Some((a, b)),
-                _ => None,
-            };
-            tokio::sync::Mutex::new(pair)
-        });
-        let mut guard = streams.lock().await;
-        let Some((int, term)) = guard.as_mut() else {
-            return false;
-        };
-        tokio::select! {
-            s = int.recv() => s.is_some(),
-            s = term.recv() => s.is_some(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.is_ok()
-    }
 }
 
 /// The emulator's world file: `--world`, else `world.yaml` beside the plan if present.

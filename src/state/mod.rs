@@ -10,6 +10,7 @@ pub mod lock;
 pub mod procfs;
 pub mod resume;
 pub mod runs;
+pub mod session;
 
 pub use error::StateError;
 pub use fingerprint::{Fingerprint, PlanChanges, fingerprint};
