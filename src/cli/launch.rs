@@ -16,11 +16,12 @@ use crate::executor::scheduler::Initial;
 use crate::executor::step::{ResumeFrom, StepOutput};
 use crate::job_api::client::JobApi;
 use crate::mask::Masker;
+use crate::plan::model::Concurrency;
 use crate::plan::validate::ValidatedPlan;
 use crate::report::plain::PlainReporter;
 use crate::report::watch::Watcher;
 use crate::state::resume::{Action, PlanStep};
-use crate::state::session::{Opened, Pending, PlanRecord, Session, SessionOptions};
+use crate::state::session::{LockPolicy, Opened, Pending, PlanRecord, Session, SessionOptions};
 
 /// Run-state options of `baton run` (flattened into its arguments).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -58,6 +59,14 @@ pub struct DurationError {
     source: humantime::DurationError,
 }
 
+#[cfg(test)]
+impl DurationError {
+    /// Whether the message holds `text`, as the tests ask.
+    fn contains(&self, text: &str) -> bool {
+        self.to_string().contains(text)
+    }
+}
+
 /// Parses `90s`, `10m`, `24h`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     humantime::parse_duration(text.trim()).map_err(|source| DurationError {
@@ -71,7 +80,11 @@ pub fn plan_record(validated: &ValidatedPlan) -> PlanRecord {
     PlanRecord {
         name: validated.plan.name.clone(),
         path: PathBuf::from(&*validated.source.name),
-        concurrency: validated.plan.concurrency,
+        concurrency: match validated.plan.concurrency {
+            Some(Concurrency::Allow) => LockPolicy::Allow,
+            Some(Concurrency::Replace) => LockPolicy::Replace,
+            Some(Concurrency::Forbid) | None => LockPolicy::Forbid,
+        },
         inputs: validated.vars.masked_values(),
         secret_inputs: validated.vars.secret_names().iter().cloned().collect(),
         // A secret may sit in the plan itself (a default); the copy never holds it.
@@ -262,7 +275,6 @@ mod tests {
         assert!(
             parse_duration("soon")
                 .unwrap_err()
-                .to_string()
                 .contains("not a duration")
         );
     }

@@ -16,7 +16,7 @@ use super::inspect::PlanInputArgs;
 use super::launch::{self, StateArgs};
 use crate::config::{self, ConfigFlags, Credentials};
 use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
-use crate::error::{Error, exit, render_issues};
+use crate::error::{Error, UsageError, exit, render_issues};
 use crate::executor::events::{EventSink, RunTarget};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
 use crate::executor::run::{Run, RunOutcome};
@@ -120,17 +120,14 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         callback_url: args.callback_url.clone(),
         wait: args.wait,
     };
-    let config = config::resolve(&flags, &|name| std::env::var(name).ok())
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let config = config::resolve(&flags, &|name| std::env::var(name).ok())?;
     if let Some(credentials) = &config.credentials {
         masker.learn(config::credential_secrets(credentials));
     }
     if config.endpoint.is_some()
         && (args.sandbox.is_some() || args.world.is_some() || args.unisolated)
     {
-        return Err(Error::Usage(
-            "--sandbox, --world and --unisolated apply to the local emulator only; drop them or the endpoint".into(),
-        ));
+        return Err(UsageError::EmulatorOnlyFlags.into());
     }
     let mut options = args.input.options();
     options.api = config.protocol;
@@ -151,10 +148,10 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         );
     }
     if validated.plan.scope.is_none() {
-        return Err(Error::Usage(format!(
-            "{}: the plan has no `scope`; JOB needs the business to run in",
-            args.input.plan.display()
-        )));
+        return Err(UsageError::NoScope {
+            plan: args.input.plan.clone(),
+        }
+        .into());
     }
     // Read before the lock is taken, so that a bad world is refused like a bad plan.
     let world = match (&config.endpoint, &config.credentials) {
@@ -278,11 +275,9 @@ async fn run_async(
     } else {
         let receiver = callback::start(config.callback_listen, Arc::clone(&hub))
             .await
-            .map_err(|e| {
-                Error::Infrastructure(format!(
-                    "cannot listen for callbacks on {}: {e}",
-                    config.callback_listen
-                ))
+            .map_err(|error| Error::Callback {
+                listen: config.callback_listen,
+                error,
             })?;
         Some(receiver)
     };
@@ -298,15 +293,12 @@ async fn run_async(
     };
     if callback_base.is_none() && wait_mode != WaitMode::Poll {
         if wait_mode == WaitMode::Callback {
-            return Err(Error::Usage(
-                "--wait callback needs a public callback URL (--callback-url or BATON_CALLBACK_URL) for a remote JOB".into(),
-            ));
+            return Err(UsageError::CallbackNeedsUrl.into());
         }
         wait_mode = WaitMode::Poll;
     }
 
-    let http = client::build_http_client(&Timeouts::default())
-        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    let http = client::build_http_client(&Timeouts::default())?;
     let transport = Transport::new(
         http,
         &backend.endpoint,
@@ -314,10 +306,9 @@ async fn run_async(
         RetryPolicy::default(),
         Timeouts::default(),
     );
-    let scope = validated
-        .plan
-        .scope
-        .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
+    let scope = validated.plan.scope.ok_or_else(|| UsageError::NoScope {
+        plan: plan_path.clone(),
+    })?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
     let (mut watchers, display) = watchers_for(&args);
@@ -516,7 +507,7 @@ async fn start_emulator(args: &RunArgs, world: World) -> Result<Backend, Error> 
         isolation,
     })
     .await
-    .map_err(|e| Error::Infrastructure(format!("cannot start the local JOB emulator: {e}")))?;
+    .map_err(Error::EmulatorStart)?;
     let endpoint = handle.base_url();
     Ok(Backend {
         endpoint: endpoint.clone(),

@@ -21,7 +21,6 @@ use super::resume::{self, Action, JournalState, PlanStep, Selection};
 use super::runs::{self, RunDir, RunMeta, StateDir};
 use crate::executor::events::{self, EventRecorder, RunEvent, RunTarget, StepFinished, StepRef};
 use crate::job_api::types::JobInstanceId;
-use crate::plan::model::Concurrency;
 
 /// How long `concurrency: replace` waits for the older run to let go, unless
 /// `--wait-lock` says otherwise.
@@ -38,6 +37,18 @@ pub struct SessionOptions {
     pub skip_if_successful_since: Option<Duration>,
 }
 
+/// What a plan's `concurrency` says about a second run of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockPolicy {
+    /// Runs of the plan may overlap: no plan lock.
+    Allow,
+    /// A second run waits (`--wait-lock`) or exits 75.
+    #[default]
+    Forbid,
+    /// A second run stops the older one and takes over.
+    Replace,
+}
+
 /// What the session records of the plan being run.
 #[derive(Debug, Clone)]
 pub struct PlanRecord {
@@ -46,7 +57,7 @@ pub struct PlanRecord {
     /// The plan file as given.
     pub path: PathBuf,
     /// Its `concurrency` policy.
-    pub concurrency: Option<Concurrency>,
+    pub concurrency: LockPolicy,
     /// The inputs, secret ones masked.
     pub inputs: BTreeMap<String, String>,
     /// The names of the secret inputs.
@@ -155,14 +166,14 @@ pub fn prepare(
         started_at: journal::now_text(),
         plan_path: canonical.display().to_string(),
     };
-    let policy = plan.concurrency.unwrap_or(Concurrency::Forbid);
+    let policy = plan.concurrency;
     let lock_path = state.plan_lock_path(&plan.name, &canonical);
     let mut plan_lock = None;
     let mut replace = None;
     match policy {
-        Concurrency::Allow => {}
+        LockPolicy::Allow => {}
         // A resume never replaces: it must not kill a newer run of the plan.
-        Concurrency::Replace if resume.is_none() => match lock::try_acquire(&lock_path, &me)? {
+        LockPolicy::Replace if resume.is_none() => match lock::try_acquire(&lock_path, &me)? {
             Attempt::Acquired(lock) => plan_lock = Some(lock),
             Attempt::Held(Held::Known(holder)) => {
                 let wait = options.wait_lock.unwrap_or(REPLACE_WAIT);
@@ -182,7 +193,7 @@ pub fn prepare(
                 )?);
             }
         },
-        Concurrency::Forbid | Concurrency::Replace => {
+        LockPolicy::Forbid | LockPolicy::Replace => {
             plan_lock = Some(wait_for_lock(
                 &lock_path,
                 &me,
