@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command family, and the mapping of
 //! outcomes to exit codes.
 
+pub mod backend;
 pub mod emulator;
 pub mod history;
 pub mod inspect;

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use miette::Severity;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::{self, Rehearsal};
 use super::inspect::PlanInputArgs;
 use super::launch::{self, StateArgs};
-use crate::config::{self, ConfigFlags, Credentials};
-use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
+use crate::config::{self, ConfigFlags};
+use crate::emulator::World;
 use crate::error::{Error, UsageError, exit, render_issues};
 use crate::executor::events::{EventSink, RunTarget};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
@@ -156,7 +157,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     // Read before the lock is taken, so that a bad world is refused like a bad plan.
     let world = match (&config.endpoint, &config.credentials) {
         (Some(_), Some(_)) => World::default(),
-        _ => match world_path(&args) {
+        _ => match backend::world_path(&args.input.plan, args.world.as_ref()) {
             Some(path) => super::emulator::load_world(&path)?,
             None => World::default(),
         },
@@ -203,39 +204,6 @@ fn init_tracing(verbose: u8, masker: &Masker) {
         .try_init();
 }
 
-/// Where the run goes.
-struct Backend {
-    endpoint: String,
-    credentials: Credentials,
-    target: RunTarget,
-    emulator: Option<EmulatorHandle>,
-}
-
-/// Credentials the emulator accepts: the world's first app and user when it declares
-/// them, else freshly generated ones (an empty world accepts any non-empty pair).
-fn emulator_credentials(world: &World) -> Credentials {
-    use rand::Rng;
-    let random = |prefix: &str| {
-        let n: u64 = rand::rng().random();
-        format!("{prefix}-{n:016x}")
-    };
-    let (app_code, app_secret) = match world.credentials.apps.first() {
-        Some(app) => (app.code.clone(), app.secret.clone()),
-        None => (random("baton-rehearsal"), random("secret")),
-    };
-    let user = world
-        .credentials
-        .users
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "baton".to_owned());
-    Credentials::App {
-        app_code,
-        app_secret: config::Secret::new(app_secret),
-        user: config::User::Username(user),
-    }
-}
-
 async fn run_async(
     args: RunArgs,
     config: config::Config,
@@ -248,20 +216,16 @@ async fn run_async(
     let plan_path = args.input.plan.clone();
 
     // The backend: a real JOB, or the emulator on loopback. The first line says which.
-    let backend = match (&config.endpoint, &config.credentials) {
-        (Some(endpoint), Some(credentials)) => {
-            println!("baton: running against JOB at {endpoint} ({protocol})");
-            Backend {
-                endpoint: endpoint.clone(),
-                credentials: credentials.clone(),
-                target: RunTarget::Remote {
-                    endpoint: endpoint.clone(),
-                },
-                emulator: None,
-            }
-        }
-        _ => start_emulator(&args, world).await?,
-    };
+    let backend = backend::connect(
+        &config,
+        protocol,
+        Rehearsal {
+            sandbox: args.sandbox.clone(),
+            unisolated: args.unisolated,
+            world,
+        },
+    )
+    .await?;
 
     let run_id = pending.run_id().to_owned();
     let hub = CallbackHub::new(&run_id);
@@ -450,72 +414,4 @@ fn write_reports(args: &RunArgs, record: &RunRecord) -> Result<(), Error> {
         write(path, record.to_junit())?;
     }
     Ok(())
-}
-
-/// The emulator's world file: `--world`, else `world.yaml` beside the plan if present.
-fn world_path(args: &RunArgs) -> Option<PathBuf> {
-    args.world.clone().or_else(|| {
-        let beside = args
-            .input
-            .plan
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("world.yaml");
-        beside.is_file().then_some(beside)
-    })
-}
-
-/// Starts the in-process emulator with a sandbox and the plan's world, and prints the
-/// first line of output saying so.
-async fn start_emulator(args: &RunArgs, world: World) -> Result<Backend, Error> {
-    let sandbox = match &args.sandbox {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                context: format!("cannot create the sandbox folder {}", dir.display()),
-                source,
-            })?;
-            dir.clone()
-        }
-        None => tempfile::Builder::new()
-            .prefix("baton-rehearsal-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                context: "cannot create a temporary sandbox folder".into(),
-                source,
-            })?
-            .keep(),
-    };
-    let sandbox = sandbox.canonicalize().unwrap_or(sandbox);
-    println!(
-        "baton: rehearsal on the local JOB emulator (not production); host sandboxes in {}",
-        sandbox.display()
-    );
-    let credentials = emulator_credentials(&world);
-    let isolation = if args.unisolated {
-        Isolation::Unisolated
-    } else {
-        let helper = std::env::current_exe().map_err(|source| Error::Io {
-            context: "cannot locate the baton executable for the sandbox helper".into(),
-            source,
-        })?;
-        Isolation::Namespace { helper }
-    };
-    let handle = crate::emulator::start(EmulatorConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        world,
-        root: Some(sandbox.clone()),
-        isolation,
-    })
-    .await
-    .map_err(Error::EmulatorStart)?;
-    let endpoint = handle.base_url();
-    Ok(Backend {
-        endpoint: endpoint.clone(),
-        credentials,
-        target: RunTarget::Emulator {
-            endpoint,
-            sandbox: sandbox.display().to_string(),
-        },
-        emulator: Some(handle),
-    })
 }
