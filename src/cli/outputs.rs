@@ -8,24 +8,38 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::AccessFlags;
 
-use super::run::RunArgs;
 use crate::error::{Error, OutputProblem, UsageError};
 use crate::state::runs::StateDir;
 
+/// The paths a run writes to, as the flags gave them.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputPaths<'a> {
+    /// `--report`.
+    pub report: &'a Option<PathBuf>,
+    /// `--junit`.
+    pub junit: &'a Option<PathBuf>,
+    /// `--log-file`.
+    pub log_file: &'a Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: &'a Option<PathBuf>,
+    /// `--sandbox`.
+    pub sandbox: &'a Option<PathBuf>,
+}
+
 /// Checks every output path of a `baton run` or `baton resume`; the first unusable one
 /// is a usage error (exit 2) naming the flag, the path and why.
-pub fn check(args: &RunArgs) -> Result<(), Error> {
+pub fn check(args: OutputPaths<'_>) -> Result<(), Error> {
     let files = [
-        ("--report", &args.report),
-        ("--junit", &args.junit),
-        ("--log-file", &args.state.log_file),
+        ("--report", args.report),
+        ("--junit", args.junit),
+        ("--log-file", args.log_file),
     ];
     for (flag, path) in files {
         if let Some(path) = path {
             check_file(path).map_err(|why| refused(flag, path, why))?;
         }
     }
-    match &args.state.state_dir {
+    match args.state_dir {
         Some(dir) if !dir.as_os_str().is_empty() => {
             check_folder(dir).map_err(|why| refused("--state-dir", dir, why))?;
         }
@@ -40,7 +54,7 @@ pub fn check(args: &RunArgs) -> Result<(), Error> {
             }
         }
     }
-    if let Some(dir) = &args.sandbox {
+    if let Some(dir) = args.sandbox {
         check_folder(dir).map_err(|why| refused("--sandbox", dir, why))?;
     }
     Ok(())

@@ -114,7 +114,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, Error> {
         force,
         settle_after,
     } = args;
-    super::outputs::check(&run)?;
+    super::outputs::check(run.output_paths())?;
     let state = StateDir::resolve(run.state.state_dir.clone())?;
     let which = run.input.plan.display().to_string();
     let dir = runs::find(&state, &which)?;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::{self, Rehearsal};
 use super::inspect::PlanInputArgs;
 use super::launch::{self, StateArgs};
+use super::outputs::OutputPaths;
 use crate::config::{self, ConfigFlags};
 use crate::emulator::World;
 use crate::error::{Error, UsageError, exit, render_issues};
@@ -95,9 +96,22 @@ pub struct RunArgs {
     pub state: StateArgs,
 }
 
+impl RunArgs {
+    /// The paths this run writes to.
+    pub fn output_paths(&self) -> OutputPaths<'_> {
+        OutputPaths {
+            report: &self.report,
+            junit: &self.junit,
+            log_file: &self.state.log_file,
+            state_dir: &self.state.state_dir,
+            sandbox: &self.sandbox,
+        }
+    }
+}
+
 /// Runs `baton run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
-    super::outputs::check(&args)?;
+    super::outputs::check(args.output_paths())?;
     run_with(args, None)
 }
 
