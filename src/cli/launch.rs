@@ -20,8 +20,9 @@ use crate::plan::model::Concurrency;
 use crate::plan::validate::ValidatedPlan;
 use crate::report::plain::PlainReporter;
 use crate::report::watch::Watcher;
+use crate::state::pending::{LockPolicy, Opened, Pending, PlanRecord, SessionOptions};
 use crate::state::resume::{Action, PlanStep};
-use crate::state::session::{LockPolicy, Opened, Pending, PlanRecord, Session, SessionOptions};
+use crate::state::session::Session;
 
 /// Run-state options of `baton run` (flattened into its arguments).
 #[derive(Debug, Clone, Default, clap::Args)]

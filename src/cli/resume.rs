@@ -16,9 +16,9 @@ use crate::executor::events::RunTarget;
 use crate::state::StateError;
 use crate::state::journal;
 use crate::state::lock;
+use crate::state::pending::ResumeRequest;
 use crate::state::resume::{self, Selection};
 use crate::state::runs::{self, StateDir};
-use crate::state::session::ResumeRequest;
 
 /// `baton resume`: every `baton run` option, with the run (id, unique prefix or
 /// `last`) where `run` takes the plan file.

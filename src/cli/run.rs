@@ -31,7 +31,7 @@ use crate::report::plain::PlainReporter;
 use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
 use crate::report::watch::{self, Watcher};
-use crate::state::session::{self, Pending, Prepared, ResumeRequest};
+use crate::state::pending::{self, Pending, Prepared, ResumeRequest};
 
 /// `baton run`.
 #[derive(Debug, clap::Args)]
@@ -176,7 +176,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
             None => World::default(),
         },
     };
-    let pending = match session::prepare(
+    let pending = match pending::prepare(
         &args.state.session(),
         fingerprint,
         &launch::plan_record(&validated),
