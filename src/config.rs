@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::job_api::types::Protocol;
 
+pub use crate::executor::wait::WaitMode;
 pub use crate::job_api::credentials::{Credentials, Secret, User};
 
 /// The secret values inside `credentials`, so output can be scrubbed of them.
@@ -31,18 +32,6 @@ pub fn credential_secrets(credentials: &Credentials) -> Vec<String> {
         }
         Credentials::AccessToken(token) => vec![token.expose().to_owned()],
     }
-}
-
-/// How the runner learns that a submitted job finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WaitMode {
-    /// Only JOB's callback (plus the runner's deadline).
-    Callback,
-    /// Only status polling.
-    Poll,
-    /// Callback for speed, polling as the safety net.
-    Both,
 }
 
 /// Configuration-related command-line flags, as parsed.

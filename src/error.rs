@@ -9,6 +9,16 @@ use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
 };
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::compile::RenderError;
+use crate::config::ConfigError;
+use crate::emulator::EmulatorError;
+use crate::emulator::sandbox::SetupError;
+use crate::emulator::world::WorldError;
+use crate::job_api::build::BuildError;
+use crate::job_api::client::ClientError;
 use crate::plan::span::{Issue, PlanErrors};
 
 /// Exit codes, as documented in the README.
@@ -30,15 +40,36 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// Every way a baton command can fail.
+/// Every way a baton command can fail. No variant exposes a `source()`: the renderer
+/// prints each error as one line, and the messages already say their cause.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
     /// Bad command-line usage or input outside the plan file.
     #[error("{0}")]
-    Usage(String),
-    /// JOB (or the emulator) could not be reached or refused us.
+    Usage(UsageError),
+    /// The endpoint, credentials or profile could not be resolved.
     #[error("{0}")]
-    Infrastructure(String),
+    Settings(ConfigError),
+    /// The callback receiver could not listen.
+    #[error("cannot listen for callbacks on {listen}: {error}")]
+    Callback {
+        /// The address asked for.
+        listen: SocketAddr,
+        /// Why it failed.
+        error: std::io::Error,
+    },
+    /// JOB could not be reached or refused us.
+    #[error("{0}")]
+    Client(ClientError),
+    /// The local emulator a run rehearses on could not start.
+    #[error("cannot start the local JOB emulator: {0}")]
+    EmulatorStart(EmulatorError),
+    /// `baton emulator` could not serve.
+    #[error("{0}")]
+    Emulator(EmulatorError),
+    /// The sandbox helper could not run its command.
+    #[error("sandbox: {0}")]
+    Sandbox(SetupError),
     /// The plan or its inputs are invalid: every problem, with locations.
     #[error(transparent)]
     Plan(#[from] PlanErrors),
@@ -56,14 +87,164 @@ pub enum Error {
     },
 }
 
+/// A command line that cannot be carried out; nothing was sent (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// Emulator-only flags given with a real endpoint.
+    #[error(
+        "--sandbox, --world and --unisolated apply to the local emulator only; drop them or the endpoint"
+    )]
+    EmulatorOnlyFlags,
+    /// The plan names no business to run in.
+    #[error("{}: the plan has no `scope`; JOB needs the business to run in", plan.display())]
+    NoScope {
+        /// The plan file.
+        plan: PathBuf,
+    },
+    /// `--wait callback` against a remote JOB that cannot reach the receiver.
+    #[error(
+        "--wait callback needs a public callback URL (--callback-url or BATON_CALLBACK_URL) for a remote JOB"
+    )]
+    CallbackNeedsUrl,
+    /// `baton emulator --listen` is not an address.
+    #[error("--listen `{0}` is not an address like 127.0.0.1:0")]
+    ListenAddress(String),
+    /// An output path given by a flag cannot be written.
+    #[error("{flag} {}: {why}", path.display())]
+    Output {
+        /// The flag.
+        flag: &'static str,
+        /// The path it gave.
+        path: PathBuf,
+        /// Why not.
+        why: OutputProblem,
+    },
+    /// The default state folder cannot be written.
+    #[error("the state folder {}: {why} (choose another with --state-dir)", path.display())]
+    StateFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Why not.
+        why: OutputProblem,
+    },
+    /// A step could not be rendered for `baton plan`.
+    #[error("{0}")]
+    Render(RenderError),
+    /// A step's request could not be built for `baton plan`.
+    #[error("step `{step}`: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Request {
+        /// The step.
+        step: String,
+        /// What is wrong with it.
+        problems: Vec<BuildError>,
+    },
+    /// The world file could not be read.
+    #[error("{0}")]
+    WorldRead(WorldError),
+    /// The world file is inconsistent.
+    #[error("invalid world file: {0}")]
+    InvalidWorld(String),
+    /// `__sandbox-exec` without a command.
+    #[error("__sandbox-exec needs a program to run after `--`")]
+    NoSandboxCommand,
+}
+
+/// Why a path a run would write to cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputProblem {
+    /// A file was asked for, a folder is there.
+    #[error("it is a folder; give a file name")]
+    IsFolder,
+    /// A folder was asked for, a file is there.
+    #[error("it is a file, not a folder")]
+    IsFile,
+    /// The path cannot be inspected.
+    #[error("cannot be used: {0}")]
+    Unusable(std::io::Error),
+    /// The file's folder cannot be written.
+    #[error("the folder {}: {why}", folder.display())]
+    Folder {
+        /// The folder.
+        folder: PathBuf,
+        /// Why not.
+        why: Box<OutputProblem>,
+    },
+    /// The file's folder is a file.
+    #[error("{} is not a folder", .0.display())]
+    ParentNotFolder(PathBuf),
+    /// The file's folder does not exist.
+    #[error("the folder {} does not exist", .0.display())]
+    NoFolder(PathBuf),
+    /// The file's folder cannot be inspected.
+    #[error("the folder {} cannot be used: {error}", folder.display())]
+    FolderUnusable {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The nearest existing folder above cannot be written.
+    #[error("cannot be created: {}: {why}", at.display())]
+    CannotCreate {
+        /// The nearest existing folder.
+        at: PathBuf,
+        /// Why not.
+        why: Box<OutputProblem>,
+    },
+    /// A file stands where a folder above it should be.
+    #[error("cannot be created: {} is a file, not a folder", .0.display())]
+    FileInTheWay(PathBuf),
+    /// Nothing above the path exists.
+    #[error("no folder above it exists")]
+    NoFolderAbove,
+    /// The kernel refuses writing.
+    #[error("it is not writable")]
+    NotWritable,
+    /// Read-only file system.
+    #[error("it is on a read-only file system")]
+    ReadOnly,
+    /// Another refusal, as the kernel describes it.
+    #[error("cannot be used: {0}")]
+    Refused(&'static str),
+}
+
+#[cfg(test)]
+impl OutputProblem {
+    /// Whether the message holds `text`, as the checks' tests ask.
+    pub(crate) fn contains(&self, text: &str) -> bool {
+        self.to_string().contains(text)
+    }
+}
+
+impl From<UsageError> for Error {
+    fn from(error: UsageError) -> Self {
+        Error::Usage(error)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Error::Settings(error)
+    }
+}
+
+impl From<ClientError> for Error {
+    fn from(error: ClientError) -> Self {
+        Error::Client(error)
+    }
+}
+
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => exit::INVALID,
-            Error::Plan(_) => exit::INVALID,
-            Error::Infrastructure(_) => exit::INFRASTRUCTURE,
-            Error::Io { .. } => exit::INFRASTRUCTURE,
+            Error::Usage(_) | Error::Settings(_) | Error::Plan(_) => exit::INVALID,
+            Error::Callback { .. }
+            | Error::Client(_)
+            | Error::EmulatorStart(_)
+            | Error::Emulator(_)
+            | Error::Sandbox(_)
+            | Error::Io { .. } => exit::INFRASTRUCTURE,
             Error::State(error) => {
                 use crate::state::StateError;
                 match error {

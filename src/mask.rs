@@ -438,14 +438,15 @@ mod tests {
     #[test]
     fn the_event_sink_hands_masked_events_to_the_recorder_and_the_watchers() {
         use crate::executor::events::{
-            EventRecorder, EventSink, HostOutcome, RunEvent, StepFinished, StepRef, StepStatus,
+            EventRecorder, EventSink, HostOutcome, RecordError, RunEvent, StepFinished, StepRef,
+            StepStatus,
         };
         use std::time::Duration;
 
         #[derive(Default)]
         struct Recorded(std::sync::Mutex<Vec<String>>);
         impl EventRecorder for Recorded {
-            fn record(&self, event: &RunEvent) -> Result<(), String> {
+            fn record(&self, event: &RunEvent) -> Result<(), RecordError> {
                 let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
                 self.0.lock().map_err(|e| e.to_string())?.push(line);
                 Ok(())

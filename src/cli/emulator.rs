@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::emulator::world::WorldError;
 use crate::emulator::{self, EmulatorConfig, Isolation, World};
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::plan::span::PlanSource;
 
 /// `baton emulator`.
@@ -41,12 +41,10 @@ pub struct SandboxExecArgs {
 /// Runs `baton emulator`: prints `baton emulator listening on <url>` as the first line
 /// of stdout, serves until SIGINT or SIGTERM, then stops cleanly.
 pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
-    let listen: std::net::SocketAddr = args.listen.parse().map_err(|_| {
-        Error::Usage(format!(
-            "--listen `{}` is not an address like 127.0.0.1:0",
-            args.listen
-        ))
-    })?;
+    let listen: std::net::SocketAddr = args
+        .listen
+        .parse()
+        .map_err(|_| UsageError::ListenAddress(args.listen.clone()))?;
     let world = match &args.world {
         Some(path) => load_world(path)?,
         None => World::default(),
@@ -76,7 +74,7 @@ pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
         };
         let handle = emulator::start(config)
             .await
-            .map_err(|e| Error::Infrastructure(e.to_string()))?;
+            .map_err(Error::Emulator)?;
         let mut out = std::io::stdout().lock();
         // The first line is the contract: tools read the base URL from it.
         let _ = writeln!(out, "baton emulator listening on {}", handle.base_url());
@@ -106,7 +104,7 @@ pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
 /// with the source line, exit 2.
 pub fn load_world(path: &Path) -> Result<World, Error> {
     World::load(path).map_err(|error| match error {
-        error @ WorldError::Read { .. } => Error::Usage(error.to_string()),
+        error @ WorldError::Read { .. } => UsageError::WorldRead(error).into(),
         WorldError::Parse { path, text, source } => {
             let file = PlanSource::new(path, text);
             let issue = crate::plan::load::yaml_issue(&file, &source);
@@ -124,7 +122,7 @@ pub fn load_world(path: &Path) -> Result<World, Error> {
                 .collect();
             file.errors(issues).into()
         }
-        WorldError::Invalid(message) => Error::Usage(format!("invalid world file: {message}")),
+        WorldError::Invalid(message) => UsageError::InvalidWorld(message).into(),
     })
 }
 

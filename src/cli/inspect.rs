@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::compile::graph::{self, PlanGraph};
 use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
-use crate::error::{Error, exit, render_issues};
+use crate::error::{Error, UsageError, exit, render_issues};
 use crate::job_api::build::{ApiCall, BuildContext, HttpMethod, build_request};
 use crate::job_api::types::Protocol;
 use crate::plan::vars::{MASK, VarInputs};
@@ -46,13 +46,18 @@ impl PlanInputArgs {
     }
 }
 
+/// `--api` names no protocol baton speaks.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a JOB protocol; use v2, v3 or v4")]
+pub struct ProtocolError(String);
+
 /// Parses `--api`.
-pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
+pub fn parse_protocol(text: &str) -> Result<Protocol, ProtocolError> {
     match text.to_ascii_lowercase().as_str() {
         "v2" => Ok(Protocol::V2),
         "v3" => Ok(Protocol::V3),
         "v4" => Ok(Protocol::V4),
-        _ => Err(format!("`{text}` is not a JOB protocol; use v2, v3 or v4")),
+        _ => Err(ProtocolError(text.to_owned())),
     }
 }
 
@@ -160,11 +165,12 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
         for &index in wave {
             let step = validated
                 .render_step(index, &ctx)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            let mut call = build_request(&build_ctx, &step).map_err(|problems| {
-                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                Error::Usage(format!("step `{}`: {}", step.id, list.join("; ")))
-            })?;
+                .map_err(UsageError::Render)?;
+            let mut call =
+                build_request(&build_ctx, &step).map_err(|problems| UsageError::Request {
+                    step: step.id.clone(),
+                    problems,
+                })?;
             for pointer in &call.sensitive_pointers {
                 if let Some(value) = call.body.pointer_mut(pointer) {
                     *value = Value::String(MASK.to_owned());

@@ -1,9 +1,11 @@
 //! The command line: clap types, one file per command family, and the mapping of
 //! outcomes to exit codes.
 
+pub mod backend;
 pub mod emulator;
 pub mod history;
 pub mod inspect;
+pub mod launch;
 pub mod outputs;
 pub mod resume;
 pub mod run;

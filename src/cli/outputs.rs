@@ -8,42 +8,54 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::AccessFlags;
 
-use super::run::RunArgs;
-use crate::error::Error;
+use crate::error::{Error, OutputProblem, UsageError};
 use crate::state::runs::StateDir;
+
+/// The paths a run writes to, as the flags gave them.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputPaths<'a> {
+    /// `--report`.
+    pub report: &'a Option<PathBuf>,
+    /// `--junit`.
+    pub junit: &'a Option<PathBuf>,
+    /// `--log-file`.
+    pub log_file: &'a Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: &'a Option<PathBuf>,
+    /// `--sandbox`.
+    pub sandbox: &'a Option<PathBuf>,
+}
 
 /// Checks every output path of a `baton run` or `baton resume`; the first unusable one
 /// is a usage error (exit 2) naming the flag, the path and why.
-pub fn check(args: &RunArgs) -> Result<(), Error> {
+pub fn check(args: OutputPaths<'_>) -> Result<(), Error> {
     let files = [
-        ("--report", &args.report),
-        ("--junit", &args.junit),
-        ("--log-file", &args.state.log_file),
+        ("--report", args.report),
+        ("--junit", args.junit),
+        ("--log-file", args.log_file),
     ];
     for (flag, path) in files {
         if let Some(path) = path {
-            check_file(path).map_err(|why| refused(flag, path, &why))?;
+            check_file(path).map_err(|why| refused(flag, path, why))?;
         }
     }
-    match &args.state.state_dir {
+    match args.state_dir {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            check_folder(dir).map_err(|why| refused("--state-dir", dir, &why))?;
+            check_folder(dir).map_err(|why| refused("--state-dir", dir, why))?;
         }
         _ => {
             // The default folder is only resolvable when HOME or XDG_STATE_HOME is set;
             // that refusal is the state module's to make, with its own message.
             if let Ok(state) = StateDir::resolve(None) {
-                check_folder(state.root()).map_err(|why| {
-                    Error::Usage(format!(
-                        "the state folder {}: {why} (choose another with --state-dir)",
-                        state.root().display()
-                    ))
+                check_folder(state.root()).map_err(|why| UsageError::StateFolder {
+                    path: state.root().to_path_buf(),
+                    why,
                 })?;
             }
         }
     }
-    if let Some(dir) = &args.sandbox {
-        check_folder(dir).map_err(|why| refused("--sandbox", dir, &why))?;
+    if let Some(dir) = args.sandbox {
+        check_folder(dir).map_err(|why| refused("--sandbox", dir, why))?;
     }
     Ok(())
 }
@@ -57,18 +69,23 @@ fn absent(error: &std::io::Error) -> bool {
     )
 }
 
-fn refused(flag: &str, path: &Path, why: &str) -> Error {
-    Error::Usage(format!("{flag} {}: {why}", path.display()))
+fn refused(flag: &'static str, path: &Path, why: OutputProblem) -> Error {
+    UsageError::Output {
+        flag,
+        path: path.to_path_buf(),
+        why,
+    }
+    .into()
 }
 
 /// A file baton will create or replace (or append to): not a folder, in a folder that
 /// exists, writable.
-fn check_file(path: &Path) -> Result<(), String> {
+fn check_file(path: &Path) -> Result<(), OutputProblem> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => return Err("it is a folder; give a file name".into()),
+        Ok(meta) if meta.is_dir() => return Err(OutputProblem::IsFolder),
         Ok(_) => return writable(path, AccessFlags::W_OK),
         Err(e) if absent(&e) => {}
-        Err(e) => return Err(format!("cannot be used: {e}")),
+        Err(e) => return Err(OutputProblem::Unusable(e)),
     }
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -76,19 +93,22 @@ fn check_file(path: &Path) -> Result<(), String> {
     };
     match std::fs::metadata(parent) {
         Ok(meta) if meta.is_dir() => writable(parent, AccessFlags::W_OK | AccessFlags::X_OK)
-            .map_err(|why| format!("the folder {}: {why}", parent.display())),
-        Ok(_) => Err(format!("{} is not a folder", parent.display())),
-        Err(e) if absent(&e) => Err(format!("the folder {} does not exist", parent.display())),
-        Err(e) => Err(format!(
-            "the folder {} cannot be used: {e}",
-            parent.display()
-        )),
+            .map_err(|why| OutputProblem::Folder {
+                folder: parent.to_path_buf(),
+                why: Box::new(why),
+            }),
+        Ok(_) => Err(OutputProblem::ParentNotFolder(parent.to_path_buf())),
+        Err(e) if absent(&e) => Err(OutputProblem::NoFolder(parent.to_path_buf())),
+        Err(error) => Err(OutputProblem::FolderUnusable {
+            folder: parent.to_path_buf(),
+            error,
+        }),
     }
 }
 
 /// A folder baton will create if needed and write into: the folder, or the nearest
 /// existing folder above it, is a writable folder.
-fn check_folder(dir: &Path) -> Result<(), String> {
+fn check_folder(dir: &Path) -> Result<(), OutputProblem> {
     let mut candidate: PathBuf = dir.to_path_buf();
     loop {
         match std::fs::metadata(&candidate) {
@@ -97,19 +117,16 @@ fn check_folder(dir: &Path) -> Result<(), String> {
                 return if candidate == dir {
                     writable
                 } else {
-                    writable
-                        .map_err(|why| format!("cannot be created: {}: {why}", candidate.display()))
+                    writable.map_err(|why| OutputProblem::CannotCreate {
+                        at: candidate.clone(),
+                        why: Box::new(why),
+                    })
                 };
             }
-            Ok(_) if candidate == dir => return Err("it is a file, not a folder".into()),
-            Ok(_) => {
-                return Err(format!(
-                    "cannot be created: {} is a file, not a folder",
-                    candidate.display()
-                ));
-            }
+            Ok(_) if candidate == dir => return Err(OutputProblem::IsFile),
+            Ok(_) => return Err(OutputProblem::FileInTheWay(candidate)),
             Err(e) if absent(&e) => {}
-            Err(e) => return Err(format!("cannot be used: {e}")),
+            Err(e) => return Err(OutputProblem::Unusable(e)),
         }
         let next = match candidate.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -118,7 +135,7 @@ fn check_folder(dir: &Path) -> Result<(), String> {
             _ => PathBuf::from("."),
         };
         if next == candidate {
-            return Err("no folder above it exists".into());
+            return Err(OutputProblem::NoFolderAbove);
         }
         candidate = next;
     }
@@ -126,11 +143,11 @@ fn check_folder(dir: &Path) -> Result<(), String> {
 
 /// Asks the kernel whether this process may write `path`, without opening it (opening a
 /// FIFO would block, and creating a probe would leave a trace if the run is killed).
-fn writable(path: &Path, mode: AccessFlags) -> Result<(), String> {
+fn writable(path: &Path, mode: AccessFlags) -> Result<(), OutputProblem> {
     nix::unistd::access(path, mode).map_err(|errno| match errno {
-        nix::errno::Errno::EACCES | nix::errno::Errno::EPERM => "it is not writable".to_owned(),
-        nix::errno::Errno::EROFS => "it is on a read-only file system".to_owned(),
-        other => format!("cannot be used: {}", other.desc()),
+        nix::errno::Errno::EACCES | nix::errno::Errno::EPERM => OutputProblem::NotWritable,
+        nix::errno::Errno::EROFS => OutputProblem::ReadOnly,
+        other => OutputProblem::Refused(other.desc()),
     })
 }
 

@@ -12,23 +12,26 @@ use std::sync::Arc;
 use miette::Severity;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::{self, Rehearsal};
 use super::inspect::PlanInputArgs;
-use super::resume::{Pending, Prepared, ResumeRequest};
+use super::launch::{self, StateArgs};
+use super::outputs::OutputPaths;
 use crate::compile::{self, CompiledPlan};
-use crate::config::{self, ConfigFlags, Credentials, WaitMode};
-use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
-use crate::error::{Error, exit, render_issues};
-use crate::executor::events::{self, EventSink, RunEvent, RunTarget, StepInfo, StepRef};
+use crate::config::{self, ConfigFlags};
+use crate::emulator::World;
+use crate::error::{Error, UsageError, exit, render_issues};
+use crate::executor::events::{EventSink, RunTarget};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
-use crate::executor::scheduler::{self, Final, ScheduleOptions, StepNode};
-use crate::executor::step::{ConfirmPolicy, JobStepRunner, Masker, StepRunnerSetup};
-use crate::executor::wait::{CallbackHub, WaitOptions, callback};
+use crate::executor::run::{Run, RunOutcome};
+use crate::executor::scheduler::ScheduleOptions;
+use crate::executor::step::{ConfirmPolicy, Masker, StepRunnerSetup};
+use crate::executor::wait::{CallbackHub, WaitMode, WaitOptions, callback};
 use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, Transport};
-use crate::plan::model::OnFailure;
 use crate::report::plain::PlainReporter;
 use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
 use crate::report::watch::{self, Watcher};
+use crate::state::pending::{self, Pending, Prepared, ResumeRequest};
 
 /// `baton run`.
 #[derive(Debug, clap::Args)]
@@ -90,12 +93,25 @@ pub struct RunArgs {
     pub verbose: u8,
     /// Run records, locks, skip-if-successful and the log file.
     #[command(flatten)]
-    pub state: super::resume::StateArgs,
+    pub state: StateArgs,
+}
+
+impl RunArgs {
+    /// The paths this run writes to.
+    pub fn output_paths(&self) -> OutputPaths<'_> {
+        OutputPaths {
+            report: &self.report,
+            junit: &self.junit,
+            log_file: &self.state.log_file,
+            state_dir: &self.state.state_dir,
+            sandbox: &self.sandbox,
+        }
+    }
 }
 
 /// Runs `baton run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
-    super::outputs::check(&args)?;
+    super::outputs::check(args.output_paths())?;
     run_with(args, None)
 }
 
@@ -108,7 +124,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     // One masker for the whole process: the log writers get it before the values it
     // will hide are known.
     let masker = Masker::default();
-    super::resume::init_log_file(&args.state, args.verbose, &masker)?;
+    launch::init_log_file(&args.state, args.verbose, &masker)?;
     init_tracing(args.verbose, &masker);
     let flags = ConfigFlags {
         endpoint: args.endpoint.clone(),
@@ -119,17 +135,14 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         callback_url: args.callback_url.clone(),
         wait: args.wait,
     };
-    let config = config::resolve(&flags, &|name| std::env::var(name).ok())
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let config = config::resolve(&flags, &|name| std::env::var(name).ok())?;
     if let Some(credentials) = &config.credentials {
         masker.learn(config::credential_secrets(credentials));
     }
     if config.endpoint.is_some()
         && (args.sandbox.is_some() || args.world.is_some() || args.unisolated)
     {
-        return Err(Error::Usage(
-            "--sandbox, --world and --unisolated apply to the local emulator only; drop them or the endpoint".into(),
-        ));
+        return Err(UsageError::EmulatorOnlyFlags.into());
     }
     let mut options = args.input.options();
     options.api = config.protocol;
@@ -150,20 +163,25 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         );
     }
     if validated.plan.scope.is_none() {
-        return Err(Error::Usage(format!(
-            "{}: the plan has no `scope`; JOB needs the business to run in",
-            args.input.plan.display()
-        )));
+        return Err(UsageError::NoScope {
+            plan: args.input.plan.clone(),
+        }
+        .into());
     }
     // Read before the lock is taken, so that a bad world is refused like a bad plan.
     let world = match (&config.endpoint, &config.credentials) {
         (Some(_), Some(_)) => World::default(),
-        _ => match world_path(&args) {
+        _ => match backend::world_path(&args.input.plan, args.world.as_ref()) {
             Some(path) => super::emulator::load_world(&path)?,
             None => World::default(),
         },
     };
-    let pending = match super::resume::prepare(&args.state, fingerprint, &validated, resume)? {
+    let pending = match pending::prepare(
+        &args.state.session(),
+        fingerprint,
+        &launch::plan_record(&validated),
+        resume,
+    )? {
         Prepared::Skip(message) => {
             println!("{message}");
             return Ok(ExitCode::SUCCESS);
@@ -200,39 +218,6 @@ fn init_tracing(verbose: u8, masker: &Masker) {
         .try_init();
 }
 
-/// Where the run goes.
-struct Backend {
-    endpoint: String,
-    credentials: Credentials,
-    target: RunTarget,
-    emulator: Option<EmulatorHandle>,
-}
-
-/// Credentials the emulator accepts: the world's first app and user when it declares
-/// them, else freshly generated ones (an empty world accepts any non-empty pair).
-fn emulator_credentials(world: &World) -> Credentials {
-    use rand::Rng;
-    let random = |prefix: &str| {
-        let n: u64 = rand::rng().random();
-        format!("{prefix}-{n:016x}")
-    };
-    let (app_code, app_secret) = match world.credentials.apps.first() {
-        Some(app) => (app.code.clone(), app.secret.clone()),
-        None => (random("baton-rehearsal"), random("secret")),
-    };
-    let user = world
-        .credentials
-        .users
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "baton".to_owned());
-    Credentials::App {
-        app_code,
-        app_secret: config::Secret::new(app_secret),
-        user: config::User::Username(user),
-    }
-}
-
 async fn run_async(
     args: RunArgs,
     config: config::Config,
@@ -245,20 +230,16 @@ async fn run_async(
     let plan_path = args.input.plan.clone();
 
     // The backend: a real JOB, or the emulator on loopback. The first line says which.
-    let backend = match (&config.endpoint, &config.credentials) {
-        (Some(endpoint), Some(credentials)) => {
-            println!("baton: running against JOB at {endpoint} ({protocol})");
-            Backend {
-                endpoint: endpoint.clone(),
-                credentials: credentials.clone(),
-                target: RunTarget::Remote {
-                    endpoint: endpoint.clone(),
-                },
-                emulator: None,
-            }
-        }
-        _ => start_emulator(&args, world).await?,
-    };
+    let backend = backend::connect(
+        &config,
+        protocol,
+        Rehearsal {
+            sandbox: args.sandbox.clone(),
+            unisolated: args.unisolated,
+            world,
+        },
+    )
+    .await?;
 
     let run_id = pending.run_id().to_owned();
     let hub = CallbackHub::new(&run_id);
@@ -272,11 +253,9 @@ async fn run_async(
     } else {
         let receiver = callback::start(config.callback_listen, Arc::clone(&hub))
             .await
-            .map_err(|e| {
-                Error::Infrastructure(format!(
-                    "cannot listen for callbacks on {}: {e}",
-                    config.callback_listen
-                ))
+            .map_err(|error| Error::Callback {
+                listen: config.callback_listen,
+                error,
             })?;
         Some(receiver)
     };
@@ -292,15 +271,12 @@ async fn run_async(
     };
     if callback_base.is_none() && wait_mode != WaitMode::Poll {
         if wait_mode == WaitMode::Callback {
-            return Err(Error::Usage(
-                "--wait callback needs a public callback URL (--callback-url or BATON_CALLBACK_URL) for a remote JOB".into(),
-            ));
+            return Err(UsageError::CallbackNeedsUrl.into());
         }
         wait_mode = WaitMode::Poll;
     }
 
-    let http = client::build_http_client(&Timeouts::default())
-        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    let http = client::build_http_client(&Timeouts::default())?;
     let transport = Transport::new(
         http,
         &backend.endpoint,
@@ -312,58 +288,19 @@ async fn run_async(
         .plan
         .scope
         .map(Into::into)
-        .ok_or_else(|| Error::Usage("the plan has no scope".into()))?;
+        .ok_or_else(|| UsageError::NoScope {
+            plan: plan_path.clone(),
+        })?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
 
     let (mut watchers, display) = watchers_for(&args);
-    watchers.extend(super::resume::log_watchers(&args.state)?);
-    let session = pending
-        .start(api.as_ref(), &backend.target, &validated)
-        .await?;
+    watchers.extend(launch::log_watchers(&args.state)?);
+    let session = launch::start_session(pending, api.as_ref(), &backend.target, &validated).await?;
     let (sink, rx) = EventSink::channel();
     let sink = sink
         .with_recorder(session.recorder())
         .with_masker(masker.clone());
     let watch_task = tokio::spawn(watch::watch(rx, watchers));
-
-    let steps: Vec<StepInfo> = validated
-        .plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(index, s)| StepInfo {
-            step: StepRef {
-                index,
-                id: s.id.clone(),
-            },
-            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
-            needs: s.needs.clone(),
-        })
-        .collect();
-    sink.emit(RunEvent::RunStarted {
-        run_id: run_id.clone(),
-        plan: validated.plan.name.clone(),
-        plan_path: plan_path.display().to_string(),
-        protocol: protocol.to_string(),
-        target: backend.target.clone(),
-        steps,
-        at: events::now(),
-    });
-    session.restore(&sink);
-
-    let nodes: Vec<StepNode> = validated
-        .plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| StepNode {
-            id: s.id.clone(),
-            needs: validated.graph.dependencies(i),
-            on_failure: validated
-                .settings(i)
-                .map_or(OnFailure::Stop, |settings| settings.on_failure),
-        })
-        .collect();
 
     let confirm = if args.yes {
         ConfirmPolicy::Yes
@@ -372,8 +309,8 @@ async fn run_async(
     } else {
         ConfirmPolicy::Refuse
     };
-    let runner = Arc::new(
-        JobStepRunner::new(StepRunnerSetup {
+    let run = Run {
+        setup: StepRunnerSetup {
             api,
             source: Arc::new(validated),
             events: sink.clone(),
@@ -386,57 +323,28 @@ async fn run_async(
             },
             confirm,
             masker: masker.clone(),
-        })
-        .with_resume(session.resume_from()),
-    );
-
-    let interrupt = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(interrupt.clone(), sink.clone(), args.detach));
-
-    let schedule = ScheduleOptions {
-        max_parallel: usize::from(args.max_parallel),
-        abort_running: args.abort_running,
-        detach: args.detach,
+        },
+        plan_path: plan_path.display().to_string(),
+        target: backend.target.clone(),
+        schedule: ScheduleOptions {
+            max_parallel: usize::from(args.max_parallel),
+            abort_running: args.abort_running,
+            detach: args.detach,
+        },
+        resumed: launch::resumed(&session),
+        interrupt: CancellationToken::new(),
+        watch_signals: true,
     };
-    let finals = scheduler::run_graph_from(
-        &nodes,
-        Arc::clone(&runner),
-        &schedule,
-        interrupt.clone(),
-        &sink,
-        session.initial(),
-    )
-    .await;
-    signals.abort();
-
-    let fatal = runner.fatal_error();
-    let code = if interrupt.is_cancelled() {
-        exit::INTERRUPTED
-    } else if fatal.is_some() {
-        exit::INFRASTRUCTURE
-    } else if runner.has_steps_in_doubt() || session.has_steps_in_doubt() {
-        exit::IN_DOUBT
-    } else if finals
-        .iter()
-        .any(|f| matches!(f, Final::Failed | Final::Interrupted))
-    {
-        exit::STEP_FAILED
-    } else {
-        exit::SUCCESS
-    };
-    sink.emit(RunEvent::RunFinished {
-        exit_code: code,
-        at: events::now(),
-    });
+    let outcome = run.execute(exit_code).await;
+    let code = exit_code(&outcome);
     if let Some(warning) = session.finish(code) {
         eprintln!("{warning}");
     }
     drop(sink);
-    drop(runner);
     let record = watch_task.await.unwrap_or_default();
 
     print!("{}", record.table());
-    if args.detach && interrupt.is_cancelled() {
+    if args.detach && matches!(outcome, RunOutcome::Interrupted { .. }) {
         // The person who pressed Ctrl-C must be able to find what is still running.
         let left: Vec<String> = record
             .steps
@@ -451,7 +359,7 @@ async fn run_async(
             eprintln!("baton: left running (--detach): {}", left.join(", "));
         }
     }
-    if let Some(error) = &fatal {
+    if let Some(error) = outcome.fatal() {
         eprintln!("error: {}", masker.mask(&error.to_string()));
     }
     if let Some(RunTarget::Emulator { sandbox, .. }) = &record.target {
@@ -468,6 +376,17 @@ async fn run_async(
         tracing::debug!("emulator shutdown: {e}");
     }
     Ok(ExitCode::from(code))
+}
+
+/// The exit code of each way a run ends: the one place outcomes become codes.
+fn exit_code(outcome: &RunOutcome) -> u8 {
+    match outcome {
+        RunOutcome::Interrupted { .. } => exit::INTERRUPTED,
+        RunOutcome::Infrastructure(_) => exit::INFRASTRUCTURE,
+        RunOutcome::InDoubt => exit::IN_DOUBT,
+        RunOutcome::StepFailed => exit::STEP_FAILED,
+        RunOutcome::Succeeded => exit::SUCCESS,
+    }
 }
 
 /// The watchers of a run, and the progress display a prompt must pause, if any.
@@ -513,136 +432,4 @@ fn write_reports(args: &RunArgs, record: &RunRecord) -> Result<(), Error> {
         write(path, record.to_junit())?;
     }
     Ok(())
-}
-
-/// First Ctrl-C / SIGTERM: cancel (steps terminate or leave their instances); second:
-/// exit at once.
-async fn watch_signals(interrupt: CancellationToken, sink: EventSink, detach: bool) {
-    let mut received = 0u32;
-    loop {
-        if !next_signal().await {
-            return;
-        }
-        received += 1;
-        if received == 1 {
-            let action = if detach {
-                "leaving running JOB instances running (--detach); stopping"
-            } else {
-                "terminating running JOB instances (press Ctrl-C again to exit at once)"
-            };
-            eprintln!("baton: interrupted: {action}");
-            sink.emit(RunEvent::Interrupted {
-                action: action.into(),
-            });
-            interrupt.cancel();
-        } else {
-            eprintln!(
-                "baton: interrupted again: exiting now; running instances may be left running"
-            );
-            std::process::exit(i32::from(exit::INTERRUPTED));
-        }
-    }
-}
-
-/// Waits for SIGINT or SIGTERM; `false` if signals cannot be watched.
-async fn next_signal() -> bool {
-    #[cfg(unix)]
-    {
-        use std::sync::OnceLock;
-        use tokio::signal::unix::{SignalKind, signal};
-        // Registered once: re-registering per wait could miss a signal in between.
-        static STREAMS: OnceLock<
-            tokio::sync::Mutex<Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>>,
-        > = OnceLock::new();
-        let streams = STREAMS.get_or_init(|| {
-            let pair = match (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                (Ok(a), Ok(b)) => Some((a, b)),
-                _ => None,
-            };
-            tokio::sync::Mutex::new(pair)
-        });
-        let mut guard = streams.lock().await;
-        let Some((int, term)) = guard.as_mut() else {
-            return false;
-        };
-        tokio::select! {
-            s = int.recv() => s.is_some(),
-            s = term.recv() => s.is_some(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.is_ok()
-    }
-}
-
-/// The emulator's world file: `--world`, else `world.yaml` beside the plan if present.
-fn world_path(args: &RunArgs) -> Option<PathBuf> {
-    args.world.clone().or_else(|| {
-        let beside = args
-            .input
-            .plan
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("world.yaml");
-        beside.is_file().then_some(beside)
-    })
-}
-
-/// Starts the in-process emulator with a sandbox and the plan's world, and prints the
-/// first line of output saying so.
-async fn start_emulator(args: &RunArgs, world: World) -> Result<Backend, Error> {
-    let sandbox = match &args.sandbox {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                context: format!("cannot create the sandbox folder {}", dir.display()),
-                source,
-            })?;
-            dir.clone()
-        }
-        None => tempfile::Builder::new()
-            .prefix("baton-rehearsal-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                context: "cannot create a temporary sandbox folder".into(),
-                source,
-            })?
-            .keep(),
-    };
-    let sandbox = sandbox.canonicalize().unwrap_or(sandbox);
-    println!(
-        "baton: rehearsal on the local JOB emulator (not production); host sandboxes in {}",
-        sandbox.display()
-    );
-    let credentials = emulator_credentials(&world);
-    let isolation = if args.unisolated {
-        Isolation::Unisolated
-    } else {
-        let helper = std::env::current_exe().map_err(|source| Error::Io {
-            context: "cannot locate the baton executable for the sandbox helper".into(),
-            source,
-        })?;
-        Isolation::Namespace { helper }
-    };
-    let handle = crate::emulator::start(EmulatorConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        world,
-        root: Some(sandbox.clone()),
-        isolation,
-    })
-    .await
-    .map_err(|e| Error::Infrastructure(format!("cannot start the local JOB emulator: {e}")))?;
-    let endpoint = handle.base_url();
-    Ok(Backend {
-        endpoint: endpoint.clone(),
-        credentials,
-        target: RunTarget::Emulator {
-            endpoint,
-            sandbox: sandbox.display().to_string(),
-        },
-        emulator: Some(handle),
-    })
 }

@@ -286,9 +286,7 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// before any thread is started: `unshare(CLONE_NEWUSER)` refuses threaded processes.
 pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, crate::error::Error> {
     if command.is_empty() {
-        return Err(crate::error::Error::Usage(
-            "__sandbox-exec needs a program to run after `--`".into(),
-        ));
+        return Err(crate::error::UsageError::NoSandboxCommand.into());
     }
     let root = std::fs::canonicalize(root).map_err(|source| crate::error::Error::Io {
         context: format!("sandbox folder {}", root.display()),
@@ -299,13 +297,13 @@ pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, crate::err
     } else {
         stage1(&root, command)
     };
-    outcome.map_err(|e| crate::error::Error::Infrastructure(format!("sandbox: {e}")))
+    outcome.map_err(crate::error::Error::Sandbox)
 }
 
 /// A failed helper step, named for the host log.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {source}")]
-struct SetupError {
+pub struct SetupError {
     what: String,
     #[source]
     source: io::Error,

@@ -320,7 +320,25 @@ pub enum RunEvent {
 /// channel or the process afterwards.
 pub trait EventRecorder: Send + Sync {
     /// Records one event durably; the error says why it could not.
-    fn record(&self, event: &RunEvent) -> Result<(), String>;
+    fn record(&self, event: &RunEvent) -> Result<(), RecordError>;
+}
+
+/// Why an event could not be recorded, in the recorder's own words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordError(Box<dyn std::error::Error + Send + Sync>);
+
+impl RecordError {
+    /// The recorder's failure.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        RecordError(error.into())
+    }
+}
+
+impl From<String> for RecordError {
+    fn from(message: String) -> Self {
+        RecordError(message.into())
+    }
 }
 
 /// Where the engine sends events. Cloneable; sending never blocks the engine (beyond
@@ -396,7 +414,7 @@ impl EventSink {
     /// Emits an event that must be recorded before the engine acts on it (a submission
     /// intent). On a recorder failure nothing is sent and the error is returned, so the
     /// caller can refrain from the side effect.
-    pub fn emit_durable(&self, event: RunEvent) -> Result<(), String> {
+    pub fn emit_durable(&self, event: RunEvent) -> Result<(), RecordError> {
         let event = self.masked(event);
         if let Some(recorder) = &self.recorder {
             recorder.record(&event)?;

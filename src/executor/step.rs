@@ -21,8 +21,7 @@ use super::events::{
 };
 use super::prompt::Prompter;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
-use super::wait::{self, CallbackHub, WaitEnd, WaitOptions};
-use crate::config::WaitMode;
+use super::wait::{self, CallbackHub, WaitEnd, WaitMode, WaitOptions};
 use crate::job_api::build::{ApiCall, BuildContext, BuildErrors, build_request};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::decode::html_decode;

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::StateError;
-use crate::executor::events::{EventRecorder, RunEvent};
+use crate::executor::events::{EventRecorder, RecordError, RunEvent};
 
 /// The journal file's name inside a run folder.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -288,7 +288,7 @@ struct Written {
 }
 
 impl EventRecorder for Journal {
-    fn record(&self, event: &RunEvent) -> Result<(), String> {
+    fn record(&self, event: &RunEvent) -> Result<(), RecordError> {
         // Progress reads repeat every few seconds and carry nothing resume needs
         // beyond the last one; they are journaled all the same (host counts are part
         // of the record). They and step starts ride on the next fsync (module docs).
@@ -306,7 +306,7 @@ impl EventRecorder for Journal {
                     *first = Some(e.to_string());
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(RecordError::new)
     }
 }
 

@@ -7,9 +7,12 @@ pub mod fingerprint;
 pub mod holder;
 pub mod journal;
 pub mod lock;
+pub mod pending;
 pub mod procfs;
 pub mod resume;
+pub mod resuming;
 pub mod runs;
+pub mod session;
 
 pub use error::StateError;
 pub use fingerprint::{Fingerprint, PlanChanges, fingerprint};

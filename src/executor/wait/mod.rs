@@ -5,6 +5,7 @@
 //! finished, when it waits for a person, at the runner's deadline, or on cancellation.
 
 pub mod callback;
+pub mod mode;
 pub mod poll;
 
 use std::sync::Arc;
@@ -12,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::WaitMode;
 use crate::executor::events::Observed;
 use crate::job_api::client::{ClientError, JobApi, JobStatusView};
 use crate::job_api::types::{JobInstanceId, RunStatus};
 
 pub use callback::{CallbackHub, Waiter};
+pub use mode::WaitMode;
 pub use poll::PollSchedule;
 
 /// How a wait ended.
