@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::inspect::PlanInputArgs;
 use super::resume::{Pending, Prepared, ResumeRequest};
 use crate::config::{self, ConfigFlags, Credentials, WaitMode};
-use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
+use crate::emulator::{EmulatorConfig, EmulatorHandle, World};
 use crate::error::{Error, exit, render_issues};
 use crate::executor::events::{self, EventSink, RunEvent, RunTarget, StepInfo, StepRef};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
@@ -621,15 +621,7 @@ async fn start_emulator(args: &RunArgs, world: World) -> Result<Backend, Error> 
         sandbox.display()
     );
     let credentials = emulator_credentials(&world);
-    let isolation = if args.unisolated {
-        Isolation::Unisolated
-    } else {
-        let helper = std::env::current_exe().map_err(|source| Error::Io {
-            context: "cannot locate the baton executable for the sandbox helper".into(),
-            source,
-        })?;
-        Isolation::Namespace { helper }
-    };
+    let isolation = super::emulator::isolation(args.unisolated)?;
     let handle = crate::emulator::start(EmulatorConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         world,

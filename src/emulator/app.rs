@@ -9,12 +9,12 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::clock::{Gates, HoldKey};
-use super::faults::Faults;
-use super::inventory::Inventory;
-use super::jobs::JobStore;
-use super::sandbox::HostSandboxes;
-use super::world::Settings;
+use crate::emulator::exec::sandbox::HostSandboxes;
+use crate::emulator::model::clock::{Gates, HoldKey};
+use crate::emulator::model::faults::Faults;
+use crate::emulator::model::inventory::Inventory;
+use crate::emulator::model::jobs::JobStore;
+use crate::emulator::model::world::Settings;
 
 /// One API request as received (for `GET /_emulator/requests`).
 #[derive(Debug, Clone, Serialize)]
@@ -108,7 +108,7 @@ pub struct App {
     /// Holds in force.
     pub gates: Gates,
     /// Holds on API requests and answers (tests' kill points).
-    pub answer_holds: super::answer_holds::AnswerHolds,
+    pub answer_holds: crate::emulator::http::answer_holds::AnswerHolds,
     /// Received API requests.
     pub requests: Log<RequestRecord>,
     /// Request sequence counter.
@@ -135,13 +135,16 @@ impl App {
             gates.hold(HoldKey::Host(host));
         }
         App {
-            answer_holds: super::answer_holds::AnswerHolds::default(),
-            store: super::jobs::JobStore::new(settings.first_id, settings.max_instances),
+            answer_holds: crate::emulator::http::answer_holds::AnswerHolds::default(),
+            store: crate::emulator::model::jobs::JobStore::new(
+                settings.first_id,
+                settings.max_instances,
+            ),
             requests: Log::new(settings.max_logged_requests),
             request_seq: std::sync::atomic::AtomicU64::new(0),
             callbacks: Log::new(10_000),
             global_parallel: Arc::new(Semaphore::new(settings.global_parallel_limit.max(1))),
-            started_ms: super::jobs::now_ms(),
+            started_ms: crate::emulator::model::jobs::now_ms(),
             inventory,
             sandboxes,
             faults,

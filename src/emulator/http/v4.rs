@@ -6,12 +6,12 @@
 
 use serde_json::{Value, json};
 
-use super::envelope::ApiError;
-use super::params::Params;
-use super::routes::{ApiKind, Ctx};
-use super::routes_v3::{log_hosts, script_basics, submit_script};
-use super::views;
-use super::wire;
+use crate::emulator::http::context::{ApiKind, Ctx};
+use crate::emulator::http::params::Params;
+use crate::emulator::http::shared::{log_hosts, script_basics, submit_script};
+use crate::emulator::http::views;
+use crate::emulator::http::wire;
+use crate::emulator::model::job_error::JobError;
 
 /// v4's limit on hosts per log query.
 const MAX_V4_LOG_HOSTS: usize = 100;
@@ -26,7 +26,7 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
 }
 
 /// Runs a v4 API.
-pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
+pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => {
             let scope = ctx.scope(p)?;
@@ -34,10 +34,10 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
             let basics = script_basics(ctx, p, sensitive)?;
             let target = p
                 .opt_object("execute_target")?
-                .ok_or_else(|| ApiError::illegal("execute_target"))?;
+                .ok_or_else(|| JobError::illegal("execute_target"))?;
             let spec = wire::v4_target(&target)?;
             if spec.is_empty() {
-                return Err(wire::server_empty());
+                return Err(JobError::server_empty());
             }
             submit_script(ctx, scope, basics, &spec)
         }
@@ -54,7 +54,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
             let job = ctx.job(p, &scope)?;
             let step_id = match p.opt_i64("step_instance_id")? {
                 Some(id) if id > 0 => id,
-                _ => return Err(ApiError::illegal("step_instance_id")),
+                _ => return Err(JobError::illegal("step_instance_id")),
             };
             let hosts = log_hosts(ctx, p, MAX_V4_LOG_HOSTS)?;
             let state = job.lock();
@@ -63,7 +63,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
                 .iter()
                 .map(|h| views::v4_host_log(&ctx.app.inventory, step, h))
                 .collect();
-            let file = matches!(step.kind, super::jobs::StepKind::File(_));
+            let file = matches!(step.kind, crate::emulator::model::jobs::StepKind::File(_));
             let mut data = json!({
                 "job_instance_id": job.id, "step_instance_id": step.id,
                 "log_type": if file { 2 } else { 1 },
@@ -76,6 +76,6 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
             data[key] = json!(logs);
             Ok(data)
         }
-        _ => Err(ApiError::illegal_params()),
+        _ => Err(JobError::illegal_params()),
     }
 }

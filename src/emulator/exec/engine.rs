@@ -12,12 +12,16 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::app::App;
-use super::callback;
-use super::clock::delay;
-use super::exec::{HostResult, ScriptRun, run_script};
-use super::files::{FileLogEntry, SourceFiles, TransferSpec, transfer_to_host};
-use super::jobs::{Batch, HostRun, JobInstance, JobState, Next, RollingMode, StepKind, now_ms};
+use crate::emulator::app::App;
+use crate::emulator::exec::callback;
+use crate::emulator::exec::files::{SourceFiles, TransferSpec, transfer_to_host};
+use crate::emulator::exec::script::{ScriptRun, run_script};
+use crate::emulator::model::clock::delay;
+use crate::emulator::model::host_result::FileLogEntry;
+use crate::emulator::model::host_result::HostResult;
+use crate::emulator::model::jobs::{
+    Batch, HostRun, JobInstance, JobState, Next, RollingMode, StepKind, now_ms,
+};
 use crate::job_api::types::{HostAddr, RunStatus, host_status, language_code};
 
 /// Starts a driver task for `job` unless one is running (it will see `next`).
@@ -434,7 +438,7 @@ async fn execute(
 /// The script as the host agent gets it. String globals of a plan are exported both
 /// as environment variables and, for shell scripts, as `name='value'` assignments after
 /// the shebang line, which is how JOB makes them visible to shell steps.
-fn script_run(script: &super::jobs::ScriptStep) -> ScriptRun {
+fn script_run(script: &crate::emulator::model::jobs::ScriptStep) -> ScriptRun {
     let mut content = script.content.clone();
     if script.language == language_code::SHELL && !script.env.is_empty() {
         let mut prefix = String::new();
@@ -461,7 +465,10 @@ fn script_run(script: &super::jobs::ScriptStep) -> ScriptRun {
     }
 }
 
-fn transfer_spec(file: &super::jobs::FileStep, batch: Option<&Batch>) -> TransferSpec {
+fn transfer_spec(
+    file: &crate::emulator::model::jobs::FileStep,
+    batch: Option<&Batch>,
+) -> TransferSpec {
     let sources = match batch {
         Some(Batch::Sources(pieces)) => pieces
             .pieces
@@ -496,8 +503,8 @@ fn transfer_spec(file: &super::jobs::FileStep, batch: Option<&Batch>) -> Transfe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::inventory::Account;
-    use crate::emulator::jobs::ScriptStep;
+    use crate::emulator::model::inventory::Account;
+    use crate::emulator::model::jobs::ScriptStep;
 
     #[test]
     fn string_globals_follow_the_shebang() {

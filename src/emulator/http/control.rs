@@ -24,10 +24,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::answer_holds::Stage;
-use super::app::App;
-use super::clock::HoldKey;
-use super::faults::FaultSet;
+use crate::emulator::app::App;
+use crate::emulator::http::answer_holds::Stage;
+use crate::emulator::model::clock::HoldKey;
+use crate::emulator::model::faults::FaultSet;
 use crate::job_api::types::HostAddr;
 
 /// The `/_emulator` router.

@@ -43,6 +43,36 @@ pub enum Isolation {
     Unisolated,
 }
 
+impl Isolation {
+    /// Namespaces through this very binary as the helper, or none when `unisolated`.
+    pub fn for_this_binary(unisolated: bool) -> Result<Self, SandboxError> {
+        if unisolated {
+            return Ok(Isolation::Unisolated);
+        }
+        let helper = std::env::current_exe().map_err(|source| {
+            SandboxError::io(
+                "cannot locate the baton executable for the sandbox helper",
+                source,
+            )
+        })?;
+        Ok(Isolation::Namespace { helper })
+    }
+}
+
+/// The hidden command of the baton binary that enters a sandbox.
+pub const HELPER_COMMAND: &str = "__sandbox-exec";
+
+/// `<helper> __sandbox-exec --root <root> --`: append the program and its arguments.
+pub fn helper_command(helper: &Path, root: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(helper);
+    command
+        .arg(HELPER_COMMAND)
+        .arg("--root")
+        .arg(root)
+        .arg("--");
+    command
+}
+
 /// Why a sandbox operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -57,6 +87,12 @@ pub enum SandboxError {
     /// Namespaces are not available and `--unisolated` was not given.
     #[error("cannot isolate scripts: {0}; pass --unisolated to run them unsandboxed")]
     NoIsolation(String),
+    /// The helper was called without a program to run.
+    #[error("__sandbox-exec needs a program to run after `--`")]
+    NoCommand,
+    /// The helper could not build the sandbox.
+    #[error("sandbox: {0}")]
+    Setup(#[source] SetupError),
     /// File-system error.
     #[error("{context}: {source}")]
     Io {
@@ -241,11 +277,7 @@ fn probe_namespace(root: &Path, helper: &Path) -> Result<(), SandboxError> {
         .map_err(|e| {
             SandboxError::io(format!("creating a probe folder in {}", root.display()), e)
         })?;
-    let output = std::process::Command::new(helper)
-        .arg("__sandbox-exec")
-        .arg("--root")
-        .arg(probe.path())
-        .arg("--")
+    let output = helper_command(helper, probe.path())
         .arg("true")
         .env_clear()
         .env("PATH", SANDBOX_PATH)
@@ -284,13 +316,11 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// PID namespace and returns that run's exit status (128 + signal when killed); the
 /// second builds the sandbox and execs `command`, returning only on failure. Must run
 /// before any thread is started: `unshare(CLONE_NEWUSER)` refuses threaded processes.
-pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, crate::error::Error> {
+pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, SandboxError> {
     if command.is_empty() {
-        return Err(crate::error::Error::Usage(
-            "__sandbox-exec needs a program to run after `--`".into(),
-        ));
+        return Err(SandboxError::NoCommand);
     }
-    let root = std::fs::canonicalize(root).map_err(|source| crate::error::Error::Io {
+    let root = std::fs::canonicalize(root).map_err(|source| SandboxError::Io {
         context: format!("sandbox folder {}", root.display()),
         source,
     })?;
@@ -299,13 +329,13 @@ pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, crate::err
     } else {
         stage1(&root, command)
     };
-    outcome.map_err(|e| crate::error::Error::Infrastructure(format!("sandbox: {e}")))
+    outcome.map_err(SandboxError::Setup)
 }
 
 /// A failed helper step, named for the host log.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {source}")]
-struct SetupError {
+pub struct SetupError {
     what: String,
     #[source]
     source: io::Error,
@@ -357,11 +387,7 @@ fn stage1(root: &Path, command: &[String]) -> Result<ExitCode, SetupError> {
     )?;
     let status = io_step(
         || format!("starting {}", exe.display()),
-        std::process::Command::new(&exe)
-            .arg("__sandbox-exec")
-            .arg("--root")
-            .arg(root)
-            .arg("--")
+        helper_command(&exe, root)
             .args(command)
             .env(STAGE2_ENV, "1")
             .status(),

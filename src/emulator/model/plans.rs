@@ -6,13 +6,16 @@
 
 use std::collections::HashMap;
 
-use super::envelope::{ApiError, Protocol};
-use super::inventory::{Host, Inventory, TargetSpec};
-use super::jobs::{ConfirmStep, FileSource, FileStep, RollingMode, ScriptStep, StepKind};
-use super::scope::Scope;
-use super::submit::{NewJob, NewStep, RollingBy, RollingSpec};
-use super::wire::{self, ScriptSource};
-use super::world::{PlanDef, StepDef};
+use crate::emulator::model::inventory::{Host, Inventory, TargetSpec};
+use crate::emulator::model::job_error::JobError;
+use crate::emulator::model::jobs::{
+    ConfirmStep, FileSource, FileStep, RollingMode, ScriptStep, StepKind,
+};
+use crate::emulator::model::new_job::{NewJob, NewStep, RollingBy, RollingSpec};
+use crate::emulator::model::protocol::Protocol;
+use crate::emulator::model::scope::Scope;
+use crate::emulator::model::values::{self, ScriptSource};
+use crate::emulator::model::world::{PlanDef, StepDef};
 use crate::job_api::rules::RollingExpr;
 use crate::job_api::types::step_type;
 
@@ -84,7 +87,7 @@ pub struct PlanRun {
 }
 
 /// Builds the job for `plan`.
-pub fn build(inventory: &Inventory, plan: &PlanDef, run: PlanRun) -> Result<NewJob, ApiError> {
+pub fn build(inventory: &Inventory, plan: &PlanDef, run: PlanRun) -> Result<NewJob, JobError> {
     let mut host_vars: HashMap<String, Vec<Host>> = HashMap::new();
     let mut env = Vec::new();
     for var in &plan.global_vars {
@@ -96,7 +99,7 @@ pub fn build(inventory: &Inventory, plan: &PlanDef, run: PlanRun) -> Result<NewJ
         if var.kind == 3 {
             let spec = match given.and_then(|g| g.hosts.clone()) {
                 Some(spec) if !spec.is_empty() => spec,
-                _ => TargetSpec::from_def(&var.targets).map_err(|m| ApiError::new(1_244_002, m))?,
+                _ => TargetSpec::from_def(&var.targets)?,
             };
             host_vars.insert(var.name.clone(), inventory.resolve(&spec, &HashMap::new())?);
         } else {
@@ -146,12 +149,11 @@ fn step(
     over: Option<&StepOverride>,
     host_vars: &HashMap<String, Vec<Host>>,
     env: &[(String, String)],
-) -> Result<NewStep, ApiError> {
+) -> Result<NewStep, JobError> {
     let targets = match over.and_then(|o| o.targets.clone()) {
         Some(spec) if !spec.is_empty() => inventory.resolve(&spec, host_vars)?,
         _ => {
-            let spec =
-                TargetSpec::from_def(&def.targets).map_err(|m| ApiError::new(1_244_002, m))?;
+            let spec = TargetSpec::from_def(&def.targets)?;
             inventory.resolve(&spec, host_vars)?
         }
     };
@@ -165,15 +167,15 @@ fn step(
                 users: confirm.users,
             })
         }
-        _ => return Err(ApiError::illegal("step.type")),
+        _ => return Err(JobError::illegal("step.type")),
     };
     let rolling = match &def.rolling {
         None => None,
         Some(r) => Some(RollingSpec {
             mode: RollingMode::from_code(r.mode.into())
-                .ok_or_else(|| ApiError::illegal("rolling_config.mode"))?,
+                .ok_or_else(|| JobError::illegal("rolling_config.mode"))?,
             by: RollingBy::Targets(
-                RollingExpr::parse(&r.expression).map_err(|_| wire::invalid_rolling())?,
+                RollingExpr::parse(&r.expression).map_err(|_| JobError::invalid_rolling())?,
             ),
         }),
     };
@@ -191,11 +193,11 @@ fn script_step(
     def: &StepDef,
     over: Option<&StepOverride>,
     env: &[(String, String)],
-) -> Result<ScriptStep, ApiError> {
+) -> Result<ScriptStep, JobError> {
     let planned = def.script.clone().unwrap_or_default();
     let over = over.cloned().unwrap_or_default();
     let (language, content) = if over.script_version_id.is_some() || over.script_content.is_some() {
-        wire::script(
+        values::script(
             inventory,
             ScriptSource {
                 version_id: over.script_version_id,
@@ -209,7 +211,7 @@ fn script_step(
     } else if let Some(version) = planned.script_version_id {
         let def = inventory
             .script_version(version)
-            .ok_or_else(|| ApiError::illegal("script_version_id"))?;
+            .ok_or_else(|| JobError::illegal("script_version_id"))?;
         (def.language, def.content.clone().into_bytes())
     } else {
         (
@@ -218,12 +220,12 @@ fn script_step(
         )
     };
     let params = match over.script_param {
-        Some(b64) => wire::script_param("script_param", Some(b64), planned.sensitive)?,
+        Some(b64) => values::script_param("script_param", Some(b64), planned.sensitive)?,
         None => planned.param.clone(),
     };
     let timeout = match over.script_timeout {
-        Some(t) => wire::timeout("script_timeout", Some(t))?,
-        None => planned.timeout.unwrap_or(wire::DEFAULT_TIMEOUT),
+        Some(t) => values::timeout("script_timeout", Some(t))?,
+        None => planned.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
     };
     let alias = over
         .account
@@ -245,10 +247,10 @@ fn file_step(
     def: &StepDef,
     over: Option<&StepOverride>,
     host_vars: &HashMap<String, Vec<Host>>,
-) -> Result<FileStep, ApiError> {
+) -> Result<FileStep, JobError> {
     let planned = def.file.clone().unwrap_or_default();
     let over = over.cloned().unwrap_or_default();
-    let target_path = wire::target_path(
+    let target_path = values::target_path(
         "file_target_path",
         over.file_target_path.or(Some(planned.target_path.clone())),
     )?;
@@ -265,8 +267,7 @@ fn file_step(
         }
         None => {
             for source in &planned.sources {
-                let spec = TargetSpec::from_def(&source.targets)
-                    .map_err(|m| ApiError::new(1_244_002, m))?;
+                let spec = TargetSpec::from_def(&source.targets)?;
                 sources.push(FileSource {
                     hosts: inventory.resolve(&spec, host_vars)?,
                     account: inventory
@@ -286,6 +287,6 @@ fn file_step(
         target_name: None,
         strict: planned.transfer_mode == Some(1),
         account: inventory.account_by_alias(&alias)?,
-        timeout_secs: planned.timeout.unwrap_or(wire::DEFAULT_TIMEOUT),
+        timeout_secs: planned.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
     })
 }

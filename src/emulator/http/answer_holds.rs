@@ -6,7 +6,7 @@
 //! releases it, and waits until the API is idle again (every request it was handling
 //! answered or abandoned) before looking at what JOB has. A hold may let a number of
 //! requests through first (`skip`), to catch a later step's submission. Not part of
-//! JOB: driven from `/_emulator/` (see [`super::control`]).
+//! JOB: driven from `/_emulator/` (see [`crate::emulator::http::control`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use regex::Regex;
 
-use super::exec::{HostResult, log_time, now_ms};
-use super::sandbox::{HostSandboxes, SandboxError};
+use crate::emulator::exec::sandbox::{HostSandboxes, SandboxError};
+use crate::emulator::exec::script::{log_time, now_ms};
+use crate::emulator::model::host_result::{FileLogEntry, HostResult};
 use crate::job_api::types::{HostAddr, host_status};
 
 /// Files to fetch from one source host.
@@ -39,31 +40,6 @@ pub struct TransferSpec {
     pub strict: bool,
     /// Time used for `[DATE:…]`, epoch milliseconds.
     pub now_ms: i64,
-}
-
-/// One entry of a v3 file log (`file_logs[]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileLogEntry {
-    /// 0 upload (source side), 1 download (target side).
-    pub mode: u8,
-    /// Source host.
-    pub src_host: HostAddr,
-    /// Source path (the resolved file).
-    pub src_path: String,
-    /// Target host (download entries).
-    pub dest_host: Option<HostAddr>,
-    /// Target path (download entries).
-    pub dest_path: Option<String>,
-    /// 1 waiting, 2 uploading, 3 downloading, 4 success, 5 failed.
-    pub status: u8,
-    /// Human-readable line in JOB's format.
-    pub log_content: String,
-    /// Size as JOB prints it (`9.0 Bytes`).
-    pub size: String,
-    /// Speed as JOB prints it (`1 KB/s`).
-    pub speed: String,
-    /// Progress (`100%`).
-    pub process: String,
 }
 
 /// File-log `mode`: the source side.
@@ -754,7 +730,7 @@ pub fn java_to_strftime(pattern: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::sandbox::Isolation;
+    use crate::emulator::exec::sandbox::Isolation;
 
     fn host(text: &str) -> HostAddr {
         HostAddr::parse(text).unwrap()

@@ -12,8 +12,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use super::envelope::{ApiError, code};
-use super::world::{AccountDef, HostRef, PlanDef, ScriptDef, TargetDef, TopoRef, World};
+use crate::emulator::model::job_error::{JobError, code};
+use crate::emulator::model::world::{
+    AccountDef, HostRef, PlanDef, ScriptDef, TargetDef, TopoRef, World,
+};
 use crate::job_api::types::HostAddr;
 
 /// A resolved host.
@@ -57,7 +59,7 @@ impl TargetSpec {
     }
 
     /// A spec from a world definition.
-    pub fn from_def(def: &TargetDef) -> Result<TargetSpec, String> {
+    pub fn from_def(def: &TargetDef) -> Result<TargetSpec, BadHost> {
         Ok(TargetSpec {
             hosts: def.hosts.iter().map(host_sel).collect::<Result<_, _>>()?,
             groups: def.dynamic_groups.clone(),
@@ -68,12 +70,29 @@ impl TargetSpec {
 }
 
 /// A world host reference as a selector.
-pub fn host_sel(reference: &HostRef) -> Result<HostSel, String> {
+pub fn host_sel(reference: &HostRef) -> Result<HostSel, BadHost> {
     match reference {
         HostRef::Id(id) => Ok(HostSel::Id(*id)),
         HostRef::Addr(text) => HostAddr::parse(text)
             .map(HostSel::Addr)
-            .ok_or_else(|| format!("`{text}` is not a host (cloud:ip, ip or host_id)")),
+            .ok_or_else(|| BadHost::Reference(text.clone())),
+    }
+}
+
+/// A world host entry or reference that names no host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadHost {
+    /// A reference that is neither `cloud:ip`, `ip` nor a host id.
+    #[error("`{0}` is not a host (cloud:ip, ip or host_id)")]
+    Reference(String),
+    /// A declared host whose `ip` is not an IPv4 address.
+    #[error("host `{0}` is not an IPv4 address")]
+    Address(String),
+}
+
+impl From<BadHost> for JobError {
+    fn from(bad: BadHost) -> Self {
+        JobError::new(code::HOST_INVALID, bad.to_string())
     }
 }
 
@@ -102,7 +121,7 @@ const FIRST_CREATED_HOST_ID: u64 = 1_000_001;
 
 impl Inventory {
     /// Builds the inventory; refuses malformed host entries.
-    pub fn new(world: World) -> Result<Self, String> {
+    pub fn new(world: World) -> Result<Self, BadHost> {
         let mut registry = Registry {
             by_addr: HashMap::new(),
             by_id: HashMap::new(),
@@ -117,7 +136,7 @@ impl Inventory {
         registry.next_id = registry.next_id.max(largest + 1);
         for def in &world.hosts {
             let addr = HostAddr::parse(&format!("{}:{}", def.cloud, def.ip))
-                .ok_or_else(|| format!("host `{}` is not an IPv4 address", def.ip))?;
+                .ok_or_else(|| BadHost::Address(def.ip.clone()))?;
             let id = match def.host_id {
                 Some(id) => id,
                 None => {
@@ -154,7 +173,7 @@ impl Inventory {
     }
 
     /// Resolves one host selector; creates unknown hosts unless strict.
-    pub fn host(&self, sel: &HostSel) -> Result<Host, ApiError> {
+    pub fn host(&self, sel: &HostSel) -> Result<Host, JobError> {
         {
             let reg = self.registry.read().unwrap_or_else(|e| e.into_inner());
             match sel {
@@ -241,10 +260,10 @@ impl Inventory {
 
     /// The hosts a request's target names (no host variables), refusing an empty set
     /// with JOB's 1244001 as every fast task does.
-    pub fn resolve_targets(&self, spec: &TargetSpec) -> Result<Vec<Host>, ApiError> {
+    pub fn resolve_targets(&self, spec: &TargetSpec) -> Result<Vec<Host>, JobError> {
         let hosts = self.resolve(spec, &HashMap::new())?;
         if hosts.is_empty() {
-            return Err(super::wire::server_empty());
+            return Err(JobError::server_empty());
         }
         Ok(hosts)
     }
@@ -255,7 +274,7 @@ impl Inventory {
         &self,
         spec: &TargetSpec,
         vars: &HashMap<String, Vec<Host>>,
-    ) -> Result<Vec<Host>, ApiError> {
+    ) -> Result<Vec<Host>, JobError> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut push = |host: Host, out: &mut Vec<Host>| {
@@ -274,7 +293,7 @@ impl Inventory {
             match self.world.dynamic_groups.iter().find(|g| &g.id == group) {
                 Some(def) => {
                     for r in &def.hosts {
-                        let sel = host_sel(r).map_err(|m| ApiError::new(code::HOST_INVALID, m))?;
+                        let sel = host_sel(r)?;
                         push(self.host(&sel)?, &mut out);
                     }
                 }
@@ -291,7 +310,7 @@ impl Inventory {
             {
                 Some(def) => {
                     for r in &def.hosts {
-                        let sel = host_sel(r).map_err(|m| ApiError::new(code::HOST_INVALID, m))?;
+                        let sel = host_sel(r)?;
                         push(self.host(&sel)?, &mut out);
                     }
                 }
@@ -309,7 +328,7 @@ impl Inventory {
                     }
                 }
                 None => {
-                    return Err(ApiError::new(
+                    return Err(JobError::new(
                         code::HOST_VAR_NOT_EXIST,
                         format!("Host variable [{name}] does not exist"),
                     ));
@@ -323,7 +342,7 @@ impl Inventory {
     }
 
     /// An account by alias (v2 `account`, v3 `account_alias`).
-    pub fn account_by_alias(&self, alias: &str) -> Result<Account, ApiError> {
+    pub fn account_by_alias(&self, alias: &str) -> Result<Account, JobError> {
         if self.world.accounts.is_empty() {
             return Ok(Account {
                 id: 0,
@@ -339,7 +358,7 @@ impl Inventory {
     }
 
     /// An account by id (v3 `account_id`).
-    pub fn account_by_id(&self, id: i64) -> Result<Account, ApiError> {
+    pub fn account_by_id(&self, id: i64) -> Result<Account, JobError> {
         if self.world.accounts.is_empty() {
             return Ok(Account {
                 id,
@@ -399,8 +418,8 @@ fn account(def: &AccountDef) -> Account {
     }
 }
 
-fn account_missing(name: &str) -> ApiError {
-    ApiError::new(
+fn account_missing(name: &str) -> JobError {
+    JobError::new(
         code::ACCOUNT_NOT_EXIST,
         format!("Account [{name}] does not exist"),
     )
@@ -413,8 +432,8 @@ fn describe(sel: &HostSel) -> String {
     }
 }
 
-fn invalid_hosts(list: &[String]) -> ApiError {
-    ApiError::new(
+fn invalid_hosts(list: &[String]) -> JobError {
+    JobError::new(
         code::HOST_INVALID,
         format!(
             "Hosts invalid. Reason: not exist in CMDB. Invalid {} hosts:{}",

@@ -10,24 +10,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::app::{App, CallbackRecord};
-use super::jobs::JobState;
+use crate::emulator::app::{App, CallbackRecord};
+use crate::emulator::model::jobs::JobState;
 
 /// JOB's callback HTTP timeout.
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Whether a callback URL passes JOB's check: http(s), a host, no user info.
-pub fn url_ok(url: &str) -> bool {
-    match reqwest::Url::parse(url.trim()) {
-        Ok(parsed) => {
-            matches!(parsed.scheme(), "http" | "https")
-                && parsed.host_str().is_some_and(|h| !h.is_empty())
-                && parsed.username().is_empty()
-                && parsed.password().is_none()
-        }
-        Err(_) => false,
-    }
-}
 
 /// The callback body for a job's current state.
 pub fn body(app: &App, job_id: u64, state: &JobState) -> String {
@@ -90,19 +77,5 @@ async fn deliver(app: &App, job_id: u64, url: &str, body: &str) {
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callback_urls_are_checked_like_job() {
-        assert!(url_ok("http://127.0.0.1:8080/cb"));
-        assert!(url_ok("https://example.com/x?y=1"));
-        assert!(!url_ok("ftp://example.com/"));
-        assert!(!url_ok("http://user:pw@example.com/"));
-        assert!(!url_ok("not a url"));
     }
 }

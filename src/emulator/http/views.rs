@@ -6,10 +6,12 @@
 
 use serde_json::{Value, json};
 
-use super::envelope::ApiError;
-use super::files::FileLogEntry;
-use super::inventory::Inventory;
-use super::jobs::{HostRun, JobInstance, JobState, StepInstance, StepKind, now_ms};
+use crate::emulator::model::host_result::FileLogEntry;
+use crate::emulator::model::inventory::Inventory;
+use crate::emulator::model::job_error::JobError;
+use crate::emulator::model::jobs::{
+    HostRun, JobInstance, JobState, StepInstance, StepKind, now_ms,
+};
 use crate::job_api::types::{HostAddr, RunStatus, host_status};
 
 /// v2 time: `yyyy-MM-dd HH:mm:ss` in local time, or null.
@@ -369,12 +371,12 @@ pub fn v4_host_log(inventory: &Inventory, step: &StepInstance, addr: &HostAddr) 
 }
 
 /// The step with `id`, or 1244007.
-pub fn step_by_id(state: &JobState, id: i64) -> Result<&StepInstance, ApiError> {
+pub fn step_by_id(state: &JobState, id: i64) -> Result<&StepInstance, JobError> {
     state
         .steps
         .iter()
         .find(|s| s.id as i64 == id)
-        .ok_or_else(ApiError::step_not_found)
+        .ok_or_else(JobError::step_not_found)
 }
 
 /// Whether a status means the job may be listed as finished.

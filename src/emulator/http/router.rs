@@ -19,24 +19,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any};
 use serde_json::Value;
 
-use super::answer_holds::Stage;
-use super::app::{App, RequestRecord};
-use super::auth::{self, Caller};
-use super::envelope::{self, ApiError, Protocol};
-use super::params::Params;
-use super::scope::{self, Scope};
-use super::{control, routes_v2, routes_v3, routes_v4};
-
-/// How an API is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiKind {
-    /// A query: GET on the gateway (POST accepted too).
-    Query,
-    /// An action: POST only on the gateway.
-    Action,
-    /// Needs no credentials (`callback_protocol`).
-    Open,
-}
+use super::{control, v2, v3, v4};
+use crate::emulator::app::{App, RequestRecord};
+use crate::emulator::http::answer_holds::Stage;
+use crate::emulator::http::auth;
+use crate::emulator::http::context::{ApiKind, Ctx};
+use crate::emulator::http::envelope;
+use crate::emulator::http::params::Params;
+use crate::emulator::model::caller::Caller;
+use crate::emulator::model::protocol::Protocol;
 
 /// Which door a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,45 +49,6 @@ impl Door {
 
     fn is_esb(self) -> bool {
         matches!(self, Door::EsbV2 | Door::EsbV3)
-    }
-}
-
-/// What a handler gets.
-pub struct Ctx {
-    /// Shared state.
-    pub app: Arc<App>,
-    /// Who calls (empty for open APIs).
-    pub caller: Caller,
-    /// The wire generation.
-    pub protocol: Protocol,
-}
-
-impl Ctx {
-    /// The request's scope, after the IAM check.
-    pub fn scope(&self, params: &Params) -> Result<Scope, ApiError> {
-        let scope = scope::parse(params, self.protocol)?;
-        scope::check_access(&self.app.inventory, &self.caller, &scope)?;
-        Ok(scope)
-    }
-
-    /// The job instance named by `job_instance_id`, visible in `scope`.
-    pub fn job(
-        &self,
-        params: &Params,
-        scope: &Scope,
-    ) -> Result<Arc<super::jobs::JobInstance>, ApiError> {
-        let id = match params.opt_i64("job_instance_id") {
-            Ok(Some(id)) if id > 0 => id as u64,
-            Ok(None) if self.protocol != Protocol::V2 => {
-                return Err(ApiError::missing("job_instance_id"));
-            }
-            _ => return Err(ApiError::missing_or_illegal("job_instance_id")),
-        };
-        self.app
-            .store
-            .get(id)
-            .filter(|job| job.visible_in(scope))
-            .ok_or_else(ApiError::job_not_found)
     }
 }
 
@@ -135,9 +87,9 @@ fn door(door: Door) -> MethodRouter<Arc<App>> {
 
 fn api_kind(door: Door, name: &str) -> Option<ApiKind> {
     match door.protocol() {
-        Protocol::V2 => routes_v2::api_kind(name),
-        Protocol::V3 => routes_v3::api_kind(name),
-        Protocol::V4 => routes_v4::api_kind(name),
+        Protocol::V2 => v2::api_kind(name),
+        Protocol::V3 => v3::api_kind(name),
+        Protocol::V4 => v4::api_kind(name),
     }
 }
 
@@ -234,9 +186,9 @@ fn answer(
         protocol,
     };
     let result = match protocol {
-        Protocol::V2 => routes_v2::dispatch(&ctx, name, &params),
-        Protocol::V3 => routes_v3::dispatch(&ctx, name, &params),
-        Protocol::V4 => routes_v4::dispatch(&ctx, name, &params),
+        Protocol::V2 => v2::dispatch(&ctx, name, &params),
+        Protocol::V3 => v3::dispatch(&ctx, name, &params),
+        Protocol::V4 => v4::dispatch(&ctx, name, &params),
     };
     match result {
         Ok(data) => envelope::success(protocol, data),
@@ -253,7 +205,7 @@ fn record(app: &App, protocol: Protocol, name: &str, method: &Method, uri: &Uri,
     };
     app.requests.push(RequestRecord {
         seq: app.request_seq.fetch_add(1, Ordering::Relaxed) + 1,
-        time_ms: super::jobs::now_ms(),
+        time_ms: crate::emulator::model::jobs::now_ms(),
         protocol: protocol.as_str().into(),
         api: name.trim_end_matches('/').to_owned(),
         method: method.to_string(),

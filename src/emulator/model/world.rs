@@ -52,60 +52,10 @@
 //! scripts (`name='value'`), and as environment variables for every language.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::faults::FaultSet;
-pub use super::world_check::WorldProblem;
-
-/// Why a world file was refused. `Parse` and `Values` keep the file's text so that
-/// whoever shows the error can point at the line.
-#[derive(Debug, thiserror::Error)]
-pub enum WorldError {
-    /// The file could not be read.
-    #[error("cannot read world file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not YAML of the world's shape: syntax, types, unknown fields.
-    #[error("invalid world file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// Its text.
-        text: Arc<str>,
-        /// The cause, with its field path and position.
-        #[source]
-        source: serde_yaml::Error,
-    },
-    /// Values of the right type that the emulator cannot use.
-    #[error("invalid world file {path}: {}", list_problems(problems))]
-    Values {
-        /// The file.
-        path: String,
-        /// Its text.
-        text: Arc<str>,
-        /// Every such value, in file order.
-        problems: Vec<WorldProblem>,
-    },
-    /// A host reference or address in a world built in code is malformed.
-    #[error("invalid world file: {0}")]
-    Invalid(String),
-}
-
-fn list_problems(problems: &[WorldProblem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+use crate::emulator::model::faults::FaultSet;
 
 /// The world file, as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -134,40 +84,6 @@ pub struct World {
 }
 
 impl World {
-    /// Reads, parses and checks a world file; a refusal names the field.
-    pub fn load(path: &Path) -> Result<World, WorldError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| WorldError::Read {
-            path: name.clone(),
-            source,
-        })?;
-        Self::from_text(&name, Arc::from(text))
-    }
-
-    /// Parses and checks world YAML read from the file `name`.
-    pub fn from_text(name: &str, text: Arc<str>) -> Result<World, WorldError> {
-        let world = match Self::parse(&text) {
-            Ok(world) => world,
-            Err(source) => {
-                return Err(WorldError::Parse {
-                    path: name.to_owned(),
-                    text,
-                    source,
-                });
-            }
-        };
-        let problems = super::world_check::problems(&world);
-        if problems.is_empty() {
-            Ok(world)
-        } else {
-            Err(WorldError::Values {
-                path: name.to_owned(),
-                text,
-                problems,
-            })
-        }
-    }
-
     /// Parses world YAML without checking its values (see [`World::from_text`]).
     pub fn parse(text: &str) -> Result<World, serde_yaml::Error> {
         if text.trim().is_empty() {

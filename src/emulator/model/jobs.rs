@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::Protocol;
-use super::exec::HostResult;
-use super::files::FileLogEntry;
-use super::inventory::{Account, Host};
-use super::rolling::FileBatch;
-use super::scope::Scope;
+use crate::emulator::model::host_result::FileLogEntry;
+use crate::emulator::model::host_result::HostResult;
+use crate::emulator::model::inventory::{Account, Host};
+use crate::emulator::model::protocol::Protocol;
+use crate::emulator::model::rolling::FileBatch;
+use crate::emulator::model::scope::Scope;
 use crate::job_api::types::{HostAddr, RunStatus, host_status, step_type};
 
 /// What a step does.

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::world::{HostRef, TargetDef, World};
+use crate::emulator::model::world::{HostRef, TargetDef, World};
 use crate::job_api::types::HostAddr;
 
 /// One unusable value: its field path in the world file (`hosts[0].ip`) and what is

@@ -6,17 +6,9 @@
 
 use serde_json::Value;
 
-use super::inventory::Inventory;
-use super::params::Params;
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// `bk_app_code`.
-    pub app_code: String,
-    /// The user (`bk_username`, or the user behind a token).
-    pub user: String,
-}
+use crate::emulator::http::params::Params;
+use crate::emulator::model::caller::Caller;
+use crate::emulator::model::inventory::Inventory;
 
 /// ESB's message for a bad app secret (code 1306000).
 pub const ESB_SECRET_FAILED: &str =
@@ -115,7 +107,7 @@ fn user_of(inventory: &Inventory, username: &str, token: &str, access: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::world::World;
+    use crate::emulator::model::world::World;
 
     fn inv(yaml: &str) -> Inventory {
         Inventory::new(World::parse(yaml).unwrap()).unwrap()

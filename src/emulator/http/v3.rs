@@ -6,21 +6,22 @@
 
 use serde_json::{Value, json};
 
-use super::envelope::{ApiError, Protocol};
-use super::inventory::{Account, HostSel, Inventory, TargetSpec};
-use super::jobs::{FileSource, FileStep, ScriptStep, StepKind};
-use super::ops;
-use super::params::{Params, value_i64};
-use super::plans::{self, PlanRun, VarValue};
-use super::routes::{ApiKind, Ctx};
-use super::routes_v2::plan_missing;
-use super::scope::Scope;
-use super::submit::{self, NewJob, NewStep};
-use super::views;
-use super::wire::{self, ScriptSource};
-use super::world::PlanDef;
-use crate::job_api::rules::{MAX_LOG_BATCH_HOSTS, MAX_WINDOWS_INTERPRETER_CHARS};
-use crate::job_api::types::HostAddr;
+use crate::emulator::exec::submit;
+use crate::emulator::http::context::{ApiKind, Ctx};
+use crate::emulator::http::params::Params;
+use crate::emulator::http::shared;
+use crate::emulator::http::views;
+use crate::emulator::http::wire;
+use crate::emulator::model::inventory::{HostSel, Inventory, TargetSpec};
+use crate::emulator::model::job_error::JobError;
+use crate::emulator::model::jobs::{FileSource, FileStep, StepKind};
+use crate::emulator::model::new_job::{NewJob, NewStep};
+use crate::emulator::model::plans::{self, PlanRun, VarValue};
+use crate::emulator::model::protocol::Protocol;
+use crate::emulator::model::scope::Scope;
+use crate::emulator::model::values::{self};
+use crate::emulator::model::world::PlanDef;
+use crate::job_api::rules::MAX_LOG_BATCH_HOSTS;
 
 /// Which v3 APIs exist, and how they are called.
 pub fn api_kind(name: &str) -> Option<ApiKind> {
@@ -42,7 +43,7 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
 }
 
 /// Runs a v3 API.
-pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
+pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => fast_execute_script(ctx, p),
         "fast_transfer_file" => fast_transfer_file(ctx, p),
@@ -57,187 +58,52 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
         "get_job_instance_ip_log" => ip_log(ctx, p),
         "batch_get_job_instance_ip_log" => batch_ip_log(ctx, p),
         "get_job_instance_list" => job_instance_list(ctx, p),
-        "operate_job_instance" => {
-            let scope = ctx.scope(p)?;
-            let job = ctx.job(p, &scope)?;
-            let op = p
-                .opt_i64("operation_code")?
-                .ok_or_else(ApiError::illegal_params)?;
-            ops::operate_job(&ctx.app, &job, op)?;
-            Ok(json!({"job_instance_id": job.id}))
-        }
-        "operate_step_instance" => {
-            let scope = ctx.scope(p)?;
-            let job = ctx.job(p, &scope)?;
-            let step = step_id(p)?;
-            let op = p
-                .opt_i64("operation_code")?
-                .ok_or_else(ApiError::illegal_params)?;
-            ops::operate_step(&ctx.app, &job, step as u64, op, &ctx.caller)?;
-            Ok(json!({"job_instance_id": job.id, "step_instance_id": step}))
-        }
+        "operate_job_instance" => shared::operate_job(ctx, p),
+        "operate_step_instance" => shared::operate_step(ctx, p),
         "get_job_plan_list" => plan_list(ctx, p),
         "get_job_plan_detail" => {
             let scope = ctx.scope(p)?;
             let id = p
                 .opt_i64("job_plan_id")?
                 .filter(|id| *id > 0)
-                .ok_or_else(|| ApiError::illegal("job_plan_id"))?;
-            let plan = ctx
-                .app
-                .inventory
-                .plan(id, &scope.kind, &scope.id)
-                .ok_or_else(plan_missing)?;
+                .ok_or_else(|| JobError::illegal("job_plan_id"))?;
+            let plan = shared::plan(ctx, &scope, id)?;
             Ok(plan_detail(ctx, &scope, plan))
         }
         "callback_protocol" => Ok(json!({
             "job_instance_id": 10000, "status": 3,
             "step_instances": [{"step_instance_id": 10001, "status": 3}],
         })),
-        _ => Err(ApiError::illegal_params()),
+        _ => Err(JobError::illegal_params()),
     }
 }
 
-fn step_id(p: &Params) -> Result<i64, ApiError> {
-    match p.opt_i64("step_instance_id")? {
-        Some(id) if id > 0 => Ok(id),
-        Some(_) => Err(ApiError::illegal("step_instance_id")),
-        None => Err(ApiError::missing("step_instance_id")),
-    }
-}
-
-/// `account_id` (wins) or `account_alias`.
-pub fn account(inventory: &Inventory, p: &Params) -> Result<Account, ApiError> {
-    if let Some(id) = p.opt_i64("account_id")? {
-        return inventory.account_by_id(id);
-    }
-    if let Some(alias) = p.opt_str("account_alias")? {
-        return inventory.account_by_alias(&alias);
-    }
-    Err(ApiError::missing("account_id|account_alias"))
-}
-
-/// Shared by v3 and v4 fast_execute_script: everything but the target.
-pub struct ScriptBasics {
-    /// Name.
-    pub name: String,
-    /// Script step.
-    pub script: ScriptStep,
-    /// Callback.
-    pub callback_url: Option<String>,
-    /// Rolling.
-    pub rolling: Option<submit::RollingSpec>,
-    /// `start_task`.
-    pub start: bool,
-}
-
-/// Reads the script fields of a v3/v4 fast_execute_script.
-pub fn script_basics(ctx: &Ctx, p: &Params, sensitive: bool) -> Result<ScriptBasics, ApiError> {
-    let inventory = &ctx.app.inventory;
-    let name = wire::task_name(p.opt_str("task_name")?, "API Quick execution script")?;
-    let (language, content) = wire::script(
-        inventory,
-        ScriptSource {
-            version_id: p.opt_i64("script_version_id")?,
-            script_id: p.opt_str("script_id")?,
-            content: p.opt_str("script_content")?,
-            language: p.opt_i64("script_language")?,
-            names: (
-                "script_version_id",
-                "script_id",
-                "script_content",
-                "script_language",
-            ),
-            missing: "script_version_id|script_id|script_content",
-        },
-    )?;
-    let params = wire::script_param("script_param", p.opt_str("script_param")?, sensitive)?;
-    let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
-    let account = account(inventory, p)?;
-    if let Some(interpreter) = p.opt_str("windows_interpreter")?
-        && (!interpreter.trim().ends_with(".exe")
-            || interpreter.chars().count() > MAX_WINDOWS_INTERPRETER_CHARS)
-    {
-        return Err(ApiError::illegal("windows_interpreter"));
-    }
-    Ok(ScriptBasics {
-        name,
-        script: ScriptStep {
-            language,
-            content,
-            params,
-            timeout_secs: timeout,
-            account,
-            sensitive,
-            env: Vec::new(),
-        },
-        callback_url: wire::callback_url("callback_url", p.opt_str("callback_url")?)?,
-        rolling: wire::rolling(p)?,
-        start: p.opt_bool("start_task")?.unwrap_or(true),
-    })
-}
-
-/// Creates a fast script job and answers with its ids.
-pub fn submit_script(
-    ctx: &Ctx,
-    scope: Scope,
-    basics: ScriptBasics,
-    spec: &TargetSpec,
-) -> Result<Value, ApiError> {
-    let targets = ctx.app.inventory.resolve_targets(spec)?;
-    let submitted = submit::create(
-        &ctx.app,
-        NewJob {
-            name: basics.name.clone(),
-            scopes: vec![scope],
-            operator: ctx.caller.user.clone(),
-            plan_id: -1,
-            task_type: 1,
-            callback_url: basics.callback_url,
-            protocol: ctx.protocol,
-            start: basics.start,
-            steps: vec![NewStep {
-                step_id: -1,
-                name: basics.name,
-                kind: StepKind::Script(basics.script),
-                targets,
-                rolling: basics.rolling,
-            }],
-        },
-    )?;
-    Ok(json!({
-        "job_instance_name": submitted.name,
-        "job_instance_id": submitted.job_instance_id,
-        "step_instance_id": submitted.step_instance_id,
-    }))
-}
-
-fn server(p: &Params, key: &str) -> Result<TargetSpec, ApiError> {
-    let server = p.opt_object(key)?.ok_or_else(|| ApiError::missing(key))?;
+fn server(p: &Params, key: &str) -> Result<TargetSpec, JobError> {
+    let server = p.opt_object(key)?.ok_or_else(|| JobError::missing(key))?;
     let spec = wire::v3_server(&server)?;
     if spec.is_empty() {
-        return Err(wire::server_empty());
+        return Err(JobError::server_empty());
     }
     Ok(spec)
 }
 
-fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let sensitive = p.opt_i64("is_param_sensitive")? == Some(1);
-    let basics = script_basics(ctx, p, sensitive)?;
+    let basics = shared::script_basics(ctx, p, sensitive)?;
     let spec = server(p, "target_server")?;
-    submit_script(ctx, scope, basics, &spec)
+    shared::submit_script(ctx, scope, basics, &spec)
 }
 
-fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let inventory = &ctx.app.inventory;
-    let name = wire::task_name(p.opt_str("task_name")?, "API Quick Distribution File")?;
-    let target_path = wire::target_path("file_target_path", p.opt_str("file_target_path")?)?;
+    let name = values::task_name(p.opt_str("task_name")?, "API Quick Distribution File")?;
+    let target_path = values::target_path("file_target_path", p.opt_str("file_target_path")?)?;
     let list = p
         .opt_objects("file_source_list")?
         .filter(|l| !l.is_empty())
-        .ok_or_else(|| ApiError::missing("file_source_list"))?;
+        .ok_or_else(|| JobError::missing("file_source_list"))?;
     let rolling = wire::rolling(p)?;
     let mut sources = Vec::new();
     for source in list {
@@ -245,18 +111,18 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
         if file_type != 1 {
             // Only server files exist in the emulator; local and third-party sources
             // need artifactory / file-source services it does not have.
-            return Err(ApiError::illegal("file_source.file_type"));
+            return Err(JobError::illegal("file_source.file_type"));
         }
         let files = wire::source_files("file_source.file_list", source.opt_array("file_list")?)?;
         let account_obj = source
             .opt_object("account")?
-            .ok_or_else(|| ApiError::missing("file_source.account"))?;
+            .ok_or_else(|| JobError::missing("file_source.account"))?;
         let account = if let Some(id) = account_obj.opt_i64("id")? {
             inventory.account_by_id(id)?
         } else if let Some(alias) = account_obj.opt_str("alias")? {
             inventory.account_by_alias(&alias)?
         } else {
-            return Err(ApiError::missing("file_source.account"));
+            return Err(JobError::missing("file_source.account"));
         };
         let spec = server(&source, "server")?;
         let hosts = inventory.resolve_targets(&spec)?;
@@ -266,16 +132,16 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
             account,
         });
     }
-    let account = account(inventory, p)?;
+    let account = shared::account(inventory, p)?;
     let strict = match p.opt_i64("transfer_mode")? {
         None | Some(2) => false,
         Some(1) => true,
-        Some(_) => return Err(ApiError::illegal("transfer_mode")),
+        Some(_) => return Err(JobError::illegal("transfer_mode")),
     };
     let spec = server(p, "target_server")?;
     let targets = inventory.resolve_targets(&spec)?;
-    let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
-    let callback_url = wire::callback_url("callback_url", p.opt_str("callback_url")?)?;
+    let timeout = values::timeout("timeout", p.opt_i64("timeout")?)?;
+    let callback_url = values::callback_url("callback_url", p.opt_str("callback_url")?)?;
     let submitted = submit::create(
         &ctx.app,
         NewJob {
@@ -310,23 +176,19 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     }))
 }
 
-fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let id = p
         .opt_i64("job_plan_id")?
         .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::illegal("job_plan_id"))?;
-    let plan = ctx
-        .app
-        .inventory
-        .plan(id, &scope.kind, &scope.id)
-        .ok_or_else(plan_missing)?;
+        .ok_or_else(|| JobError::illegal("job_plan_id"))?;
+    let plan = shared::plan(ctx, &scope, id)?;
     let mut vars = Vec::new();
     for var in p.opt_objects("global_var_list")?.unwrap_or_default() {
         let id = var.opt_i64("id")?.filter(|id| *id > 0);
         let name = var.opt_str("name")?;
         if id.is_none() && name.is_none() {
-            return Err(ApiError::illegal("global_var.id|global_var.name"));
+            return Err(JobError::illegal("global_var.id|global_var.name"));
         }
         let value = var.opt_str("value")?;
         let hosts = match var.opt_object("server")? {
@@ -345,7 +207,7 @@ fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
         operator: ctx.caller.user.clone(),
         vars,
         steps: None,
-        callback_url: wire::callback_url("callback_url", p.opt_str("callback_url")?)?,
+        callback_url: values::callback_url("callback_url", p.opt_str("callback_url")?)?,
         start: p.opt_bool("start_task")?.unwrap_or(true),
         protocol: Protocol::V3,
     };
@@ -357,40 +219,10 @@ fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     }))
 }
 
-/// The hosts a log query names: `host_id_list` (wins) or `ip_list`.
-pub fn log_hosts(ctx: &Ctx, p: &Params, max: usize) -> Result<Vec<HostAddr>, ApiError> {
-    let inventory = &ctx.app.inventory;
-    let ids = p.opt_array("host_id_list")?.unwrap_or_default();
-    let mut hosts = Vec::new();
-    if !ids.is_empty() {
-        if ids.len() > max {
-            return Err(ApiError::missing_or_illegal("host_id_list/ip_list"));
-        }
-        for id in ids {
-            let id = value_i64(&id)
-                .filter(|id| *id > 0)
-                .ok_or_else(|| ApiError::illegal("host_id_list"))?;
-            match inventory.lookup_id(id as u64) {
-                Some(host) => hosts.push(host.addr),
-                None => hosts.push(inventory.host(&HostSel::Id(id as u64))?.addr),
-            }
-        }
-        return Ok(hosts);
-    }
-    let ips = p.opt_array("ip_list")?.unwrap_or_default();
-    if ips.is_empty() || ips.len() > max {
-        return Err(ApiError::missing_or_illegal("host_id_list/ip_list"));
-    }
-    for ip in ips {
-        hosts.push(wire::ip_object("ip_list", &ip)?);
-    }
-    Ok(hosts)
-}
-
-fn ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn ip_log(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let job = ctx.job(p, &scope)?;
-    let step_id = step_id(p)?;
+    let step_id = shared::step_id(p, ctx.protocol)?;
     let addr = match p.opt_i64("bk_host_id")?.or(p.opt_i64("host_id")?) {
         Some(id) if id > 0 => ctx.app.inventory.host(&HostSel::Id(id as u64))?.addr,
         _ => {
@@ -400,7 +232,7 @@ fn ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
                 (Some(cloud), Some(ip)) if cloud >= 0 => {
                     wire::ip_object("ip", &json!({"bk_cloud_id": cloud, "ip": ip}))?
                 }
-                _ => return Err(ApiError::missing("bk_host_id|ip")),
+                _ => return Err(JobError::missing("bk_host_id|ip")),
             }
         }
     };
@@ -409,11 +241,11 @@ fn ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     Ok(views::v3_host_log(&ctx.app.inventory, step, &addr))
 }
 
-fn batch_ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn batch_ip_log(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let job = ctx.job(p, &scope)?;
-    let step_id = step_id(p)?;
-    let hosts = log_hosts(ctx, p, MAX_LOG_BATCH_HOSTS)?;
+    let step_id = shared::step_id(p, ctx.protocol)?;
+    let hosts = shared::log_hosts(ctx, p, MAX_LOG_BATCH_HOSTS)?;
     let state = job.lock();
     let step = views::step_by_id(&state, step_id)?;
     let logs: Vec<Value> = hosts
@@ -438,7 +270,7 @@ fn batch_ip_log(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     Ok(data)
 }
 
-fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let from = p.opt_i64("create_time_start")?;
     let to = p.opt_i64("create_time_end")?;
@@ -480,7 +312,7 @@ fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     Ok(json!({"start": start, "length": length, "total": total, "data": page}))
 }
 
-fn plan_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn plan_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let name = p.opt_str("name")?;
     let creator = p.opt_str("creator")?;
@@ -517,7 +349,7 @@ fn plan_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     Ok(json!({"data": page, "start": start, "length": length, "total": total}))
 }
 
-fn server_json(inventory: &Inventory, targets: &super::world::TargetDef) -> Value {
+fn server_json(inventory: &Inventory, targets: &crate::emulator::model::world::TargetDef) -> Value {
     let spec = TargetSpec::from_def(targets).unwrap_or_default();
     let hosts = inventory
         .resolve(
@@ -577,7 +409,7 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
                     }),
                     "script_language": script.language.unwrap_or(1),
                     "script_param": script.param,
-                    "script_timeout": script.timeout.unwrap_or(wire::DEFAULT_TIMEOUT),
+                    "script_timeout": script.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
                     "is_param_sensitive": i32::from(script.sensitive),
                     "account": {"alias": script.account.clone().unwrap_or_else(|| "root".into())},
                     "server": server_json(inventory, &s.targets),
@@ -595,7 +427,7 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
                         "account": {"alias": file.account.clone().unwrap_or_else(|| "root".into())},
                         "server": server_json(inventory, &s.targets),
                     },
-                    "timeout": file.timeout.unwrap_or(wire::DEFAULT_TIMEOUT),
+                    "timeout": file.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
                     "transfer_mode": file.transfer_mode.unwrap_or(2),
                 });
             }

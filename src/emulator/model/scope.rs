@@ -1,13 +1,12 @@
-//! The resource scope of a request (`bk_scope_type` + `bk_scope_id`, or the deprecated
-//! `bk_biz_id`) and the IAM check "may this user access this business", answered with
+//! The resource scope a job lives in (a business or business set, [`Scope`]) and the
+//! IAM check "may this user access this business", answered with
 //! JOB's 9900403 and its `permission` object when not.
 
 use serde_json::{Value, json};
 
-use super::auth::Caller;
-use super::envelope::{ApiError, Protocol, code};
-use super::inventory::Inventory;
-use super::params::Params;
+use crate::emulator::model::caller::Caller;
+use crate::emulator::model::inventory::Inventory;
+use crate::emulator::model::job_error::{JobError, code};
 
 /// A business or business set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -49,33 +48,9 @@ impl Scope {
     }
 }
 
-/// Reads the scope from request parameters. Scope fields win over `bk_biz_id`; v4 has
-/// no `bk_biz_id`.
-pub fn parse(params: &Params, protocol: Protocol) -> Result<Scope, ApiError> {
-    let kind = params.opt_str("bk_scope_type")?;
-    let id = params.opt_str("bk_scope_id")?;
-    if kind.is_some() || id.is_some() {
-        let kind = kind.ok_or_else(|| ApiError::missing("bk_scope_type"))?;
-        if kind != "biz" && kind != "biz_set" {
-            return Err(ApiError::illegal("bk_scope_type"));
-        }
-        let id = id.ok_or_else(|| ApiError::missing("bk_scope_id"))?;
-        return Ok(Scope { kind, id });
-    }
-    if protocol == Protocol::V4 {
-        return Err(ApiError::illegal("bk_scope_type"));
-    }
-    match params.opt_i64("bk_biz_id") {
-        Ok(Some(id)) if id > 0 => Ok(Scope::from_biz_id(id)),
-        Ok(Some(_)) | Err(_) => Err(ApiError::illegal("bk_biz_id")),
-        Ok(None) if protocol == Protocol::V2 => Err(ApiError::missing("bk_biz_id")),
-        Ok(None) => Err(ApiError::missing("bk_scope_type")),
-    }
-}
-
 /// Whether `caller` may use `scope`: open unless the world lists scopes (then the scope
 /// must be listed, and its `users`, when given, must name the caller).
-pub fn check_access(inventory: &Inventory, caller: &Caller, scope: &Scope) -> Result<(), ApiError> {
+pub fn check_access(inventory: &Inventory, caller: &Caller, scope: &Scope) -> Result<(), JobError> {
     let scopes = &inventory.world().scopes;
     if scopes.is_empty() {
         return Ok(());
@@ -100,7 +75,7 @@ pub fn check_access(inventory: &Inventory, caller: &Caller, scope: &Scope) -> Re
 }
 
 /// 9900403 with the IAM apply-permission object for `access_business`.
-pub fn denied(user: &str, scope: &Scope, name: &str) -> ApiError {
+pub fn denied(user: &str, scope: &Scope, name: &str) -> JobError {
     let (type_name, inst_type) = if scope.kind == "biz_set" {
         ("业务集", "business_set")
     } else {
@@ -123,34 +98,13 @@ pub fn denied(user: &str, scope: &Scope, name: &str) -> ApiError {
             }],
         }],
     });
-    ApiError {
+    JobError {
         permission: Some(permission),
-        ..ApiError::new(
+        ..JobError::new(
             code::BK_PERMISSION_DENIED,
             format!(
                 "User ({user}) permission not allowed, please confirm and apply permission in IAM and try again"
             ),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scope_fields_win_and_biz_sets_are_recognised() {
-        let p = Params::from_body(br#"{"bk_biz_id": 8000001}"#).unwrap();
-        assert_eq!(parse(&p, Protocol::V2).unwrap().kind, "biz_set");
-        let p =
-            Params::from_body(br#"{"bk_biz_id": 3, "bk_scope_type": "biz", "bk_scope_id": "9"}"#)
-                .unwrap();
-        assert_eq!(parse(&p, Protocol::V3).unwrap().id, "9");
-        let p = Params::from_body(br#"{"bk_scope_type": "team", "bk_scope_id": "9"}"#).unwrap();
-        assert_eq!(parse(&p, Protocol::V4).unwrap_err().code, 1_241_005);
-        assert_eq!(
-            parse(&Params::default(), Protocol::V3).unwrap_err().code,
-            1_241_004
-        );
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::envelope::{ApiError, code};
+use crate::emulator::model::job_error::{JobError, code};
 
 /// One request's parameters (or a nested object of them).
 #[derive(Debug, Clone, Default)]
@@ -20,13 +20,13 @@ impl Params {
 
     /// Parses a request body. An empty body is an empty object; anything but a JSON
     /// object is JOB's 1241022.
-    pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn from_body(body: &[u8]) -> Result<Self, JobError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Params::default());
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Params { map }),
-            _ => Err(ApiError::new(
+            _ => Err(JobError::new(
                 code::BODY_FORMAT_ERROR,
                 "The format of the HTTP request body is incorrect",
             )),
@@ -80,33 +80,33 @@ impl Params {
     }
 
     /// An integer field (a number or a numeric string).
-    pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, JobError> {
         match self.get(key) {
             None => Ok(None),
             Some(value) => value_i64(value)
                 .map(Some)
-                .ok_or_else(|| ApiError::illegal(key)),
+                .ok_or_else(|| JobError::illegal(key)),
         }
     }
 
     /// A required integer field.
-    pub fn req_i64(&self, key: &str) -> Result<i64, ApiError> {
-        self.opt_i64(key)?.ok_or_else(|| ApiError::missing(key))
+    pub fn req_i64(&self, key: &str) -> Result<i64, JobError> {
+        self.opt_i64(key)?.ok_or_else(|| JobError::missing(key))
     }
 
     /// A string field; numbers are accepted and rendered as text. Blank is absent.
-    pub fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
+    pub fn opt_str(&self, key: &str) -> Result<Option<String>, JobError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(ApiError::illegal(key)),
+            Some(_) => Err(JobError::illegal(key)),
         }
     }
 
     /// A boolean field (`true`, `"true"`, `1`).
-    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, JobError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -114,14 +114,14 @@ impl Params {
             Some(Value::String(s)) => match s.trim() {
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" | "" => Ok(Some(false)),
-                _ => Err(ApiError::illegal(key)),
+                _ => Err(JobError::illegal(key)),
             },
-            Some(_) => Err(ApiError::illegal(key)),
+            Some(_) => Err(JobError::illegal(key)),
         }
     }
 
     /// An array field; a single scalar (from a query string) counts as one element.
-    pub fn opt_array(&self, key: &str) -> Result<Option<Vec<Value>>, ApiError> {
+    pub fn opt_array(&self, key: &str) -> Result<Option<Vec<Value>>, JobError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(items)) => Ok(Some(items.clone())),
@@ -131,12 +131,12 @@ impl Params {
                     .collect(),
             )),
             Some(scalar @ (Value::String(_) | Value::Number(_))) => Ok(Some(vec![scalar.clone()])),
-            Some(_) => Err(ApiError::illegal(key)),
+            Some(_) => Err(JobError::illegal(key)),
         }
     }
 
     /// An array of objects.
-    pub fn opt_objects(&self, key: &str) -> Result<Option<Vec<Params>>, ApiError> {
+    pub fn opt_objects(&self, key: &str) -> Result<Option<Vec<Params>>, JobError> {
         let Some(items) = self.opt_array(key)? else {
             return Ok(None);
         };
@@ -144,18 +144,18 @@ impl Params {
             .into_iter()
             .map(|item| match item {
                 Value::Object(map) => Ok(Params { map }),
-                _ => Err(ApiError::illegal(key)),
+                _ => Err(JobError::illegal(key)),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
 
     /// A nested object.
-    pub fn opt_object(&self, key: &str) -> Result<Option<Params>, ApiError> {
+    pub fn opt_object(&self, key: &str) -> Result<Option<Params>, JobError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Object(map)) => Ok(Some(Params { map: map.clone() })),
-            Some(_) => Err(ApiError::illegal(key)),
+            Some(_) => Err(JobError::illegal(key)),
         }
     }
 }

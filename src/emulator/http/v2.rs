@@ -6,17 +6,20 @@
 
 use serde_json::{Value, json};
 
-use super::envelope::{ApiError, Protocol, code};
-use super::jobs::{FileSource, FileStep, ScriptStep, StepKind};
-use super::ops;
-use super::params::Params;
-use super::plans::{self, PlanRun, SourceOverride, StepOverride, VarValue};
-use super::routes::{ApiKind, Ctx};
-use super::scope::{self, Scope};
-use super::submit::{self, NewJob, NewStep};
-use super::views;
-use super::wire::{self, ScriptSource};
-use super::world::PlanDef;
+use crate::emulator::exec::submit;
+use crate::emulator::http::context::{ApiKind, Ctx};
+use crate::emulator::http::params::Params;
+use crate::emulator::http::shared;
+use crate::emulator::http::views;
+use crate::emulator::http::wire;
+use crate::emulator::model::job_error::JobError;
+use crate::emulator::model::jobs::{FileSource, FileStep, ScriptStep, StepKind};
+use crate::emulator::model::new_job::{NewJob, NewStep};
+use crate::emulator::model::plans::{self, PlanRun, SourceOverride, StepOverride, VarValue};
+use crate::emulator::model::protocol::Protocol;
+use crate::emulator::model::scope::{self, Scope};
+use crate::emulator::model::values::{self, ScriptSource};
+use crate::emulator::model::world::PlanDef;
 
 /// Which v2 APIs exist.
 pub fn api_kind(name: &str) -> Option<ApiKind> {
@@ -35,7 +38,7 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
 }
 
 /// Runs a v2 API.
-pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
+pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => fast_execute_script(ctx, p),
         "fast_push_file" => fast_push_file(ctx, p),
@@ -53,63 +56,34 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, ApiError> {
             let state = job.lock();
             Ok(views::v2_log(&state))
         }
-        "operate_job_instance" => {
-            let scope = ctx.scope(p)?;
-            let job = ctx.job(p, &scope)?;
-            let op = p
-                .opt_i64("operation_code")?
-                .ok_or_else(ApiError::illegal_params)?;
-            ops::operate_job(&ctx.app, &job, op)?;
-            Ok(json!({"job_instance_id": job.id}))
-        }
-        "operate_step_instance" => {
-            let scope = ctx.scope(p)?;
-            let job = ctx.job(p, &scope)?;
-            let step = p
-                .opt_i64("step_instance_id")?
-                .filter(|s| *s > 0)
-                .ok_or_else(|| ApiError::missing_or_illegal("step_instance_id"))?;
-            let op = p
-                .opt_i64("operation_code")?
-                .ok_or_else(ApiError::illegal_params)?;
-            ops::operate_step(&ctx.app, &job, step as u64, op, &ctx.caller)?;
-            Ok(json!({"job_instance_id": job.id, "step_instance_id": step}))
-        }
+        "operate_job_instance" => shared::operate_job(ctx, p),
+        "operate_step_instance" => shared::operate_step(ctx, p),
         "get_job_list" => get_job_list(ctx, p),
         "get_job_detail" => {
             let scope = ctx.scope(p)?;
             let id = p.req_i64("bk_job_id")?;
-            let plan = ctx
-                .app
-                .inventory
-                .plan(id, &scope.kind, &scope.id)
-                .ok_or_else(plan_missing)?;
+            let plan = shared::plan(ctx, &scope, id)?;
             Ok(plan_detail(ctx, &scope, plan))
         }
-        _ => Err(ApiError::illegal_params()),
+        _ => Err(JobError::illegal_params()),
     }
 }
 
-/// 1243009.
-pub fn plan_missing() -> ApiError {
-    ApiError::new(code::TASK_PLAN_NOT_EXIST, "Job plan does not exist")
-}
-
-fn require_target(p: &Params) -> Result<super::inventory::TargetSpec, ApiError> {
+fn require_target(p: &Params) -> Result<crate::emulator::model::inventory::TargetSpec, JobError> {
     if !wire::v2_has_target(p) {
-        return Err(ApiError::missing_or_illegal(
+        return Err(JobError::missing_or_illegal(
             "ip_list|custom_query_id|target_server",
         ));
     }
     wire::v2_target(p)
 }
 
-fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let inventory = &ctx.app.inventory;
-    let name = wire::task_name(p.opt_str("task_name")?, "API Quick execution script")?;
+    let name = values::task_name(p.opt_str("task_name")?, "API Quick execution script")?;
     let sensitive = p.opt_i64("is_param_sensitive")? == Some(1);
-    let (language, content) = wire::script(
+    let (language, content) = values::script(
         inventory,
         ScriptSource {
             version_id: p.opt_i64("script_id")?,
@@ -120,15 +94,15 @@ fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
             missing: "script_id|script_content",
         },
     )?;
-    let params = wire::script_param("script_param", p.opt_str("script_param")?, sensitive)?;
-    let timeout = wire::timeout("script_timeout", p.opt_i64("script_timeout")?)?;
+    let params = values::script_param("script_param", p.opt_str("script_param")?, sensitive)?;
+    let timeout = values::timeout("script_timeout", p.opt_i64("script_timeout")?)?;
     let alias = p
         .opt_str("account")?
-        .ok_or_else(|| ApiError::missing("account"))?;
+        .ok_or_else(|| JobError::missing("account"))?;
     let account = inventory.account_by_alias(&alias)?;
     let spec = require_target(p)?;
     let targets = inventory.resolve_targets(&spec)?;
-    let callback_url = wire::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
+    let callback_url = values::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
     let submitted = submit::create(
         &ctx.app,
         NewJob {
@@ -164,20 +138,20 @@ fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     }))
 }
 
-fn file_sources(ctx: &Ctx, p: &Params) -> Result<Vec<FileSource>, ApiError> {
+fn file_sources(ctx: &Ctx, p: &Params) -> Result<Vec<FileSource>, JobError> {
     let inventory = &ctx.app.inventory;
     let list = p
         .opt_objects("file_source")?
-        .ok_or_else(|| ApiError::missing("file_source"))?;
+        .ok_or_else(|| JobError::missing("file_source"))?;
     if list.is_empty() {
-        return Err(ApiError::missing("file_source"));
+        return Err(JobError::missing("file_source"));
     }
     let mut sources = Vec::new();
     for source in list {
         let files = wire::source_files("file_source.files", source.opt_array("files")?)?;
         let alias = source
             .opt_str("account")?
-            .ok_or_else(|| ApiError::missing("file_source.account"))?;
+            .ok_or_else(|| JobError::missing("file_source.account"))?;
         let spec = wire::v2_target(&source)?;
         let hosts = inventory.resolve_targets(&spec)?;
         sources.push(FileSource {
@@ -189,20 +163,20 @@ fn file_sources(ctx: &Ctx, p: &Params) -> Result<Vec<FileSource>, ApiError> {
     Ok(sources)
 }
 
-fn fast_push_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn fast_push_file(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let inventory = &ctx.app.inventory;
-    let name = wire::task_name(p.opt_str("task_name")?, "API Quick Distribution File")?;
+    let name = values::task_name(p.opt_str("task_name")?, "API Quick Distribution File")?;
     let alias = p
         .opt_str("account")?
-        .ok_or_else(|| ApiError::missing("account"))?;
+        .ok_or_else(|| JobError::missing("account"))?;
     let account = inventory.account_by_alias(&alias)?;
-    let target_path = wire::target_path("file_target_path", p.opt_str("file_target_path")?)?;
+    let target_path = values::target_path("file_target_path", p.opt_str("file_target_path")?)?;
     let sources = file_sources(ctx, p)?;
     let spec = require_target(p)?;
     let targets = inventory.resolve_targets(&spec)?;
-    let timeout = wire::timeout("timeout", p.opt_i64("timeout")?)?;
-    let callback_url = wire::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
+    let timeout = values::timeout("timeout", p.opt_i64("timeout")?)?;
+    let callback_url = values::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
     let submitted = submit::create(
         &ctx.app,
         NewJob {
@@ -237,7 +211,7 @@ fn fast_push_file(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     }))
 }
 
-fn var_values(p: &Params) -> Result<Vec<VarValue>, ApiError> {
+fn var_values(p: &Params) -> Result<Vec<VarValue>, JobError> {
     let mut out = Vec::new();
     for var in p.opt_objects("global_vars")?.unwrap_or_default() {
         let hosts = if wire::v2_has_target(&var) {
@@ -255,7 +229,7 @@ fn var_values(p: &Params) -> Result<Vec<VarValue>, ApiError> {
     Ok(out)
 }
 
-fn step_overrides(p: &Params) -> Result<Option<Vec<StepOverride>>, ApiError> {
+fn step_overrides(p: &Params) -> Result<Option<Vec<StepOverride>>, JobError> {
     let Some(list) = p.opt_objects("steps")? else {
         return Ok(None);
     };
@@ -295,13 +269,13 @@ fn step_overrides(p: &Params) -> Result<Option<Vec<StepOverride>>, ApiError> {
     Ok(Some(out))
 }
 
-fn run_plan(ctx: &Ctx, p: &Params, plan: &PlanDef, scopes: Vec<Scope>) -> Result<Value, ApiError> {
+fn run_plan(ctx: &Ctx, p: &Params, plan: &PlanDef, scopes: Vec<Scope>) -> Result<Value, JobError> {
     let run = PlanRun {
         scopes,
         operator: ctx.caller.user.clone(),
         vars: var_values(p)?,
         steps: step_overrides(p)?,
-        callback_url: wire::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?,
+        callback_url: values::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?,
         start: true,
         protocol: Protocol::V2,
     };
@@ -313,23 +287,19 @@ fn run_plan(ctx: &Ctx, p: &Params, plan: &PlanDef, scopes: Vec<Scope>) -> Result
     }))
 }
 
-fn execute_job(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn execute_job(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let id = p.req_i64("bk_job_id")?;
-    let plan = ctx
-        .app
-        .inventory
-        .plan(id, &scope.kind, &scope.id)
-        .ok_or_else(plan_missing)?;
+    let plan = shared::plan(ctx, &scope, id)?;
     run_plan(ctx, p, plan, vec![scope])
 }
 
-fn execute_platform_job(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
-    let biz = |key: &str| -> Result<Scope, ApiError> {
+fn execute_platform_job(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
+    let biz = |key: &str| -> Result<Scope, JobError> {
         match p.opt_i64(key)? {
             Some(id) if id > 0 => Ok(Scope::from_biz_id(id)),
-            Some(_) => Err(ApiError::illegal(key)),
-            None => Err(ApiError::missing(key)),
+            Some(_) => Err(JobError::illegal(key)),
+            None => Err(JobError::missing(key)),
         }
     };
     let source = biz("source_bk_biz_id")?;
@@ -342,12 +312,12 @@ fn execute_platform_job(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let plan = inventory
         .plan(id, &source.kind, &source.id)
         .or_else(|| inventory.plan(id, &target.kind, &target.id))
-        .ok_or_else(plan_missing)?;
+        .ok_or_else(JobError::plan_missing)?;
     // The instance runs for the target business and is visible from both.
     run_plan(ctx, p, plan, vec![target, source])
 }
 
-fn get_job_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+fn get_job_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let name = p.opt_str("name")?;
     let creator = p.opt_str("creator")?;
@@ -377,8 +347,9 @@ fn get_job_list(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
 fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
     let inventory = &ctx.app.inventory;
     let created = views::v2_time(Some(plan.create_time.unwrap_or(ctx.app.started_ms)));
-    let ip_list = |targets: &super::world::TargetDef| -> Value {
-        let spec = super::inventory::TargetSpec::from_def(targets).unwrap_or_default();
+    let ip_list = |targets: &crate::emulator::model::world::TargetDef| -> Value {
+        let spec =
+            crate::emulator::model::inventory::TargetSpec::from_def(targets).unwrap_or_default();
         let hosts = inventory
             .resolve(&spec, &Default::default())
             .unwrap_or_default();
@@ -419,7 +390,7 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
                     base64::engine::general_purpose::STANDARD.encode(c)
                 }));
                 value["script_param"] = json!(script.param);
-                value["script_timeout"] = json!(script.timeout.unwrap_or(wire::DEFAULT_TIMEOUT));
+                value["script_timeout"] = json!(script.timeout.unwrap_or(values::DEFAULT_TIMEOUT));
                 value["account"] = json!(script.account.clone().unwrap_or_else(|| "root".into()));
                 value["is_param_sensitive"] = json!(i32::from(script.sensitive));
             }

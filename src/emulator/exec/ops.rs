@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::app::App;
-use super::auth::Caller;
-use super::engine::{finish, spawn_drive};
-use super::envelope::{ApiError, code};
-use super::jobs::{Batch, JobInstance, Next, StepKind, now_ms};
+use crate::emulator::app::App;
+use crate::emulator::exec::engine::{finish, spawn_drive};
+use crate::emulator::model::caller::Caller;
+use crate::emulator::model::job_error::{JobError, code};
+use crate::emulator::model::jobs::{Batch, JobInstance, Next, StepKind, now_ms};
 use crate::job_api::types::{JobOperation, RunStatus, StepOperation, host_status};
 
 /// Applies a job operation.
-pub fn operate_job(app: &Arc<App>, job: &Arc<JobInstance>, op_code: i64) -> Result<(), ApiError> {
-    let op = JobOperation::from_code(op_code).ok_or_else(ApiError::illegal_params)?;
+pub fn operate_job(app: &Arc<App>, job: &Arc<JobInstance>, op_code: i64) -> Result<(), JobError> {
+    let op = JobOperation::from_code(op_code).ok_or_else(JobError::illegal_params)?;
     let mut state = job.lock();
     match op {
         JobOperation::Terminate => match state.status {
@@ -42,11 +42,11 @@ pub fn operate_job(app: &Arc<App>, job: &Arc<JobInstance>, op_code: i64) -> Resu
                 drop(state);
                 spawn_drive(app, job);
             }
-            _ => return Err(ApiError::unsupported_operation()),
+            _ => return Err(JobError::unsupported_operation()),
         },
         JobOperation::Start => {
             if state.status != RunStatus::Blank || state.next.is_some() || state.driving {
-                return Err(ApiError::new(
+                return Err(JobError::new(
                     code::REPEAT_START_JOB,
                     format!(
                         "Unsupported operation, do not repeat start the job, job_instance_id={}",
@@ -69,18 +69,18 @@ pub fn operate_step(
     step_instance_id: u64,
     op_code: i64,
     caller: &Caller,
-) -> Result<(), ApiError> {
-    let op = StepOperation::from_code(op_code).ok_or_else(ApiError::illegal_params)?;
+) -> Result<(), JobError> {
+    let op = StepOperation::from_code(op_code).ok_or_else(JobError::illegal_params)?;
     let mut state = job.lock();
     let index = state
         .steps
         .iter()
         .position(|s| s.id == step_instance_id)
-        .ok_or_else(ApiError::step_not_found)?;
+        .ok_or_else(JobError::step_not_found)?;
     let now = now_ms();
     let step_status = state.steps[index].status;
     let is_confirm = matches!(state.steps[index].kind, StepKind::Confirm(_));
-    let unsupported = || Err(ApiError::unsupported_operation());
+    let unsupported = || Err(JobError::unsupported_operation());
     match op {
         StepOperation::RetryFailed | StepOperation::RetryAll => {
             if is_confirm
@@ -153,7 +153,7 @@ pub fn operate_step(
                 && !confirm.users.is_empty()
                 && !confirm.users.contains(&caller.user)
             {
-                return Err(ApiError::new(
+                return Err(JobError::new(
                     code::NOT_IN_CONFIRM_USER_LIST,
                     format!("User [{}] is not in the confirm user list", caller.user),
                 ));
@@ -227,7 +227,7 @@ pub fn operate_step(
 }
 
 /// The job runs again from step `index` with `next`.
-fn resume(state: &mut super::jobs::JobState, index: usize, next: Next) {
+fn resume(state: &mut crate::emulator::model::jobs::JobState, index: usize, next: Next) {
     state.status = RunStatus::Running;
     state.end_ms = None;
     state.current = index;

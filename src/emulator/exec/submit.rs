@@ -6,82 +6,19 @@
 
 use std::sync::Arc;
 
-use super::app::App;
-use super::engine::spawn_drive;
-use super::envelope::{ApiError, Protocol, code};
-use super::inventory::Host;
-use super::jobs::{
-    Batch, HostRun, JobInstance, JobState, Next, RollingMode, StepInstance, StepKind, now_ms,
+use crate::emulator::app::App;
+use crate::emulator::exec::engine::spawn_drive;
+use crate::emulator::model::job_error::{JobError, code};
+use crate::emulator::model::jobs::{
+    Batch, HostRun, JobInstance, JobState, Next, StepInstance, StepKind, now_ms,
 };
-use super::rolling::{FileGroup, file_source_batches, target_batches};
-use super::scope::Scope;
-use super::wire::{invalid_rolling, too_many_batches};
-use crate::job_api::rules::{MAX_ROLLING_BATCHES, RollingError, RollingExpr};
+use crate::emulator::model::new_job::{NewJob, NewStep, RollingBy};
+use crate::emulator::model::rolling::{FileGroup, file_source_batches, target_batches};
+use crate::job_api::rules::{MAX_ROLLING_BATCHES, RollingError};
 use crate::job_api::types::RunStatus;
 
 /// JOB's `job.execute.limit.file-task.max-tasks`.
 const MAX_FILE_TASKS: usize = 100_000;
-
-/// How a step rolls.
-#[derive(Debug, Clone)]
-pub struct RollingSpec {
-    /// Mode.
-    pub mode: RollingMode,
-    /// Over what.
-    pub by: RollingBy,
-}
-
-/// What a rolling step splits.
-#[derive(Debug, Clone)]
-pub enum RollingBy {
-    /// Target hosts, by expression (type 1).
-    Targets(RollingExpr),
-    /// Source files (type 2, file steps only).
-    Sources {
-        /// Source hosts per batch.
-        max_hosts: Option<usize>,
-        /// Files per source host.
-        max_files: Option<usize>,
-    },
-}
-
-/// A step to create.
-#[derive(Debug, Clone)]
-pub struct NewStep {
-    /// Plan step id (-1 for fast tasks).
-    pub step_id: i64,
-    /// Name.
-    pub name: String,
-    /// What it does.
-    pub kind: StepKind,
-    /// Resolved targets.
-    pub targets: Vec<Host>,
-    /// Rolling.
-    pub rolling: Option<RollingSpec>,
-}
-
-/// A job to create.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    /// Name.
-    pub name: String,
-    /// Scopes that see it (first: its own).
-    pub scopes: Vec<Scope>,
-    /// Operator (the caller).
-    pub operator: String,
-    /// Plan id, -1 for fast tasks.
-    pub plan_id: i64,
-    /// 0 plan, 1 fast script, 2 fast file.
-    pub task_type: u8,
-    /// Callback URL.
-    pub callback_url: Option<String>,
-    /// Protocol of the submit.
-    pub protocol: Protocol,
-    /// `start_task`.
-    pub start: bool,
-    /// Steps.
-    pub steps: Vec<NewStep>,
-}
 
 /// What a submit answers.
 #[derive(Debug, Clone)]
@@ -95,17 +32,17 @@ pub struct Submitted {
 }
 
 /// Creates (and normally starts) a job instance.
-pub fn create(app: &Arc<App>, new: NewJob) -> Result<Submitted, ApiError> {
+pub fn create(app: &Arc<App>, new: NewJob) -> Result<Submitted, JobError> {
     let mut prepared = Vec::with_capacity(new.steps.len());
     for step in new.steps {
         if !matches!(step.kind, StepKind::Confirm(_)) && step.targets.is_empty() {
             return Err(if new.task_type == 0 {
-                ApiError::new(
+                JobError::new(
                     code::STEP_TARGET_EMPTY,
                     format!("Step [{}] target execute object is empty", step.name),
                 )
             } else {
-                super::wire::server_empty()
+                JobError::server_empty()
             });
         }
         let batches = batches(&step)?;
@@ -171,7 +108,7 @@ pub fn create(app: &Arc<App>, new: NewJob) -> Result<Submitted, ApiError> {
     })
 }
 
-fn batches(step: &NewStep) -> Result<Vec<Batch>, ApiError> {
+fn batches(step: &NewStep) -> Result<Vec<Batch>, JobError> {
     let addrs: Vec<_> = step.targets.iter().map(|h| h.addr.clone()).collect();
     let Some(rolling) = &step.rolling else {
         return Ok(vec![Batch::Targets(addrs)]);
@@ -180,15 +117,15 @@ fn batches(step: &NewStep) -> Result<Vec<Batch>, ApiError> {
         RollingBy::Targets(expr) => target_batches(expr, &addrs)
             .map(|list| list.into_iter().map(Batch::Targets).collect())
             .map_err(|e| match e {
-                RollingError::Invalid { .. } => invalid_rolling(),
-                RollingError::TooManyBatches { .. } => too_many_batches(),
+                RollingError::Invalid { .. } => JobError::invalid_rolling(),
+                RollingError::TooManyBatches { .. } => JobError::too_many_batches(),
             }),
         RollingBy::Sources {
             max_hosts,
             max_files,
         } => {
             let StepKind::File(file) = &step.kind else {
-                return Err(ApiError::illegal("rolling_config.type"));
+                return Err(JobError::illegal("rolling_config.type"));
             };
             let groups: Vec<FileGroup> = file
                 .sources
@@ -205,14 +142,14 @@ fn batches(step: &NewStep) -> Result<Vec<Batch>, ApiError> {
                 .map(|g| g.files.len().saturating_mul(g.hosts.len()))
                 .fold(0, usize::saturating_add);
             if tasks > MAX_FILE_TASKS {
-                return Err(ApiError::new(
+                return Err(JobError::new(
                     code::FILE_TASKS_EXCEEDS_LIMIT,
                     format!("The number of file tasks exceeds the limit:{MAX_FILE_TASKS}"),
                 ));
             }
             let list = file_source_batches(&groups, *max_hosts, *max_files);
             if list.len() > MAX_ROLLING_BATCHES {
-                return Err(too_many_batches());
+                return Err(JobError::too_many_batches());
             }
             Ok(list.into_iter().map(Batch::Sources).collect())
         }

@@ -17,7 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::sandbox::{HostSandboxes, Isolation, SANDBOX_PATH};
+use crate::emulator::exec::sandbox::{HostSandboxes, Isolation, SANDBOX_PATH, helper_command};
+use crate::emulator::model::host_result::HostResult;
 use crate::job_api::types::{HostAddr, host_status};
 
 /// A script as JOB hands it to a host agent.
@@ -35,23 +36,6 @@ pub struct ScriptRun {
     pub env: Vec<(String, String)>,
     /// Execution account alias (informational in the emulator).
     pub account: String,
-}
-
-/// The outcome of one host's execution.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HostResult {
-    /// Host status code (`job_api::types::host_status`).
-    pub status: u16,
-    /// The script's exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The host log: stdout and stderr lines with JOB's timestamp prefix.
-    pub log: String,
-    /// Text set through `job_success` / `job_fail` (empty when none).
-    pub tag: String,
-    /// Start, epoch milliseconds.
-    pub start_ms: i64,
-    /// End, epoch milliseconds.
-    pub end_ms: i64,
 }
 
 /// The most host log kept per host and run; the rest is dropped with a note.
@@ -271,15 +255,8 @@ async fn execute(
 
     let mut command = match sandboxes.isolation() {
         Isolation::Namespace { helper } => {
-            let mut command = Command::new(helper);
-            command
-                .arg("__sandbox-exec")
-                .arg("--root")
-                .arg(&prepared.host_dir)
-                .arg("--")
-                .arg(program)
-                .arg(&prepared.host_path)
-                .args(&params);
+            let mut command = Command::from(helper_command(helper, &prepared.host_dir));
+            command.arg(program).arg(&prepared.host_path).args(&params);
             command
         }
         Isolation::Unisolated => {
