@@ -18,6 +18,59 @@ use crate::emulator::exec::script::{log_time, now_ms};
 use crate::emulator::model::host_result::{FileLogEntry, HostResult};
 use crate::job_api::types::{HostAddr, host_status};
 
+/// Why a target folder could not be had or its path expanded; the text goes into the
+/// file log of every file meant for it.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The sandbox refused the path.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Something other than a folder is in the way.
+    #[error("target path `{folder}` on host {host} is not a folder")]
+    NotAFolder {
+        /// The folder as written on the host.
+        folder: String,
+        /// The target host.
+        host: HostAddr,
+    },
+    /// Strict mode and no such folder.
+    #[error("target folder `{folder}` does not exist on host {host} (strict transfer mode)")]
+    NoFolder {
+        /// The folder as written on the host.
+        folder: String,
+        /// The target host.
+        host: HostAddr,
+    },
+    /// The target folder could not be created.
+    #[error("cannot create target folder `{folder}` on host {host}: {source}")]
+    CreateFolder {
+        /// The folder as written on the host.
+        folder: String,
+        /// The target host.
+        host: HostAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder inside a copied tree could not be created.
+    #[error("cannot create `{dest}` on host {host}: {source}")]
+    CreateDir {
+        /// The folder as written on the host.
+        dest: String,
+        /// The target host.
+        host: HostAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `[DATE:…]` with a time local time cannot show.
+    #[error("time {0} ms cannot be shown in local time")]
+    Time(i64),
+    /// `[DATE:…]` / `[DATEFMT:…]` with a pattern chrono refuses.
+    #[error("invalid date pattern `{0}`")]
+    DatePattern(String),
+}
+
 /// Files to fetch from one source host.
 #[derive(Debug, Clone)]
 pub struct SourceFiles {
@@ -153,6 +206,7 @@ impl<'a> Push<'a> {
                 match expand_target_path(&self.spec.target_path, &source.host, self.spec.now_ms) {
                     Ok(folder) => folder,
                     Err(reason) => {
+                        let reason = reason.to_string();
                         for file in &source.files {
                             self.download_failed(
                                 &source.host,
@@ -166,6 +220,7 @@ impl<'a> Push<'a> {
                     }
                 };
             if let Err(reason) = self.prepare_folder(&folder) {
+                let reason = reason.to_string();
                 for file in &source.files {
                     self.download_failed(&source.host, file, &folder, &reason);
                 }
@@ -203,31 +258,27 @@ impl<'a> Push<'a> {
     }
 
     /// Checks (strict) or creates (force) the target folder.
-    fn prepare_folder(&self, folder: &str) -> Result<(), String> {
-        let real = self
-            .sb
-            .resolve(self.target, folder)
-            .map_err(|e| e.to_string())?;
+    fn prepare_folder(&self, folder: &str) -> Result<(), TransferError> {
+        let real = self.sb.resolve(self.target, folder)?;
         if real.is_dir() {
             return Ok(());
         }
         if real.exists() {
-            return Err(format!(
-                "target path `{folder}` on host {} is not a folder",
-                self.target
-            ));
+            return Err(TransferError::NotAFolder {
+                folder: folder.to_owned(),
+                host: self.target.clone(),
+            });
         }
         if self.spec.strict {
-            return Err(format!(
-                "target folder `{folder}` does not exist on host {} (strict transfer mode)",
-                self.target
-            ));
+            return Err(TransferError::NoFolder {
+                folder: folder.to_owned(),
+                host: self.target.clone(),
+            });
         }
-        std::fs::create_dir_all(&real).map_err(|e| {
-            format!(
-                "cannot create target folder `{folder}` on host {}: {e}",
-                self.target
-            )
+        std::fs::create_dir_all(&real).map_err(|source| TransferError::CreateFolder {
+            folder: folder.to_owned(),
+            host: self.target.clone(),
+            source,
         })
     }
 
@@ -289,7 +340,7 @@ impl<'a> Push<'a> {
             return;
         }
         if let Err(reason) = self.make_dir(dest) {
-            self.download_failed(src_host, src_path, dest, &reason);
+            self.download_failed(src_host, src_path, dest, &reason.to_string());
             self.fail_with(host_status::FILE_TRANSFER_FAILED);
             return;
         }
@@ -312,16 +363,16 @@ impl<'a> Push<'a> {
         }
     }
 
-    fn make_dir(&self, dest: &str) -> Result<(), String> {
-        let real = self
-            .sb
-            .resolve(self.target, dest)
-            .map_err(|e| e.to_string())?;
+    fn make_dir(&self, dest: &str) -> Result<(), TransferError> {
+        let real = self.sb.resolve(self.target, dest)?;
         if real.is_dir() {
             return Ok(());
         }
-        std::fs::create_dir(&real)
-            .map_err(|e| format!("cannot create `{dest}` on host {}: {e}", self.target))
+        std::fs::create_dir(&real).map_err(|source| TransferError::CreateDir {
+            dest: dest.to_owned(),
+            host: self.target.clone(),
+            source,
+        })
     }
 
     fn copy_file(&mut self, src_host: &HostAddr, src_path: &str, real: &Path, dest: &str) {
@@ -601,7 +652,11 @@ impl Glob {
 /// Expands the target-path macros for one source host: `[FILESRCIP]` →
 /// `<cloud>_<ip>`, `[DATE:<java pattern>]` and `[DATEFMT:<strftime>]` → `now_ms` in
 /// local time. Other bracketed text is left as written.
-pub fn expand_target_path(path: &str, source: &HostAddr, now_ms: i64) -> Result<String, String> {
+pub fn expand_target_path(
+    path: &str,
+    source: &HostAddr,
+    now_ms: i64,
+) -> Result<String, TransferError> {
     let mut out = String::with_capacity(path.len());
     let mut rest = path;
     while let Some(open) = rest.find('[') {
@@ -629,16 +684,16 @@ pub fn expand_target_path(path: &str, source: &HostAddr, now_ms: i64) -> Result<
     Ok(out)
 }
 
-fn format_time(now_ms: i64, strftime: &str) -> Result<String, String> {
+fn format_time(now_ms: i64, strftime: &str) -> Result<String, TransferError> {
     use chrono::TimeZone;
     let time = chrono::Local
         .timestamp_millis_opt(now_ms)
         .single()
-        .ok_or_else(|| format!("time {now_ms} ms cannot be shown in local time"))?;
+        .ok_or(TransferError::Time(now_ms))?;
     let mut out = String::new();
     // Formatting an invalid specifier reports an error here instead of panicking.
     write!(out, "{}", time.format(strftime))
-        .map_err(|_| format!("invalid date pattern `{strftime}`"))?;
+        .map_err(|_| TransferError::DatePattern(strftime.to_owned()))?;
     Ok(out)
 }
 

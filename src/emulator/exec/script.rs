@@ -17,7 +17,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::emulator::exec::sandbox::{HostSandboxes, Isolation, SANDBOX_PATH, helper_command};
+use crate::emulator::exec::sandbox::{
+    HostSandboxes, Isolation, SANDBOX_PATH, SandboxError, helper_command,
+};
 use crate::emulator::model::host_result::HostResult;
 use crate::job_api::types::{HostAddr, host_status};
 
@@ -97,8 +99,37 @@ struct Interpreter {
     extension: &'static str,
 }
 
+/// Why a script was not started on its host; the text goes into the host log.
+#[derive(Debug, thiserror::Error)]
+enum NotRun {
+    /// A language the emulator's Linux hosts cannot run.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// A language code JOB does not have.
+    #[error("unknown script language {0}; the script was not run")]
+    UnknownLanguage(u8),
+    /// The host's sandbox refused a path.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Writing the script or its folders failed.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl NotRun {
+    fn io(what: String, source: std::io::Error) -> Self {
+        NotRun::Io { what, source }
+    }
+}
+
 /// The interpreter for a JOB language code, or why the emulator cannot run it.
-fn interpreter(language: u8) -> Result<Interpreter, String> {
+fn interpreter(language: u8) -> Result<Interpreter, NotRun> {
     match language {
         1 => Ok(Interpreter {
             candidates: &["/usr/bin/bash", "/bin/bash"],
@@ -112,24 +143,19 @@ fn interpreter(language: u8) -> Result<Interpreter, String> {
             candidates: &["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"],
             extension: "py",
         }),
-        2 => Err(
+        2 => Err(NotRun::Unsupported(
             "bat scripts need a Windows host; the emulator's hosts are Linux sandboxes, \
-                  so this script was not run"
-                .into(),
-        ),
-        5 => Err(
-            "PowerShell scripts need a Windows host; the emulator's hosts are Linux \
-                  sandboxes, so this script was not run"
-                .into(),
-        ),
-        6 => Err(
-            "SQL is not emulated: the emulator has no database to run SQL scripts \
-                  against, so this script was not run"
-                .into(),
-        ),
-        other => Err(format!(
-            "unknown script language {other}; the script was not run"
+                  so this script was not run",
         )),
+        5 => Err(NotRun::Unsupported(
+            "PowerShell scripts need a Windows host; the emulator's hosts are Linux \
+                  sandboxes, so this script was not run",
+        )),
+        6 => Err(NotRun::Unsupported(
+            "SQL is not emulated: the emulator has no database to run SQL scripts \
+                  against, so this script was not run",
+        )),
+        other => Err(NotRun::UnknownLanguage(other)),
     }
 }
 
@@ -182,26 +208,25 @@ fn prepare(
     host: &HostAddr,
     content: &[u8],
     extension: &str,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, NotRun> {
     use std::os::unix::fs::PermissionsExt;
-    let host_dir = sandboxes.host_dir(host).map_err(|e| e.to_string())?;
+    let host_dir = sandboxes.host_dir(host)?;
     for (dir, mode) in [("/tmp", 0o1777), ("/tmp/bk_job", 0o755), ("/root", 0o700)] {
-        let real = sandboxes.resolve(host, dir).map_err(|e| e.to_string())?;
+        let real = sandboxes.resolve(host, dir)?;
         if !real.is_dir() {
             std::fs::create_dir_all(&real)
-                .map_err(|e| format!("cannot create {dir} on the host: {e}"))?;
-            std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("cannot set the mode of {dir} on the host: {e}"))?;
+                .map_err(|source| NotRun::io(format!("create {dir} on the host"), source))?;
+            std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| NotRun::io(format!("set the mode of {dir} on the host"), source),
+            )?;
         }
     }
     let host_path = format!("/tmp/bk_job/{}.{extension}", uuid::Uuid::now_v7().simple());
-    let real_path = sandboxes
-        .resolve(host, &host_path)
-        .map_err(|e| e.to_string())?;
+    let real_path = sandboxes.resolve(host, &host_path)?;
     std::fs::write(&real_path, content)
-        .map_err(|e| format!("cannot write the script to {host_path}: {e}"))?;
+        .map_err(|source| NotRun::io(format!("write the script to {host_path}"), source))?;
     std::fs::set_permissions(&real_path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("cannot make {host_path} executable: {e}"))?;
+        .map_err(|source| NotRun::io(format!("make {host_path} executable"), source))?;
     Ok(Prepared {
         host_dir,
         host_path,
@@ -224,7 +249,7 @@ async fn execute(
     };
     let interp = match interpreter(run.language) {
         Ok(interp) => interp,
-        Err(reason) => return fail(&reason),
+        Err(reason) => return fail(&reason.to_string()),
     };
     let Some(program) = interp
         .candidates
@@ -249,7 +274,7 @@ async fn execute(
     };
     let prepared = match prepared {
         Ok(Ok(prepared)) => prepared,
-        Ok(Err(reason)) => return fail(&reason),
+        Ok(Err(reason)) => return fail(&reason.to_string()),
         Err(e) => return fail(&format!("preparing the script failed: {e}")),
     };
 
@@ -426,12 +451,25 @@ mod tests {
         assert_eq!(interpreter(1).unwrap().candidates[0], "/usr/bin/bash");
         assert_eq!(interpreter(3).unwrap().candidates[0], "/usr/bin/perl");
         assert_eq!(interpreter(4).unwrap().candidates[0], "/usr/bin/python3");
-        assert!(interpreter(2).err().unwrap().contains("Windows"));
-        assert!(interpreter(5).err().unwrap().contains("Windows"));
+        assert!(
+            interpreter(2)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("Windows")
+        );
+        assert!(
+            interpreter(5)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("Windows")
+        );
         assert!(
             interpreter(6)
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("SQL is not emulated")
         );
         assert!(interpreter(9).is_err());

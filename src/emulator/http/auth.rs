@@ -10,35 +10,71 @@ use crate::emulator::http::params::Params;
 use crate::emulator::model::caller::Caller;
 use crate::emulator::model::inventory::Inventory;
 
-/// ESB's message for a bad app secret (code 1306000).
-pub const ESB_SECRET_FAILED: &str =
-    "APP Secret verification failed, please check whether bk_app_secret is correct";
+/// Why ESB refused the body credentials: its 1306000 message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EsbRefusal {
+    /// No `bk_app_code`.
+    #[error("APP Code [bk_app_code] cannot be empty")]
+    NoAppCode,
+    /// A missing or wrong `bk_app_secret`.
+    #[error("APP Secret verification failed, please check whether bk_app_secret is correct")]
+    BadSecret,
+    /// No user name or token that the world accepts.
+    #[error(
+        "User authentication failed, please provide a valid user identity, such as bk_token, bk_username"
+    )]
+    NoUser,
+}
+
+/// Why the gateway refused the `X-Bkapi-Authorization` header: the reason inside its
+/// 1640001 message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayRefusal {
+    /// No header, or no app code in it.
+    #[error("app code cannot be empty")]
+    NoAppCode,
+    /// The header is not a JSON object.
+    #[error("X-Bkapi-Authorization should be a json string")]
+    NotJson,
+    /// An `access_token` the world does not know.
+    #[error("access_token is invalid")]
+    BadAccessToken,
+    /// A wrong app code or secret.
+    #[error("bk_app_code or bk_app_secret is incorrect")]
+    BadSecret,
+    /// No user name or token that the world accepts.
+    #[error(
+        "user authentication failed, please provide a valid user identity, such as bk_username, bk_token, access_token"
+    )]
+    NoUser,
+}
 
 /// Checks ESB body credentials; the error is ESB's 1306000 message.
-pub fn check_esb(inventory: &Inventory, params: &Params) -> Result<Caller, String> {
+pub fn check_esb(inventory: &Inventory, params: &Params) -> Result<Caller, EsbRefusal> {
     let text = |key: &str| params.opt_str(key).ok().flatten().unwrap_or_default();
     let app_code = text("bk_app_code");
     let secret = text("bk_app_secret");
     if app_code.is_empty() {
-        return Err("APP Code [bk_app_code] cannot be empty".into());
+        return Err(EsbRefusal::NoAppCode);
     }
     if secret.is_empty() || !app_ok(inventory, &app_code, &secret) {
-        return Err(ESB_SECRET_FAILED.into());
+        return Err(EsbRefusal::BadSecret);
     }
     let user = user_of(inventory, &text("bk_username"), &text("bk_token"), "")
-        .ok_or_else(|| {
-            "User authentication failed, please provide a valid user identity, such as bk_token, bk_username".to_owned()
-        })?;
+        .ok_or(EsbRefusal::NoUser)?;
     Ok(Caller { app_code, user })
 }
 
 /// Checks the gateway header; the error is the reason inside the 1640001 message.
-pub fn check_gateway(inventory: &Inventory, header: Option<&str>) -> Result<Caller, String> {
+pub fn check_gateway(
+    inventory: &Inventory,
+    header: Option<&str>,
+) -> Result<Caller, GatewayRefusal> {
     let Some(header) = header.filter(|h| !h.trim().is_empty()) else {
-        return Err("app code cannot be empty".into());
+        return Err(GatewayRefusal::NoAppCode);
     };
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(header) else {
-        return Err("X-Bkapi-Authorization should be a json string".into());
+        return Err(GatewayRefusal::NotJson);
     };
     let field = |key: &str| {
         map.get(key)
@@ -51,17 +87,18 @@ pub fn check_gateway(inventory: &Inventory, header: Option<&str>) -> Result<Call
     let app_code = field("bk_app_code");
     let secret = field("bk_app_secret");
     if !access_token.is_empty() && app_code.is_empty() {
-        let user = user_of(inventory, "", "", &access_token).ok_or("access_token is invalid")?;
+        let user =
+            user_of(inventory, "", "", &access_token).ok_or(GatewayRefusal::BadAccessToken)?;
         return Ok(Caller {
             app_code: "access_token".into(),
             user,
         });
     }
     if app_code.is_empty() {
-        return Err("app code cannot be empty".into());
+        return Err(GatewayRefusal::NoAppCode);
     }
     if secret.is_empty() || !app_ok(inventory, &app_code, &secret) {
-        return Err("bk_app_code or bk_app_secret is incorrect".into());
+        return Err(GatewayRefusal::BadSecret);
     }
     let user = user_of(
         inventory,
@@ -69,7 +106,7 @@ pub fn check_gateway(inventory: &Inventory, header: Option<&str>) -> Result<Call
         &field("bk_token"),
         &access_token,
     )
-    .ok_or("user authentication failed, please provide a valid user identity, such as bk_username, bk_token, access_token")?;
+    .ok_or(GatewayRefusal::NoUser)?;
     Ok(Caller { app_code, user })
 }
 
@@ -120,7 +157,7 @@ mod tests {
             .unwrap();
         assert!(check_esb(&i, &ok).is_ok());
         let bad = Params::from_body(br#"{"bk_app_code":"a","bk_token":"t"}"#).unwrap();
-        assert_eq!(check_esb(&i, &bad).unwrap_err(), ESB_SECRET_FAILED);
+        assert_eq!(check_esb(&i, &bad).unwrap_err(), EsbRefusal::BadSecret);
         assert!(check_gateway(&i, None).is_err());
         assert!(
             check_gateway(

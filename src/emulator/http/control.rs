@@ -149,6 +149,17 @@ struct HoldRequest {
     skip: usize,
 }
 
+/// Why a hold or release body was refused.
+#[derive(Debug, thiserror::Error)]
+enum BadHold {
+    /// Not JSON of the hold shape.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A host that is not `cloud:ip`.
+    #[error("`{0}` is not cloud:ip")]
+    Host(String),
+}
+
 /// What a hold or release names.
 enum HoldTarget {
     /// Job execution (clock.rs).
@@ -157,11 +168,11 @@ enum HoldTarget {
     Api(String, Stage, usize),
 }
 
-fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), String> {
+fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), BadHold> {
     let request: HoldRequest = if body.iter().all(u8::is_ascii_whitespace) {
         HoldRequest::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| e.to_string())?
+        serde_json::from_slice(body)?
     };
     let key = match (request.api, request.job_instance_id, request.host) {
         (Some(api), _, _) => {
@@ -169,7 +180,7 @@ fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), String> {
         }
         (None, Some(id), _) => HoldTarget::Job(HoldKey::Job(id)),
         (None, None, Some(host)) => HoldTarget::Job(HoldKey::Host(
-            HostAddr::parse(&host).ok_or_else(|| format!("`{host}` is not cloud:ip"))?,
+            HostAddr::parse(&host).ok_or(BadHold::Host(host))?,
         )),
         (None, None, None) => HoldTarget::Job(HoldKey::All),
     };
@@ -188,7 +199,7 @@ async fn hold(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response 
         }
         Err(error) => (
             StatusCode::BAD_REQUEST,
-            Json(json!({"ok": false, "error": error})),
+            Json(json!({"ok": false, "error": error.to_string()})),
         )
             .into_response(),
     }
@@ -211,7 +222,7 @@ async fn release(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respon
         }
         Err(error) => (
             StatusCode::BAD_REQUEST,
-            Json(json!({"ok": false, "error": error})),
+            Json(json!({"ok": false, "error": error.to_string()})),
         )
             .into_response(),
     }

@@ -169,7 +169,7 @@ fn answer(
     } else if door.is_esb() {
         match auth::check_esb(&app.inventory, &params) {
             Ok(caller) => caller,
-            Err(message) => return envelope::esb_failure(1_306_000, &message),
+            Err(refusal) => return envelope::esb_failure(1_306_000, &refusal.to_string()),
         }
     } else {
         let header = headers
@@ -177,7 +177,7 @@ fn answer(
             .and_then(|v| v.to_str().ok());
         match auth::check_gateway(&app.inventory, header) {
             Ok(caller) => caller,
-            Err(reason) => return envelope::gateway_auth_failure(&reason),
+            Err(refusal) => return envelope::gateway_auth_failure(&refusal.to_string()),
         }
     };
     let ctx = Ctx {
