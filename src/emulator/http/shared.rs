@@ -5,14 +5,16 @@
 
 use serde_json::{Value, json};
 
-use crate::emulator::exec::{ops, submit};
+use crate::emulator::exec::ops;
+use crate::emulator::exec::submit::{self, Submitted};
 use crate::emulator::http::context::Ctx;
 use crate::emulator::http::params::{Params, value_i64};
 use crate::emulator::http::wire;
-use crate::emulator::model::inventory::{Account, HostSel, Inventory, TargetSpec};
+use crate::emulator::model::inventory::{Account, Host, HostSel, Inventory, TargetSpec};
 use crate::emulator::model::job_error::JobError;
 use crate::emulator::model::jobs::{ScriptStep, StepKind};
 use crate::emulator::model::new_job::{NewJob, NewStep, RollingSpec};
+use crate::emulator::model::plans::{self, PlanRun};
 use crate::emulator::model::protocol::Protocol;
 use crate::emulator::model::scope::Scope;
 use crate::emulator::model::values::{self, ScriptSource};
@@ -143,31 +145,85 @@ pub fn submit_script(
     spec: &TargetSpec,
 ) -> Result<Value, JobError> {
     let targets = ctx.app.inventory.resolve_targets(spec)?;
-    let submitted = submit::create(
-        &ctx.app,
-        NewJob {
-            name: basics.name.clone(),
-            scopes: vec![scope],
-            operator: ctx.caller.user.clone(),
-            plan_id: -1,
-            task_type: 1,
+    let submitted = submit_fast(
+        ctx,
+        FastTask {
+            scope,
+            name: basics.name,
+            kind: StepKind::Script(basics.script),
+            targets,
+            rolling: basics.rolling,
             callback_url: basics.callback_url,
-            protocol: ctx.protocol,
             start: basics.start,
-            steps: vec![NewStep {
-                step_id: -1,
-                name: basics.name,
-                kind: StepKind::Script(basics.script),
-                targets,
-                rolling: basics.rolling,
-            }],
         },
     )?;
-    Ok(json!({
+    Ok(answer(&submitted, true))
+}
+
+/// A fast script or file task as the routes read it: one step, no job plan.
+pub struct FastTask {
+    /// The scope it runs in.
+    pub scope: Scope,
+    /// Task and step name.
+    pub name: String,
+    /// The script or the file copy.
+    pub kind: StepKind,
+    /// Resolved targets.
+    pub targets: Vec<Host>,
+    /// Rolling, where the protocol has it.
+    pub rolling: Option<RollingSpec>,
+    /// Callback URL.
+    pub callback_url: Option<String>,
+    /// `start_task`.
+    pub start: bool,
+}
+
+/// Creates the job of a fast task for the caller, in the request's protocol.
+pub fn submit_fast(ctx: &Ctx, task: FastTask) -> Result<Submitted, JobError> {
+    let task_type = match task.kind {
+        StepKind::File(_) => 2,
+        _ => 1,
+    };
+    submit::create(
+        &ctx.app,
+        NewJob {
+            name: task.name.clone(),
+            scopes: vec![task.scope],
+            operator: ctx.caller.user.clone(),
+            plan_id: -1,
+            task_type,
+            callback_url: task.callback_url,
+            protocol: ctx.protocol,
+            start: task.start,
+            steps: vec![NewStep {
+                step_id: -1,
+                name: task.name,
+                kind: task.kind,
+                targets: task.targets,
+                rolling: task.rolling,
+            }],
+        },
+    )
+}
+
+/// A job plan's run created, answered as v2 and v3 answer it.
+pub fn submit_plan(ctx: &Ctx, plan: &PlanDef, run: PlanRun) -> Result<Value, JobError> {
+    let job = plans::build(&ctx.app.inventory, plan, run)?;
+    let submitted = submit::create(&ctx.app, job)?;
+    Ok(answer(&submitted, false))
+}
+
+/// The answer to a submit: the instance's name and id, and its first step's id where
+/// the API gives it.
+pub fn answer(submitted: &Submitted, with_step: bool) -> Value {
+    let mut answer = json!({
         "job_instance_name": submitted.name,
         "job_instance_id": submitted.job_instance_id,
-        "step_instance_id": submitted.step_instance_id,
-    }))
+    });
+    if with_step {
+        answer["step_instance_id"] = json!(submitted.step_instance_id);
+    }
+    answer
 }
 
 /// The hosts a log query names: `host_id_list` (wins) or `ip_list`.

@@ -6,16 +6,14 @@
 
 use serde_json::{Value, json};
 
-use crate::emulator::exec::submit;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
-use crate::emulator::http::shared;
+use crate::emulator::http::shared::{self, FastTask};
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
 use crate::emulator::model::job_error::JobError;
 use crate::emulator::model::jobs::{FileSource, FileStep, ScriptStep, StepKind};
-use crate::emulator::model::new_job::{NewJob, NewStep};
-use crate::emulator::model::plans::{self, PlanRun, SourceOverride, StepOverride, VarValue};
+use crate::emulator::model::plans::{PlanRun, SourceOverride, StepOverride, VarValue};
 use crate::emulator::model::protocol::Protocol;
 use crate::emulator::model::scope::{self, Scope};
 use crate::emulator::model::values::{self, ScriptSource};
@@ -103,39 +101,27 @@ fn fast_execute_script(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let spec = require_target(p)?;
     let targets = inventory.resolve_targets(&spec)?;
     let callback_url = values::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
-    let submitted = submit::create(
-        &ctx.app,
-        NewJob {
-            name: name.clone(),
-            scopes: vec![scope],
-            operator: ctx.caller.user.clone(),
-            plan_id: -1,
-            task_type: 1,
+    let submitted = shared::submit_fast(
+        ctx,
+        FastTask {
+            scope,
+            name,
+            kind: StepKind::Script(ScriptStep {
+                language,
+                content,
+                params,
+                timeout_secs: timeout,
+                account,
+                sensitive,
+                env: Vec::new(),
+            }),
+            targets,
+            rolling: None,
             callback_url,
-            protocol: Protocol::V2,
             start: true,
-            steps: vec![NewStep {
-                step_id: -1,
-                name,
-                kind: StepKind::Script(ScriptStep {
-                    language,
-                    content,
-                    params,
-                    timeout_secs: timeout,
-                    account,
-                    sensitive,
-                    env: Vec::new(),
-                }),
-                targets,
-                rolling: None,
-            }],
         },
     )?;
-    Ok(json!({
-        "job_instance_name": submitted.name,
-        "job_instance_id": submitted.job_instance_id,
-        "step_instance_id": submitted.step_instance_id,
-    }))
+    Ok(shared::answer(&submitted, true))
 }
 
 fn file_sources(ctx: &Ctx, p: &Params) -> Result<Vec<FileSource>, JobError> {
@@ -177,38 +163,27 @@ fn fast_push_file(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let targets = inventory.resolve_targets(&spec)?;
     let timeout = values::timeout("timeout", p.opt_i64("timeout")?)?;
     let callback_url = values::callback_url("bk_callback_url", p.opt_str("bk_callback_url")?)?;
-    let submitted = submit::create(
-        &ctx.app,
-        NewJob {
-            name: name.clone(),
-            scopes: vec![scope],
-            operator: ctx.caller.user.clone(),
-            plan_id: -1,
-            task_type: 2,
+    let submitted = shared::submit_fast(
+        ctx,
+        FastTask {
+            scope,
+            name,
+            kind: StepKind::File(FileStep {
+                sources,
+                target_path,
+                target_name: None,
+                // v2 always creates missing target folders (force mode).
+                strict: false,
+                account,
+                timeout_secs: timeout,
+            }),
+            targets,
+            rolling: None,
             callback_url,
-            protocol: Protocol::V2,
             start: true,
-            steps: vec![NewStep {
-                step_id: -1,
-                name,
-                kind: StepKind::File(FileStep {
-                    sources,
-                    target_path,
-                    target_name: None,
-                    // v2 always creates missing target folders (force mode).
-                    strict: false,
-                    account,
-                    timeout_secs: timeout,
-                }),
-                targets,
-                rolling: None,
-            }],
         },
     )?;
-    Ok(json!({
-        "job_instance_name": submitted.name,
-        "job_instance_id": submitted.job_instance_id,
-    }))
+    Ok(shared::answer(&submitted, false))
 }
 
 fn var_values(p: &Params) -> Result<Vec<VarValue>, JobError> {
@@ -279,12 +254,7 @@ fn run_plan(ctx: &Ctx, p: &Params, plan: &PlanDef, scopes: Vec<Scope>) -> Result
         start: true,
         protocol: Protocol::V2,
     };
-    let job = plans::build(&ctx.app.inventory, plan, run)?;
-    let submitted = submit::create(&ctx.app, job)?;
-    Ok(json!({
-        "job_instance_name": submitted.name,
-        "job_instance_id": submitted.job_instance_id,
-    }))
+    shared::submit_plan(ctx, plan, run)
 }
 
 fn execute_job(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {

@@ -6,17 +6,15 @@
 
 use serde_json::{Value, json};
 
-use crate::emulator::exec::submit;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
-use crate::emulator::http::shared;
+use crate::emulator::http::shared::{self, FastTask};
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
 use crate::emulator::model::inventory::{HostSel, Inventory, TargetSpec};
 use crate::emulator::model::job_error::JobError;
 use crate::emulator::model::jobs::{FileSource, FileStep, StepKind};
-use crate::emulator::model::new_job::{NewJob, NewStep};
-use crate::emulator::model::plans::{self, PlanRun, VarValue};
+use crate::emulator::model::plans::{PlanRun, VarValue};
 use crate::emulator::model::protocol::Protocol;
 use crate::emulator::model::scope::Scope;
 use crate::emulator::model::values::{self};
@@ -142,38 +140,26 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let targets = inventory.resolve_targets(&spec)?;
     let timeout = values::timeout("timeout", p.opt_i64("timeout")?)?;
     let callback_url = values::callback_url("callback_url", p.opt_str("callback_url")?)?;
-    let submitted = submit::create(
-        &ctx.app,
-        NewJob {
-            name: name.clone(),
-            scopes: vec![scope],
-            operator: ctx.caller.user.clone(),
-            plan_id: -1,
-            task_type: 2,
+    let submitted = shared::submit_fast(
+        ctx,
+        FastTask {
+            scope,
+            name,
+            kind: StepKind::File(FileStep {
+                sources,
+                target_path,
+                target_name: p.opt_str("file_target_name")?,
+                strict,
+                account,
+                timeout_secs: timeout,
+            }),
+            targets,
+            rolling,
             callback_url,
-            protocol: ctx.protocol,
             start: p.opt_bool("start_task")?.unwrap_or(true),
-            steps: vec![NewStep {
-                step_id: -1,
-                name,
-                kind: StepKind::File(FileStep {
-                    sources,
-                    target_path,
-                    target_name: p.opt_str("file_target_name")?,
-                    strict,
-                    account,
-                    timeout_secs: timeout,
-                }),
-                targets,
-                rolling,
-            }],
         },
     )?;
-    Ok(json!({
-        "job_instance_name": submitted.name,
-        "job_instance_id": submitted.job_instance_id,
-        "step_instance_id": submitted.step_instance_id,
-    }))
+    Ok(shared::answer(&submitted, true))
 }
 
 fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
@@ -211,12 +197,7 @@ fn execute_job_plan(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
         start: p.opt_bool("start_task")?.unwrap_or(true),
         protocol: Protocol::V3,
     };
-    let job = plans::build(&ctx.app.inventory, plan, run)?;
-    let submitted = submit::create(&ctx.app, job)?;
-    Ok(json!({
-        "job_instance_name": submitted.name,
-        "job_instance_id": submitted.job_instance_id,
-    }))
+    shared::submit_plan(ctx, plan, run)
 }
 
 fn ip_log(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
