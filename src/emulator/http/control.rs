@@ -24,14 +24,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::emulator::app::App;
 use crate::emulator::http::answer_holds::Stage;
+use crate::emulator::http::face::Face;
 use crate::emulator::model::clock::HoldKey;
 use crate::emulator::model::faults::FaultSet;
 use crate::job_api::types::HostAddr;
 
 /// The `/_emulator` router.
-pub fn router() -> Router<Arc<App>> {
+pub fn router() -> Router<Arc<Face>> {
     Router::new()
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
         .route("/requests", get(requests).delete(clear_requests))
@@ -51,8 +51,8 @@ struct RequestFilter {
     protocol: Option<String>,
 }
 
-async fn requests(State(app): State<Arc<App>>, Query(filter): Query<RequestFilter>) -> Response {
-    let list: Vec<_> = app
+async fn requests(State(face): State<Arc<Face>>, Query(filter): Query<RequestFilter>) -> Response {
+    let list: Vec<_> = face
         .requests
         .all()
         .into_iter()
@@ -62,13 +62,14 @@ async fn requests(State(app): State<Arc<App>>, Query(filter): Query<RequestFilte
     Json(json!(list)).into_response()
 }
 
-async fn clear_requests(State(app): State<Arc<App>>) -> Response {
-    app.requests.clear();
+async fn clear_requests(State(face): State<Arc<Face>>) -> Response {
+    face.requests.clear();
     Json(json!({"ok": true})).into_response()
 }
 
-async fn instances(State(app): State<Arc<App>>) -> Response {
-    let list: Vec<Value> = app
+async fn instances(State(face): State<Arc<Face>>) -> Response {
+    let list: Vec<Value> = face
+        .app
         .store
         .all()
         .iter()
@@ -95,24 +96,24 @@ async fn instances(State(app): State<Arc<App>>) -> Response {
     Json(json!(list)).into_response()
 }
 
-async fn callbacks(State(app): State<Arc<App>>) -> Response {
-    Json(json!(app.callbacks.all())).into_response()
+async fn callbacks(State(face): State<Arc<Face>>) -> Response {
+    Json(json!(face.app.callbacks.all())).into_response()
 }
 
-async fn faults(State(app): State<Arc<App>>) -> Response {
-    Json(json!(app.faults.current())).into_response()
+async fn faults(State(face): State<Arc<Face>>) -> Response {
+    Json(json!(face.app.faults.current())).into_response()
 }
 
-async fn set_faults(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+async fn set_faults(State(face): State<Arc<Face>>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<FaultSet>(&body) {
         Ok(set) => {
-            let previous = app.faults.held_hosts();
-            app.faults.replace(set);
+            let previous = face.app.faults.held_hosts();
+            face.app.faults.replace(set);
             for host in previous {
-                app.gates.release(&HoldKey::Host(host));
+                face.app.gates.release(&HoldKey::Host(host));
             }
-            for host in app.faults.held_hosts() {
-                app.gates.hold(HoldKey::Host(host));
+            for host in face.app.faults.held_hosts() {
+                face.app.gates.hold(HoldKey::Host(host));
             }
             Json(json!({"ok": true})).into_response()
         }
@@ -124,11 +125,11 @@ async fn set_faults(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
     }
 }
 
-async fn clear_faults(State(app): State<Arc<App>>) -> Response {
-    for host in app.faults.held_hosts() {
-        app.gates.release(&HoldKey::Host(host));
+async fn clear_faults(State(face): State<Arc<Face>>) -> Response {
+    for host in face.app.faults.held_hosts() {
+        face.app.gates.release(&HoldKey::Host(host));
     }
-    app.faults.replace(FaultSet::default());
+    face.app.faults.replace(FaultSet::default());
     Json(json!({"ok": true})).into_response()
 }
 
@@ -187,14 +188,14 @@ fn hold_key(body: &[u8]) -> Result<(HoldTarget, bool), BadHold> {
     Ok((key, request.all))
 }
 
-async fn hold(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+async fn hold(State(face): State<Arc<Face>>, body: axum::body::Bytes) -> Response {
     match hold_key(&body) {
         Ok((HoldTarget::Job(key), _)) => {
-            app.gates.hold(key);
+            face.app.gates.hold(key);
             Json(json!({"ok": true})).into_response()
         }
         Ok((HoldTarget::Api(api, stage, skip), _)) => {
-            app.answer_holds.hold(&api, stage, skip);
+            face.answer_holds.hold(&api, stage, skip);
             Json(json!({"ok": true})).into_response()
         }
         Err(error) => (
@@ -205,19 +206,19 @@ async fn hold(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response 
     }
 }
 
-async fn release(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+async fn release(State(face): State<Arc<Face>>, body: axum::body::Bytes) -> Response {
     match hold_key(&body) {
         Ok((_, true)) => {
-            app.gates.release_all();
-            app.answer_holds.release_all();
+            face.app.gates.release_all();
+            face.answer_holds.release_all();
             Json(json!({"ok": true})).into_response()
         }
         Ok((HoldTarget::Job(key), false)) => {
-            let released = app.gates.release(&key);
+            let released = face.app.gates.release(&key);
             Json(json!({"ok": true, "released": released})).into_response()
         }
         Ok((HoldTarget::Api(api, stage, _), false)) => {
-            let released = app.answer_holds.release(&api, stage);
+            let released = face.answer_holds.release(&api, stage);
             Json(json!({"ok": true, "released": released})).into_response()
         }
         Err(error) => (
@@ -228,8 +229,9 @@ async fn release(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respon
     }
 }
 
-async fn holds(State(app): State<Arc<App>>) -> Response {
-    Json(json!({"jobs": app.gates.list(), "requests": app.answer_holds.list()})).into_response()
+async fn holds(State(face): State<Arc<Face>>) -> Response {
+    Json(json!({"jobs": face.app.gates.list(), "requests": face.answer_holds.list()}))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,8 +245,8 @@ struct CaughtRequest {
 }
 
 /// Long-polls until a request hold has caught enough requests: a test's kill point.
-async fn caught(State(app): State<Arc<App>>, Json(request): Json<CaughtRequest>) -> Response {
-    let caught = app
+async fn caught(State(face): State<Arc<Face>>, Json(request): Json<CaughtRequest>) -> Response {
+    let caught = face
         .answer_holds
         .caught(
             &request.api,
@@ -264,8 +266,8 @@ struct IdleRequest {
 
 /// Long-polls until no request to an API is being handled: after releasing a hold, what
 /// JOB did with the held request is then final.
-async fn idle(State(app): State<Arc<App>>, Json(request): Json<IdleRequest>) -> Response {
-    let idle = app
+async fn idle(State(face): State<Arc<Face>>, Json(request): Json<IdleRequest>) -> Response {
+    let idle = face
         .answer_holds
         .idle(&request.api, std::time::Duration::from_secs(30))
         .await;

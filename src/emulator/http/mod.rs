@@ -2,7 +2,7 @@
 //! what two of them share in `shared`), the handler context, JOB's envelopes, request
 //! parameters, credentials, reading targets and rolling from the wire, the JSON views of
 //! job instances, the `/_emulator/` control endpoints and the holds that pause requests.
-//! Its main type is [`router::Ctx`], what every handler gets. It turns the model's
+//! Its main type is [`context::Ctx`], what every handler gets. It turns the model's
 //! [`JobError`](crate::emulator::model::job_error::JobError) into each protocol's
 //! envelope and HTTP status; nothing below it knows about HTTP.
 
@@ -11,6 +11,7 @@ pub mod auth;
 pub mod context;
 pub mod control;
 pub mod envelope;
+pub mod face;
 pub mod params;
 pub mod router;
 pub mod shared;

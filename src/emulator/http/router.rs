@@ -20,11 +20,12 @@ use axum::routing::{MethodRouter, any};
 use serde_json::Value;
 
 use super::{control, v2, v3, v4};
-use crate::emulator::app::{App, RequestRecord};
+use crate::emulator::app::App;
 use crate::emulator::http::answer_holds::Stage;
 use crate::emulator::http::auth;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::envelope;
+use crate::emulator::http::face::{Face, RequestRecord};
 use crate::emulator::http::params::Params;
 use crate::emulator::model::caller::Caller;
 use crate::emulator::model::protocol::Protocol;
@@ -64,7 +65,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v4/{name}", door(Door::GatewayV4))
         .nest("/_emulator", control::router())
         .fallback(fallback)
-        .with_state(app)
+        .with_state(Arc::new(Face::new(app)))
 }
 
 async fn fallback(uri: Uri) -> Response {
@@ -74,14 +75,14 @@ async fn fallback(uri: Uri) -> Response {
 type Parts = (Method, Uri, HeaderMap, Bytes);
 
 /// The handler of one door: every API name of a generation funnels into `handle`.
-fn door(door: Door) -> MethodRouter<Arc<App>> {
+fn door(door: Door) -> MethodRouter<Arc<Face>> {
     any(
-        move |State(app): State<Arc<App>>,
+        move |State(face): State<Arc<Face>>,
               Path(name): Path<String>,
               method: Method,
               uri: Uri,
               headers: HeaderMap,
-              body: Bytes| { handle(app, door, name, (method, uri, headers, body)) },
+              body: Bytes| { handle(face, door, name, (method, uri, headers, body)) },
     )
 }
 
@@ -93,15 +94,15 @@ fn api_kind(door: Door, name: &str) -> Option<ApiKind> {
     }
 }
 
-async fn handle(app: Arc<App>, door: Door, name: String, parts: Parts) -> Response {
+async fn handle(face: Arc<Face>, door: Door, name: String, parts: Parts) -> Response {
     let (method, uri, headers, body) = parts;
     let protocol = door.protocol();
-    record(&app, protocol, &name, &method, &uri, &body);
+    record(&face, protocol, &name, &method, &uri, &body);
     let api = name.trim_end_matches('/').to_owned();
-    let _busy = app.answer_holds.enter(&api);
-    app.answer_holds.pass(&api, Stage::Request).await;
+    let _busy = face.answer_holds.enter(&api);
+    face.answer_holds.pass(&api, Stage::Request).await;
 
-    let decision = app.faults.on_api(&name, protocol.as_str());
+    let decision = face.app.faults.on_api(&name, protocol.as_str());
     if decision.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(decision.latency_ms)).await;
     }
@@ -115,7 +116,7 @@ async fn handle(app: Arc<App>, door: Door, name: String, parts: Parts) -> Respon
     }
 
     let response = answer(
-        Arc::clone(&app),
+        Arc::clone(&face.app),
         door,
         &name,
         &method,
@@ -123,7 +124,7 @@ async fn handle(app: Arc<App>, door: Door, name: String, parts: Parts) -> Respon
         &headers,
         &body,
     );
-    app.answer_holds.pass(&api, Stage::Answer).await;
+    face.answer_holds.pass(&api, Stage::Answer).await;
     if decision.drop {
         return dropped();
     }
@@ -196,15 +197,15 @@ fn answer(
     }
 }
 
-fn record(app: &App, protocol: Protocol, name: &str, method: &Method, uri: &Uri, body: &Bytes) {
+fn record(face: &Face, protocol: Protocol, name: &str, method: &Method, uri: &Uri, body: &Bytes) {
     let body_value = if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
     };
-    app.requests.push(RequestRecord {
-        seq: app.request_seq.fetch_add(1, Ordering::Relaxed) + 1,
+    face.requests.push(RequestRecord {
+        seq: face.request_seq.fetch_add(1, Ordering::Relaxed) + 1,
         time_ms: crate::emulator::model::jobs::now_ms(),
         protocol: protocol.as_str().into(),
         api: name.trim_end_matches('/').to_owned(),

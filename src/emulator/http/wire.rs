@@ -1,8 +1,8 @@
-//! Field-level readers shared by the v2, v3 and v4 request handlers: base64 script
-//! content and parameters with JOB's length limits, timeouts, script languages and
-//! stored scripts, rolling configs, callback URLs, task names, and the three shapes of
-//! a target list (v2 `ip_list`/`custom_query_id`/`target_server`, v3 `target_server`
-//! / `server`, v4 `execute_target`). Each refusal carries JOB's code and field name.
+//! Readers of request shapes shared by the v2, v3 and v4 handlers: paging, rolling
+//! configs, `{bk_cloud_id, ip}` objects, source file lists, and the three shapes of a
+//! target list (v2 `ip_list`/`custom_query_id`/`target_server`, v3 `target_server` /
+//! `server`, v4 `execute_target`). Each refusal carries JOB's code and field name; the
+//! rules on the values themselves are the model's (`model::values`).
 
 use serde_json::Value;
 
