@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use crate::compile::RenderError;
 use crate::config::ConfigError;
 use crate::emulator::EmulatorError;
-use crate::emulator::sandbox::SetupError;
-use crate::emulator::world::WorldError;
+use crate::emulator::exec::sandbox::SandboxError;
+use crate::emulator::model::world_load::WorldError;
 use crate::job_api::build::BuildError;
 use crate::job_api::client::ClientError;
 use crate::plan::span::{Issue, PlanErrors};
@@ -67,9 +67,9 @@ pub enum Error {
     /// `baton emulator` could not serve.
     #[error("{0}")]
     Emulator(EmulatorError),
-    /// The sandbox helper could not run its command.
-    #[error("sandbox: {0}")]
-    Sandbox(SetupError),
+    /// The sandbox helper could not run its command, or scripts cannot be isolated.
+    #[error("{0}")]
+    Sandbox(SandboxError),
     /// The plan or its inputs are invalid: every problem, with locations.
     #[error(transparent)]
     Plan(#[from] PlanErrors),
@@ -141,9 +141,6 @@ pub enum UsageError {
     /// The world file could not be read.
     #[error("{0}")]
     WorldRead(WorldError),
-    /// The world file is inconsistent.
-    #[error("invalid world file: {0}")]
-    InvalidWorld(String),
     /// `__sandbox-exec` without a command.
     #[error("__sandbox-exec needs a program to run after `--`")]
     NoSandboxCommand,

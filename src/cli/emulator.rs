@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::emulator::world::WorldError;
+use crate::emulator::exec::sandbox::SandboxError;
+use crate::emulator::model::world_load::WorldError;
 use crate::emulator::{self, EmulatorConfig, Isolation, World};
 use crate::error::{Error, UsageError};
 use crate::plan::span::PlanSource;
@@ -49,15 +50,7 @@ pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
         Some(path) => load_world(path)?,
         None => World::default(),
     };
-    let isolation = if args.unisolated {
-        Isolation::Unisolated
-    } else {
-        let helper = std::env::current_exe().map_err(|source| Error::Io {
-            context: "cannot locate the baton executable for the sandbox helper".into(),
-            source,
-        })?;
-        Isolation::Namespace { helper }
-    };
+    let isolation = isolation(args.unisolated)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,7 +115,6 @@ pub fn load_world(path: &Path) -> Result<World, Error> {
                 .collect();
             file.errors(issues).into()
         }
-        WorldError::Invalid(message) => UsageError::InvalidWorld(message).into(),
     })
 }
 
@@ -149,5 +141,20 @@ async fn wait_for_signal() -> Result<(), Error> {
 
 /// Runs `baton __sandbox-exec`.
 pub fn sandbox_exec(args: SandboxExecArgs) -> Result<ExitCode, Error> {
-    crate::emulator::sandbox::exec_main(&args.root, &args.command)
+    emulator::exec::sandbox::exec_main(&args.root, &args.command).map_err(cli_error)
+}
+
+/// How `baton emulator` and `baton run` isolate scripts: namespaces through this binary
+/// unless `--unisolated`.
+pub fn isolation(unisolated: bool) -> Result<Isolation, Error> {
+    Isolation::for_this_binary(unisolated).map_err(cli_error)
+}
+
+/// The sandbox helper's failures as the CLI reports them.
+fn cli_error(error: SandboxError) -> Error {
+    match error {
+        SandboxError::NoCommand => Error::Usage(UsageError::NoSandboxCommand),
+        SandboxError::Io { context, source } => Error::Io { context, source },
+        other => Error::Sandbox(other),
+    }
 }

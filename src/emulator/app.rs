@@ -1,43 +1,19 @@
 //! The emulator's shared state: the inventory, the job store, the host sandboxes, the
-//! faults and holds, the request and callback logs, the concurrency limits and the HTTP
+//! faults and job holds, the callback log, the concurrency limits and the HTTP
 //! client that delivers callbacks. One `Arc<App>` per running emulator.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::clock::{Gates, HoldKey};
-use super::faults::Faults;
-use super::inventory::Inventory;
-use super::jobs::JobStore;
-use super::sandbox::HostSandboxes;
-use super::world::Settings;
-
-/// One API request as received (for `GET /_emulator/requests`).
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestRecord {
-    /// Arrival order, from 1.
-    pub seq: u64,
-    /// Arrival, epoch ms.
-    pub time_ms: i64,
-    /// `v2`, `v3`, `v4`, or `unknown`.
-    pub protocol: String,
-    /// API name (`fast_execute_script`).
-    pub api: String,
-    /// HTTP method.
-    pub method: String,
-    /// Request path.
-    pub path: String,
-    /// Raw query string.
-    pub query: Option<String>,
-    /// The body: JSON when it parses, else the text.
-    pub body: Value,
-    /// The query string as an object.
-    pub query_params: Value,
-}
+use crate::emulator::exec::sandbox::HostSandboxes;
+use crate::emulator::model::clock::{Gates, HoldKey};
+use crate::emulator::model::faults::Faults;
+use crate::emulator::model::inventory::Inventory;
+use crate::emulator::model::jobs::JobStore;
+use crate::emulator::model::world::Settings;
 
 /// One callback delivery attempt (for `GET /_emulator/callbacks`).
 #[derive(Debug, Clone, Serialize)]
@@ -107,12 +83,6 @@ pub struct App {
     pub faults: Faults,
     /// Holds in force.
     pub gates: Gates,
-    /// Holds on API requests and answers (tests' kill points).
-    pub answer_holds: super::answer_holds::AnswerHolds,
-    /// Received API requests.
-    pub requests: Log<RequestRecord>,
-    /// Request sequence counter.
-    pub request_seq: std::sync::atomic::AtomicU64,
     /// Callback attempts.
     pub callbacks: Log<CallbackRecord>,
     /// Hosts executing at once, emulator-wide.
@@ -135,13 +105,13 @@ impl App {
             gates.hold(HoldKey::Host(host));
         }
         App {
-            answer_holds: super::answer_holds::AnswerHolds::default(),
-            store: super::jobs::JobStore::new(settings.first_id, settings.max_instances),
-            requests: Log::new(settings.max_logged_requests),
-            request_seq: std::sync::atomic::AtomicU64::new(0),
+            store: crate::emulator::model::jobs::JobStore::new(
+                settings.first_id,
+                settings.max_instances,
+            ),
             callbacks: Log::new(10_000),
             global_parallel: Arc::new(Semaphore::new(settings.global_parallel_limit.max(1))),
-            started_ms: super::jobs::now_ms(),
+            started_ms: crate::emulator::model::jobs::now_ms(),
             inventory,
             sandboxes,
             faults,

@@ -2,38 +2,24 @@
 //! really executed and files really copied inside per-host sandbox folders.
 //!
 //! Start one with [`start`] (or [`serve`] on your own listener); the world file format
-//! is documented in [`world`], faults in [`faults`], test controls in [`control`].
+//! is documented in [`model::world`], faults in [`model::faults`], test controls in
+//! [`http::control`]. Three wings, used in one direction only: [`http`] (the face JOB's
+//! clients see) may use [`exec`] and [`model`]; [`exec`] (what runs a job) may use
+//! [`model`]; [`model`] (what the emulated JOB knows) uses neither. [`app`] wires their
+//! state together and [`server`] starts and stops it; [`EmulatorError`] is why that can
+//! fail. Outside this module the emulator uses only `job_api::{types, rules}`.
 
-pub mod answer_holds;
 pub mod app;
-pub mod auth;
-pub mod callback;
-pub mod clock;
-pub mod control;
-pub mod engine;
-pub mod envelope;
+pub mod error;
 pub mod exec;
-pub mod faults;
-pub mod files;
-pub mod inventory;
-pub mod jobs;
-pub mod ops;
-pub mod params;
-pub mod plans;
-pub mod rolling;
-pub mod routes;
-pub mod routes_v2;
-pub mod routes_v3;
-pub mod routes_v4;
-pub mod sandbox;
-pub mod scope;
+pub mod http;
+pub mod model;
 pub mod server;
-pub mod submit;
-pub mod views;
-pub mod wire;
-pub mod world;
-pub mod world_check;
 
-pub use sandbox::Isolation;
-pub use server::{EmulatorConfig, EmulatorError, EmulatorHandle, build_app, serve, start};
-pub use world::World;
+#[cfg(test)]
+mod walls;
+
+pub use error::EmulatorError;
+pub use exec::sandbox::Isolation;
+pub use model::world::World;
+pub use server::{EmulatorConfig, EmulatorHandle, build_app, serve, start};

@@ -13,48 +13,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::app::App;
-use super::inventory::Inventory;
-use super::routes;
-use super::sandbox::{HostSandboxes, Isolation, SandboxError};
-use super::world::{World, WorldError};
+use crate::emulator::app::App;
+use crate::emulator::error::EmulatorError;
+use crate::emulator::exec::sandbox::{HostSandboxes, Isolation};
+use crate::emulator::http::router;
+use crate::emulator::model::inventory::Inventory;
+use crate::emulator::model::world::World;
 use crate::job_api::types::HostAddr;
-
-/// Why an emulator could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum EmulatorError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The world file is unreadable or invalid.
-    #[error(transparent)]
-    World(#[from] WorldError),
-    /// The host sandboxes could not be set up.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// A temporary root folder could not be created.
-    #[error("cannot create a temporary sandbox root: {0}")]
-    TempDir(#[source] std::io::Error),
-    /// The callback HTTP client could not be built.
-    #[error("cannot build the callback HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
-    /// A world host's seeded file could not be written.
-    #[error("cannot seed {path} on host {host}: {reason}")]
-    Seed {
-        /// Host.
-        host: String,
-        /// Path on the host.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// How to start an emulator.
 #[derive(Debug, Clone)]
@@ -150,7 +115,7 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(app))
+    axum::serve(listener, router::router(app))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -162,7 +127,7 @@ pub fn build_app(
     isolation: Isolation,
 ) -> Result<Arc<App>, EmulatorError> {
     let sandboxes = HostSandboxes::new(root, isolation)?;
-    let inventory = Inventory::new(world).map_err(WorldError::Invalid)?;
+    let inventory = Inventory::new(world)?;
     // Callbacks may go to https receivers; reqwest is built without a default crypto
     // provider, so make sure one is installed (a second install is a harmless no-op).
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use baton::emulator::exec::{HostResult, ScriptRun, run_script};
-use baton::emulator::sandbox::{HostSandboxes, Isolation};
+use baton::emulator::exec::sandbox::{HostSandboxes, Isolation};
+use baton::emulator::exec::script::{ScriptRun, run_script};
 use baton::job_api::types::{HostAddr, host_status};
 use tokio_util::sync::CancellationToken;
 
@@ -280,13 +280,14 @@ fn a_broken_helper_is_refused_at_start() {
     .unwrap_err();
     assert!(matches!(
         err,
-        baton::emulator::sandbox::SandboxError::NoIsolation(_)
+        baton::emulator::exec::sandbox::SandboxError::NoIsolation(_)
     ));
 }
 
 // ---- file pushes ----------------------------------------------------------------
 
-use baton::emulator::files::{FileLogEntry, SourceFiles, TransferSpec, transfer_to_host};
+use baton::emulator::exec::files::{SourceFiles, TransferSpec, transfer_to_host};
+use baton::emulator::model::host_result::{FileLogEntry, HostResult};
 
 fn write(sb: &HostSandboxes, h: &HostAddr, path: &str, content: &str) {
     let real = sb.resolve(h, path).unwrap();

@@ -1,0 +1,81 @@
+//! Gateway v4 (`/api/v4/<name>`): fast_execute_script exactly as seed 003
+//! (`execute_target`, `param_sensitive`, `rolling_config`, `start_task`),
+//! get_job_instance_status (`return_execute_object_result` →
+//! `step_execute_object_result_list`) and batch_get_job_instance_execute_object_log.
+//! Errors go out with real HTTP statuses (envelope.rs).
+
+use serde_json::{Value, json};
+
+use crate::emulator::http::context::{ApiKind, Ctx};
+use crate::emulator::http::params::Params;
+use crate::emulator::http::shared::{log_hosts, script_basics, submit_script};
+use crate::emulator::http::views;
+use crate::emulator::http::wire;
+use crate::emulator::model::job_error::JobError;
+
+/// v4's limit on hosts per log query.
+const MAX_V4_LOG_HOSTS: usize = 100;
+
+/// Which v4 APIs exist.
+pub fn api_kind(name: &str) -> Option<ApiKind> {
+    Some(match name {
+        "fast_execute_script" | "batch_get_job_instance_execute_object_log" => ApiKind::Action,
+        "get_job_instance_status" => ApiKind::Query,
+        _ => return None,
+    })
+}
+
+/// Runs a v4 API.
+pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
+    match name {
+        "fast_execute_script" => {
+            let scope = ctx.scope(p)?;
+            let sensitive = p.opt_bool("param_sensitive")?.unwrap_or(false);
+            let basics = script_basics(ctx, p, sensitive)?;
+            let target = p
+                .opt_object("execute_target")?
+                .ok_or_else(|| JobError::illegal("execute_target"))?;
+            let spec = wire::v4_target(&target)?;
+            if spec.is_empty() {
+                return Err(JobError::server_empty());
+            }
+            submit_script(ctx, scope, basics, &spec)
+        }
+        "get_job_instance_status" => {
+            let scope = ctx.scope(p)?;
+            let job = ctx.job(p, &scope)?;
+            let objects = p.opt_bool("return_execute_object_result")?.unwrap_or(false);
+            let ips = p.opt_bool("return_ip_result")?.unwrap_or(false);
+            let state = job.lock();
+            Ok(views::v4_status(&job, &state, objects, ips))
+        }
+        "batch_get_job_instance_execute_object_log" => {
+            let scope = ctx.scope(p)?;
+            let job = ctx.job(p, &scope)?;
+            let step_id = match p.opt_i64("step_instance_id")? {
+                Some(id) if id > 0 => id,
+                _ => return Err(JobError::illegal("step_instance_id")),
+            };
+            let hosts = log_hosts(ctx, p, MAX_V4_LOG_HOSTS)?;
+            let state = job.lock();
+            let step = views::step_by_id(&state, step_id)?;
+            let logs: Vec<Value> = hosts
+                .iter()
+                .map(|h| views::v4_host_log(&ctx.app.inventory, step, h))
+                .collect();
+            let file = matches!(step.kind, crate::emulator::model::jobs::StepKind::File(_));
+            let mut data = json!({
+                "job_instance_id": job.id, "step_instance_id": step.id,
+                "log_type": if file { 2 } else { 1 },
+            });
+            let key = if file {
+                "file_step_execute_object_logs"
+            } else {
+                "script_step_execute_object_logs"
+            };
+            data[key] = json!(logs);
+            Ok(data)
+        }
+        _ => Err(JobError::illegal_params()),
+    }
+}
