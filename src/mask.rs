@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::compile::CompiledPlan;
-use crate::plan::model::Step;
+use crate::plan::model::{Plan, Step};
 
 pub use crate::plan::vars::MASK;
 
@@ -165,6 +165,21 @@ impl Masker {
     fn read<R>(&self, f: impl FnOnce(&Vec<String>) -> R) -> R {
         f(&self.forms.read().unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// Every secret a plan holds as written: secret variables' defaults, sensitive
+/// parameters and host passwords. What a report of an invalid plan must not quote.
+pub fn plan_literals(plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .vars
+        .values()
+        .filter(|var| var.secret)
+        .filter_map(|var| var.default.as_ref().map(|d| d.0.clone()))
+        .collect();
+    for step in &plan.steps {
+        out.extend(plan_step_secrets(step));
+    }
+    out
 }
 
 /// What a plan step holds as written that must never be shown. Template expressions

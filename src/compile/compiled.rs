@@ -129,7 +129,13 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
 
     let graph = match graph {
         Some(graph) if findings.errors.is_empty() => graph,
-        _ => return Err(findings.finish_with_errors()),
+        _ => {
+            let mut errors = findings.finish_with_errors();
+            let mut secrets = crate::mask::plan_literals(&plan);
+            secrets.extend(resolved.secret_values().into_iter().map(str::to_owned));
+            errors.hide(&secrets);
+            return Err(errors);
+        }
     };
     let warnings = findings.into_warnings();
     let settings = plan

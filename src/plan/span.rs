@@ -305,6 +305,33 @@ pub struct PlanErrors {
     pub issues: Vec<Issue>,
 }
 
+impl PlanErrors {
+    /// Hides `secrets` wherever the report would show them: in the plan text its
+    /// snippets quote (each character replaced by as many `*` as it has bytes, so every
+    /// location still points where it did) and in the issues' words.
+    pub fn hide(&mut self, secrets: &[String]) {
+        let secrets: Vec<&String> = secrets.iter().filter(|s| s.chars().count() >= 3).collect();
+        if secrets.is_empty() {
+            return;
+        }
+        let starred = |text: &str| {
+            let mut out = text.to_owned();
+            for secret in &secrets {
+                if out.contains(secret.as_str()) {
+                    out = out.replace(secret.as_str(), &"*".repeat(secret.len()));
+                }
+            }
+            out
+        };
+        self.text = Arc::from(starred(&self.text));
+        for issue in &mut self.issues {
+            issue.message = starred(&issue.message);
+            issue.label = issue.label.as_deref().map(starred);
+            issue.help = issue.help.as_deref().map(starred);
+        }
+    }
+}
+
 fn scalar_text(node: &MarkedYamlOwned) -> Option<String> {
     match &node.data {
         YamlDataOwned::Value(scalar) => Some(match scalar {

@@ -624,3 +624,47 @@ fn baton_plan_never_shows_a_secret() {
         }
     }
 }
+
+/// An invalid plan is reported with snippets of its source; the lines they quote may
+/// hold a secret default or a sensitive literal, which must not reach the terminal (or
+/// cron's mail) while the error still points at the right place.
+#[test]
+fn an_invalid_plan_is_reported_without_its_secrets() {
+    const DEFAULT: &str = "Hidden-Def4ult-91";
+    const LITERAL: &str = "Sens-Literal-77xq";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: leaky\nscope: {{ type: biz, id: 2 }}\nvars:\n  db_password: {{ secret: true, default: \"{DEFAULT}\", pattern: '^[0-9]+$' }}\nhosts: {{ web: {{ ips: [\"0:10.0.0.1\"] }} }}\nsteps:\n  - {{ id: s, needs: [nope], targets: web, script: {{ language: shell, content: echo, params: \"--token={LITERAL}\", sensitive: true }} }}\n"
+        ),
+    )
+    .expect("plan");
+    for command in ["validate", "plan", "run"] {
+        let out = baton(dir.path())
+            .arg(command)
+            .arg(&plan)
+            .output()
+            .expect("baton");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("nope"),
+            "{command}: the error is still shown: {stderr}"
+        );
+        assert!(
+            stderr.contains("plan.yaml:8:"),
+            "{command}: located: {stderr}"
+        );
+        for secret in [DEFAULT, LITERAL] {
+            for shown in [secret, &secret[..8]] {
+                assert!(
+                    !stderr.contains(shown) && !stdout.contains(shown),
+                    "{command} shows {shown}: {stderr}"
+                );
+            }
+        }
+    }
+}
