@@ -64,6 +64,36 @@ pub struct CompiledPlan {
     settings: Vec<StepSettings>,
 }
 
+/// A variable that feeds a `sensitive: true` parameter string is masked wherever the
+/// rendered parameters appear, but unless it is declared `secret` its value is still
+/// stored with the run's inputs: say so, so the plan can say what it means.
+fn warn_of_plain_inputs_in_sensitive_params(plan: &crate::plan::Plan, findings: &mut Findings) {
+    static VAR: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let Some(var) = VAR
+        .get_or_init(|| regex::Regex::new(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}").ok())
+        .as_ref()
+    else {
+        return;
+    };
+    for (i, step) in plan.steps.iter().enumerate() {
+        let Some(script) = step.script.as_ref().filter(|s| s.sensitive == Some(true)) else {
+            continue;
+        };
+        let Some(params) = &script.params else {
+            continue;
+        };
+        for name in var.captures_iter(params).filter_map(|c| c.get(1)) {
+            let name = name.as_str();
+            if plan.vars.get(name).is_some_and(|decl| !decl.secret) {
+                findings.warning(
+                    format!("steps[{i}].script.params"),
+                    format!("variable `{name}` feeds sensitive parameters but is not declared `secret: true`: its value is masked in output yet stored with the run's inputs"),
+                );
+            }
+        }
+    }
+}
+
 /// Loads and compiles the plan at `path`.
 pub fn load_and_compile(path: &Path, options: &CompileOptions) -> Result<CompiledPlan, PlanErrors> {
     compile(load::load(path)?, options)
@@ -90,6 +120,7 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
 
     let ids_ok = check::check(&plan, &mut findings);
     job_rules::check(&plan, protocol, &mut findings);
+    warn_of_plain_inputs_in_sensitive_params(&plan, &mut findings);
 
     let graph = match PlanGraph::build(&plan.steps) {
         Ok(graph) => Some(graph),
@@ -274,6 +305,19 @@ steps:
     script: { language: shell, content: "echo" }
     targets: web
 "#;
+
+    #[test]
+    fn a_plain_variable_in_sensitive_params_is_warned_of() {
+        let plan = "version: 1\nname: p\nscope: { type: biz, id: 2 }\ndefaults: { account: root }\nvars:\n  token: { default: abcdef }\n  key: { default: ghijkl, secret: true }\nhosts: { web: { ips: [\"0:10.0.0.1\"] } }\nsteps:\n  - { id: s, targets: web, script: { language: shell, content: echo, params: \"--t={{token}} --k={{ key }}\", sensitive: true } }\n";
+        let compiled = compiled(plan).unwrap();
+        let warned: Vec<&str> = compiled
+            .warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("`token`"), "{warned:?}");
+    }
 
     fn compiled(plan: &str) -> Result<CompiledPlan, PlanErrors> {
         let dir = tempfile::tempdir().unwrap();
