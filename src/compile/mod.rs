@@ -9,6 +9,7 @@ pub mod job_rules;
 pub mod limits;
 pub mod references;
 pub mod render;
+pub mod request;
 pub mod settings;
 pub mod template;
 pub mod vocabulary;

@@ -8,54 +8,50 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind};
+use super::build::{self, ApiCall, BuildError, Errors};
 use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::request::{JobRequest, ScriptRun, Work};
 use super::types::Protocol;
 use super::types::{FileLog, HostLog, StepInstanceId, StepLogs};
 use super::v3::{self, ExecuteObject};
-use crate::plan::model::{Plan, ScriptStep, Step};
 
 const V4: Protocol = Protocol::V4;
 
-pub(crate) fn build_step(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
+pub(crate) fn encode(request: &JobRequest) -> Result<ApiCall, Vec<BuildError>> {
     let mut errors = Errors::default();
-    match build::kind(step) {
-        Some(Kind::Script(script)) => {
-            let call = script_call(ctx.plan, step, script, &mut errors);
+    match &request.work {
+        Work::Script(script) => {
+            let call = script_call(request, script, &mut errors);
             errors.finish(call)
         }
-        Some(Kind::Push(_)) => {
+        Work::Push(_) => {
             errors.add(
                 "push_file",
                 "a file push cannot be sent with protocol v4: v4 has no file-transfer API; use protocol v3 (fast_transfer_file) or v2",
             );
             Err(errors.into_vec())
         }
-        Some(Kind::Job(_)) => {
+        Work::Job(_) => {
             errors.add(
                 "job",
                 "a job plan cannot be started with protocol v4: v4 has no plan-run API; use protocol v3 (execute_job_plan) or v2",
             );
             Err(errors.into_vec())
         }
-        None => Err(build::no_kind()),
     }
 }
 
-fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
+fn script_call(request: &JobRequest, script: &ScriptRun, errors: &mut Errors) -> ApiCall {
     let mut body = Map::new();
-    let mut pointers = v3::script_common(plan, step, script, V4, &mut body, errors);
+    let mut pointers = v3::script_common(request, script, V4, &mut body, errors);
     let sensitive = script.sensitive.unwrap_or(false);
     // v4 renamed v3's 0/1 `is_param_sensitive` to a boolean; sent always, as in seed 003.
     body.insert("param_sensitive".into(), json!(sensitive));
-    match &step.targets {
+    match &request.targets {
         Some(targets) => {
-            let resolved = hosts::resolve(plan, targets, "targets", errors);
-            if resolved.is_empty() {
-                errors.add("targets", "the targets name no hosts");
-            }
-            body.insert("execute_target".into(), hosts::v4_execute_target(&resolved));
+            hosts::check(targets, "the targets name no hosts", errors);
+            body.insert("execute_target".into(), hosts::v4_execute_target(targets));
         }
         None => errors.add("targets", "no target hosts: set `targets`"),
     }
