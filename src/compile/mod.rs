@@ -4,6 +4,8 @@
 
 pub mod compiled;
 pub mod dry_run;
+#[cfg(test)]
+mod encoding_tests;
 pub mod graph;
 pub mod job_rules;
 pub mod limits;

@@ -1,6 +1,6 @@
-//! Builds the HTTP request JOB receives for one rendered plan step, per protocol, and
-//! owns [`ApiCall`], the protocol-neutral description of one JOB call that the runner
-//! sends and `baton plan` prints.
+//! Encodes a [`JobRequest`] into the HTTP request JOB receives, per protocol, and owns
+//! [`ApiCall`], the protocol-neutral description of one JOB call that the runner sends
+//! and `baton plan` prints.
 //!
 //! A plan must send exactly what it says: a field the chosen protocol cannot carry is
 //! a [`BuildError`] naming the field and the protocol, never silently dropped. Every
@@ -585,27 +585,5 @@ mod tests {
         assert_eq!(base64("echo $1"), "ZWNobyAkMQ==");
         assert_eq!(base64("hello"), "aGVsbG8=");
         assert_eq!(base64("a b"), "YSBi");
-    }
-}
-
-/// Shared by the protocol modules' unit tests.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use super::{ApiCall, BuildError};
-    use crate::compile::request::encode_step;
-    use crate::compile::settings::StepSettings;
-    use crate::job_api::types::Protocol;
-    use crate::plan::model::Plan;
-
-    /// Builds the first step of the plan `yaml` for `protocol`.
-    pub(crate) fn build_first(protocol: Protocol, yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
-        let settings = StepSettings::resolve(&plan, &plan.steps[0]);
-        encode_step(&plan, &plan.steps[0], &settings, protocol)
-    }
-
-    /// The fields the errors name, in order.
-    pub(crate) fn fields(errors: &[BuildError]) -> Vec<&str> {
-        errors.iter().map(|e| e.field.as_str()).collect()
     }
 }
