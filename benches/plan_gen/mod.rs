@@ -18,8 +18,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use baton::compile::request::encode_step;
 use baton::compile::{CompileOptions, RenderContext, load_and_compile};
-use baton::job_api::build::{ApiCall, BuildContext, build_request};
+use baton::job_api::build::ApiCall;
 use baton::job_api::types::Protocol;
 use baton::plan::VarInputs;
 
@@ -81,18 +82,19 @@ pub fn plan_requests(path: &Path, options: &CompileOptions) -> Vec<ApiCall> {
         )
     });
     let ctx = RenderContext::preview();
-    let build_ctx = BuildContext {
-        protocol: validated.protocol,
-        plan: &validated.plan,
-    };
     let mut calls = Vec::with_capacity(validated.plan.steps.len());
     for wave in validated.graph.waves() {
         for index in wave {
-            let step = validated
-                .render_step(index, &ctx)
+            let resolved = validated
+                .resolve_step(index, &ctx)
                 .unwrap_or_else(|e| panic!("step {index} does not render: {e}"));
-            let call = build_request(&build_ctx, &step)
-                .unwrap_or_else(|e| panic!("step {index} does not build: {e:?}"));
+            let call = encode_step(
+                &validated.plan,
+                &resolved.step,
+                &resolved.settings,
+                validated.protocol,
+            )
+            .unwrap_or_else(|e| panic!("step {index} does not build: {e:?}"));
             calls.push(call);
         }
     }

@@ -9,9 +9,10 @@ use miette::Severity;
 use serde_json::{Value, json};
 
 use crate::compile::graph::{self, PlanGraph};
+use crate::compile::request::encode_step;
 use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
 use crate::error::{Error, UsageError, exit, render_issues};
-use crate::job_api::build::{ApiCall, BuildContext, HttpMethod, build_request};
+use crate::job_api::build::{ApiCall, HttpMethod};
 use crate::job_api::types::Protocol;
 use crate::plan::vars::{MASK, VarInputs};
 
@@ -155,22 +156,24 @@ struct PlannedStep {
 pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
     let validated = checked_plan(&args.input)?;
     let ctx = RenderContext::preview();
-    let build_ctx = BuildContext {
-        protocol: validated.protocol,
-        plan: &validated.plan,
-    };
     let auth = Auth::from_env();
     let mut planned = Vec::with_capacity(validated.plan.steps.len());
     for (wave_number, wave) in validated.graph.waves().iter().enumerate() {
         for &index in wave {
-            let step = validated
-                .render_step(index, &ctx)
+            let resolved = validated
+                .resolve_step(index, &ctx)
                 .map_err(UsageError::Render)?;
-            let mut call =
-                build_request(&build_ctx, &step).map_err(|problems| UsageError::Request {
-                    step: step.id.clone(),
-                    problems,
-                })?;
+            let step = &resolved.step;
+            let mut call = encode_step(
+                &validated.plan,
+                step,
+                &resolved.settings,
+                validated.protocol,
+            )
+            .map_err(|problems| UsageError::Request {
+                step: step.id.clone(),
+                problems,
+            })?;
             for pointer in &call.sensitive_pointers {
                 if let Some(value) = call.body.pointer_mut(pointer) {
                     *value = Value::String(MASK.to_owned());

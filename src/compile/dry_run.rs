@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use super::limits::{LimitError, check_rendered_limits};
 use super::render::{RenderContext, RenderError, Renderer};
-use crate::job_api::build::{BuildContext, build_request};
+use super::request::encode_step;
+use super::settings::StepSettings;
 use crate::job_api::types::Protocol;
 use crate::plan::check::{named_host_sets, step_of_field};
 use crate::plan::findings::Findings;
@@ -24,10 +25,6 @@ pub(crate) fn check(
         preview: true,
         mask_secrets: false,
         ..RenderContext::default()
-    };
-    let build_ctx = BuildContext {
-        protocol,
-        plan: renderer.plan,
     };
     // Steps that already have an error still get their rendered values checked
     // (all problems at once), but a render failure there is a consequence of the
@@ -86,7 +83,8 @@ pub(crate) fn check(
         if had_errors {
             continue;
         }
-        if let Err(problems) = build_request(&build_ctx, &rendered) {
+        let settings = StepSettings::resolve(renderer.plan, &rendered);
+        if let Err(problems) = encode_step(renderer.plan, &rendered, &settings, protocol) {
             for problem in problems {
                 // A missing scope is reported once for the plan, not per step.
                 if problem.field == "scope" && renderer.plan.scope.is_none() {

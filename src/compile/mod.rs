@@ -4,11 +4,14 @@
 
 pub mod compiled;
 pub mod dry_run;
+#[cfg(test)]
+mod encoding_tests;
 pub mod graph;
 pub mod job_rules;
 pub mod limits;
 pub mod references;
 pub mod render;
+pub mod request;
 pub mod settings;
 pub mod template;
 pub mod vocabulary;

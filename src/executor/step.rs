@@ -22,7 +22,8 @@ use super::events::{
 use super::prompt::Prompter;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitMode, WaitOptions};
-use crate::job_api::build::{ApiCall, BuildContext, BuildErrors, build_request};
+use crate::compile::request::encode_step;
+use crate::job_api::build::{ApiCall, BuildErrors};
 use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
 use crate::job_api::decode::html_decode;
 use crate::job_api::rules::MAX_TASK_NAME_CHARS;
@@ -91,11 +92,7 @@ impl StepSource for CompiledPlan {
     }
 
     fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors> {
-        let ctx = BuildContext {
-            protocol,
-            plan: &self.plan,
-        };
-        build_request(&ctx, &resolved.step).map_err(BuildErrors)
+        encode_step(&self.plan, &resolved.step, &resolved.settings, protocol).map_err(BuildErrors)
     }
 
     fn secret_values(&self) -> Vec<String> {

@@ -1,6 +1,6 @@
-//! Builds the HTTP request JOB receives for one rendered plan step, per protocol, and
-//! owns [`ApiCall`], the protocol-neutral description of one JOB call that the runner
-//! sends and `baton plan` prints.
+//! Encodes a [`JobRequest`] into the HTTP request JOB receives, per protocol, and owns
+//! [`ApiCall`], the protocol-neutral description of one JOB call that the runner sends
+//! and `baton plan` prints.
 //!
 //! A plan must send exactly what it says: a field the chosen protocol cannot carry is
 //! a [`BuildError`] naming the field and the protocol, never silently dropped. Every
@@ -47,11 +47,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
-use super::hosts::{self, ResolvedHosts};
-use super::types::{Protocol, Scope, ScopeType};
-use crate::plan::model::{
-    AccountRef, JobStep, JobVarKey, JobVarValue, Plan, RollingMode, ScriptLanguage, Step,
+use super::request::{
+    Account, Hosts, JobPlanRun, JobRequest, Language, RollingMode, VarKey, VarValue,
 };
+use super::types::{Protocol, Scope, ScopeType};
 
 /// HTTP method of a JOB call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -236,38 +235,12 @@ pub struct BuildError {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct BuildErrors(pub Vec<BuildError>);
 
-/// What a request needs from the plan besides the step itself.
-#[derive(Debug, Clone, Copy)]
-pub struct BuildContext<'a> {
-    /// The protocol to encode for.
-    pub protocol: Protocol,
-    /// The plan (scope, host sets, defaults).
-    pub plan: &'a Plan,
-}
-
-/// Builds the request for `step`, whose templates are already rendered and whose
-/// script `file` is already read into `content`.
-pub fn build_request(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
-    let kinds = [
-        step.script.is_some(),
-        step.push_file.is_some(),
-        step.job.is_some(),
-    ]
-    .iter()
-    .filter(|set| **set)
-    .count();
-    if kinds != 1 {
-        return Err(vec![BuildError {
-            field: "step".into(),
-            message: format!(
-                "a step needs exactly one of `script`, `push_file` or `job` ({kinds} given)"
-            ),
-        }]);
-    }
-    match ctx.protocol {
-        Protocol::V2 => super::v2::build_step(ctx, step),
-        Protocol::V3 => super::v3::build_step(ctx, step),
-        Protocol::V4 => super::v4::build_step(ctx, step),
+/// Encodes `request` for `protocol`.
+pub fn encode(request: &JobRequest, protocol: Protocol) -> Result<ApiCall, Vec<BuildError>> {
+    match protocol {
+        Protocol::V2 => super::v2::encode(request),
+        Protocol::V3 => super::v3::encode(request),
+        Protocol::V4 => super::v4::encode(request),
     }
 }
 
@@ -298,9 +271,9 @@ impl Errors {
         );
     }
 
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// Adds problems found before encoding (while resolving hosts).
+    pub(crate) fn extend(&mut self, problems: &[BuildError]) {
+        self.0.extend_from_slice(problems);
     }
 
     pub(crate) fn into_vec(self) -> Vec<BuildError> {
@@ -315,31 +288,6 @@ impl Errors {
             Err(self.0)
         }
     }
-}
-
-/// Which kind of step this is; `build_request` has checked there is exactly one.
-pub(crate) enum Kind<'a> {
-    Script(&'a crate::plan::model::ScriptStep),
-    Push(&'a crate::plan::model::PushFileStep),
-    Job(&'a crate::plan::model::JobStep),
-}
-
-pub(crate) fn kind(step: &Step) -> Option<Kind<'_>> {
-    if let Some(script) = &step.script {
-        Some(Kind::Script(script))
-    } else if let Some(push) = &step.push_file {
-        Some(Kind::Push(push))
-    } else {
-        step.job.as_ref().map(Kind::Job)
-    }
-}
-
-/// The error returned when `build_request`'s kind check was bypassed.
-pub(crate) fn no_kind() -> Vec<BuildError> {
-    vec![BuildError {
-        field: "step".into(),
-        message: "a step needs exactly one of `script`, `push_file` or `job`".into(),
-    }]
 }
 
 /// v2's `bk_biz_id`. JOB reads a `bk_biz_id` in its built-in business-set range as a
@@ -393,28 +341,6 @@ pub(crate) fn write_gateway_scope(
     }
 }
 
-/// The step's execution account and the field it came from: the step's own, else
-/// `defaults.account`.
-pub(crate) fn account<'a>(
-    plan: &'a Plan,
-    step: &'a Step,
-) -> Option<(&'a AccountRef, &'static str)> {
-    if let Some(account) = &step.account {
-        return Some((account, "account"));
-    }
-    plan.defaults
-        .as_ref()
-        .and_then(|d| d.account.as_ref())
-        .map(|a| (a, "defaults.account"))
-}
-
-/// The step's JOB-side timeout in seconds: the step's own, else `defaults.timeout`.
-pub(crate) fn timeout(plan: &Plan, step: &Step) -> Option<u64> {
-    step.timeout
-        .or_else(|| plan.defaults.as_ref().and_then(|d| d.timeout))
-        .map(|s| s.0)
-}
-
 /// The error for a step without any account.
 pub(crate) fn missing_account(errors: &mut Errors) {
     errors.add(
@@ -425,7 +351,7 @@ pub(crate) fn missing_account(errors: &mut Errors) {
 
 /// Writes v3/v4's `account_id` and/or `account_alias` (both when both are given; JOB
 /// prefers the id).
-pub(crate) fn write_gateway_account(account: &AccountRef, body: &mut Map<String, Value>) {
+pub(crate) fn write_gateway_account(account: &Account, body: &mut Map<String, Value>) {
     if let Some(id) = account.id {
         body.insert("account_id".into(), Value::from(id));
     }
@@ -436,7 +362,7 @@ pub(crate) fn write_gateway_account(account: &AccountRef, body: &mut Map<String,
 
 /// v2's account: an alias string. An account id has no v2 form.
 pub(crate) fn v2_account(
-    account: &AccountRef,
+    account: &Account,
     field: &str,
     api: &str,
     errors: &mut Errors,
@@ -458,15 +384,15 @@ pub(crate) fn base64(text: &str) -> String {
 }
 
 /// JOB's language code.
-pub(crate) fn language_code(language: ScriptLanguage) -> u8 {
+pub(crate) fn language_code(language: Language) -> u8 {
     use super::types::language_code as code;
     match language {
-        ScriptLanguage::Shell => code::SHELL,
-        ScriptLanguage::Bat => code::BAT,
-        ScriptLanguage::Perl => code::PERL,
-        ScriptLanguage::Python => code::PYTHON,
-        ScriptLanguage::Powershell => code::POWERSHELL,
-        ScriptLanguage::Sql => code::SQL,
+        Language::Shell => code::SHELL,
+        Language::Bat => code::BAT,
+        Language::Perl => code::PERL,
+        Language::Python => code::PYTHON,
+        Language::Powershell => code::POWERSHELL,
+        Language::Sql => code::SQL,
     }
 }
 
@@ -517,7 +443,7 @@ pub(crate) fn require_script_source(has_source: bool, errors: &mut Errors) {
 pub(crate) fn require_language(
     has_content: bool,
     has_id: bool,
-    language: Option<ScriptLanguage>,
+    language: Option<Language>,
     errors: &mut Errors,
 ) {
     if has_content && !has_id && language.is_none() {
@@ -529,24 +455,28 @@ pub(crate) fn require_language(
 }
 
 /// Refusals shared by every protocol for fields a `job` step cannot have.
-pub(crate) fn reject_job_step_fields(step: &Step, errors: &mut Errors) {
+pub(crate) fn reject_job_step_fields(request: &JobRequest, errors: &mut Errors) {
     let why = "a job plan runs with its own steps' settings; override them per plan step (`job.overrides`, v2) or through `job.vars`";
-    if step.targets.is_some() {
+    if request.targets.is_some() {
         errors.add("targets", format!("a job step takes no `targets`: {why}"));
     }
-    if step.account.is_some() {
+    if request
+        .account
+        .as_ref()
+        .is_some_and(|a| a.field == "account")
+    {
         errors.add("account", format!("a job step takes no `account`: {why}"));
     }
-    if step.timeout.is_some() {
+    if request.timeout.is_some_and(|t| t.field == "timeout") {
         errors.add("timeout", format!("a job step takes no `timeout`: {why}"));
     }
-    if step.rolling.is_some() {
+    if request.rolling.is_some() {
         errors.add(
             "rolling",
             "a job step cannot roll: rolling is configured on the job plan's steps in JOB",
         );
     }
-    if step.task_name.is_some() {
+    if request.task_name.is_some() {
         errors.add(
             "task_name",
             "a job step takes no `task_name`: JOB names a job instance after its plan (no plan-run API has task_name)",
@@ -558,31 +488,25 @@ pub(crate) fn reject_job_step_fields(step: &Step, errors: &mut Errors) {
 /// (`global_var_list`) share: each names its variable by `id` or `name` and carries a
 /// `value`, or hosts that `write_hosts` writes in the protocol's own form.
 pub(crate) fn global_vars(
-    plan: &Plan,
-    job: &JobStep,
+    job: &JobPlanRun,
     errors: &mut Errors,
-    mut write_hosts: impl FnMut(&ResolvedHosts, &str, &mut Map<String, Value>, &mut Errors),
+    mut write_hosts: impl FnMut(&Hosts, &str, &mut Map<String, Value>, &mut Errors),
 ) -> Vec<Value> {
     job.vars
-        .0
         .iter()
         .map(|var| {
-            let field = format!("job.vars.{}", var.key);
             let mut object = Map::new();
             match &var.key {
-                JobVarKey::Id(id) => object.insert("id".into(), Value::from(*id)),
-                JobVarKey::Name(name) => object.insert("name".into(), Value::from(name.clone())),
+                VarKey::Id(id) => object.insert("id".into(), Value::from(*id)),
+                VarKey::Name(name) => object.insert("name".into(), Value::from(name.clone())),
             };
             match &var.value {
-                JobVarValue::Text(text) => {
+                VarValue::Text(text) => {
                     object.insert("value".into(), Value::from(text.clone()));
                 }
-                JobVarValue::Hosts(targets) => {
-                    let resolved = hosts::resolve(plan, targets, &field, errors);
-                    if resolved.is_empty() {
-                        errors.add(&field, "the host variable names no hosts");
-                    }
-                    write_hosts(&resolved, &field, &mut object, errors);
+                VarValue::Hosts(hosts) => {
+                    super::hosts::check(hosts, "the host variable names no hosts", errors);
+                    write_hosts(hosts, &hosts.field, &mut object, errors);
                 }
             }
             Value::Object(object)
@@ -661,30 +585,5 @@ mod tests {
         assert_eq!(base64("echo $1"), "ZWNobyAkMQ==");
         assert_eq!(base64("hello"), "aGVsbG8=");
         assert_eq!(base64("a b"), "YSBi");
-    }
-}
-
-/// Shared by the protocol modules' unit tests.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use super::{ApiCall, BuildContext, BuildError, build_request};
-    use crate::job_api::types::Protocol;
-    use crate::plan::model::Plan;
-
-    /// Builds the first step of the plan `yaml` for `protocol`.
-    pub(crate) fn build_first(protocol: Protocol, yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        let plan: Plan = serde_yaml::from_str(yaml).unwrap();
-        build_request(
-            &BuildContext {
-                protocol,
-                plan: &plan,
-            },
-            &plan.steps[0],
-        )
-    }
-
-    /// The fields the errors name, in order.
-    pub(crate) fn fields(errors: &[BuildError]) -> Vec<&str> {
-        errors.iter().map(|e| e.field.as_str()).collect()
     }
 }

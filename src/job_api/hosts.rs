@@ -1,98 +1,21 @@
-//! Turns a step's `targets` (host-set names or an inline set) into one merged,
-//! de-duplicated host set, and writes that set in each protocol's wire shape: v2
-//! `ip_list` + `custom_query_id`, v3 `server` objects, v4 `execute_target`.
-//!
-//! Merging keeps the first occurrence of every host, group and node in the order the
-//! sets are named, so the request lists hosts in the order the plan author wrote them.
-//! IPs are compared after parsing, so `10.0.0.1` and `0:10.0.0.1` are one host, as
-//! they are to JOB.
+//! Writes a resolved host set in each protocol's wire shape: v2 `ip_list` +
+//! `custom_query_id`, v3 `server` objects, v4 `execute_target`; [`check`] reports what
+//! could not be resolved and a set that names no hosts.
 
 use serde_json::{Map, Value, json};
 
 use super::build::Errors;
+use super::request::{Hosts, TopoNode};
 use super::types::HostAddr;
 use super::types::Protocol;
-use crate::plan::model::{HostSet, Plan, Targets, TopoNode};
 
-/// A merged target set, every list de-duplicated in first-seen order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResolvedHosts {
-    /// Hosts by cloud area and IP.
-    pub ips: Vec<HostAddr>,
-    /// Hosts by CMDB id.
-    pub host_ids: Vec<u64>,
-    /// Dynamic group ids.
-    pub dynamic_groups: Vec<String>,
-    /// Topology nodes.
-    pub topo_nodes: Vec<TopoNode>,
-}
-
-impl ResolvedHosts {
-    /// No host of any kind.
-    pub fn is_empty(&self) -> bool {
-        self.ips.is_empty()
-            && self.host_ids.is_empty()
-            && self.dynamic_groups.is_empty()
-            && self.topo_nodes.is_empty()
+/// Reports the set's resolution problems, and `when_empty` under its field when it
+/// names no hosts at all.
+pub(crate) fn check(hosts: &Hosts, when_empty: &str, errors: &mut Errors) {
+    errors.extend(&hosts.problems);
+    if hosts.is_empty() {
+        errors.add(&hosts.field, when_empty);
     }
-
-    fn merge(&mut self, set: &HostSet, field: &str, errors: &mut Errors) {
-        for text in &set.ips {
-            match HostAddr::parse(text) {
-                Some(addr) => push_unique(&mut self.ips, addr),
-                None => errors.add(
-                    format!("{field}.ips"),
-                    format!("`{text}` is not a host: write `cloud:ip` (e.g. `0:10.0.0.1`) or an IPv4 address"),
-                ),
-            }
-        }
-        for id in &set.host_ids {
-            push_unique(&mut self.host_ids, *id);
-        }
-        for group in &set.dynamic_groups {
-            push_unique(&mut self.dynamic_groups, group.clone());
-        }
-        for node in &set.topo_nodes {
-            push_unique(&mut self.topo_nodes, node.clone());
-        }
-    }
-}
-
-fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
-}
-
-/// Resolves `targets` against the plan's named sets. Unknown names and unparsable IPs
-/// are recorded in `errors` under `field`.
-pub(crate) fn resolve(
-    plan: &Plan,
-    targets: &Targets,
-    field: &str,
-    errors: &mut Errors,
-) -> ResolvedHosts {
-    let mut hosts = ResolvedHosts::default();
-    match targets {
-        Targets::Inline(set) => hosts.merge(set, field, errors),
-        Targets::Named(names) => {
-            for name in names {
-                match plan.hosts.get(name) {
-                    Some(set) => hosts.merge(set, field, errors),
-                    None => {
-                        let known: Vec<&str> = plan.hosts.keys().map(String::as_str).collect();
-                        let known = if known.is_empty() {
-                            "the plan defines no host sets".to_owned()
-                        } else {
-                            format!("defined sets: {}", known.join(", "))
-                        };
-                        errors.add(field, format!("unknown host set `{name}` ({known})"));
-                    }
-                }
-            }
-        }
-    }
-    hosts
 }
 
 /// `[{bk_cloud_id, ip}]`, the IP object every protocol shares.
@@ -121,7 +44,7 @@ fn group_objects(groups: &[String]) -> Value {
 /// as the seed examples do). v2 has no way to name hosts by id or topology node, so
 /// those are errors naming the field and protocol.
 pub(crate) fn write_v2(
-    hosts: &ResolvedHosts,
+    hosts: &Hosts,
     field: &str,
     api: &str,
     object: &mut Map<String, Value>,
@@ -163,7 +86,7 @@ pub(crate) fn write_v2(
 /// v3's server object (`target_server`, a file source's `server`, a host variable's
 /// `server`). JOB ignores `ip_list` whenever `host_id_list` is present, so a set that
 /// mixes both would silently lose its IP hosts: that is refused here.
-pub(crate) fn v3_server(hosts: &ResolvedHosts, field: &str, errors: &mut Errors) -> Value {
+pub(crate) fn v3_server(hosts: &Hosts, field: &str, errors: &mut Errors) -> Value {
     if !hosts.host_ids.is_empty() && !hosts.ips.is_empty() {
         let dropped: Vec<String> = hosts.ips.iter().map(ToString::to_string).collect();
         errors.add(
@@ -196,7 +119,7 @@ pub(crate) fn v3_server(hosts: &ResolvedHosts, field: &str, errors: &mut Errors)
 
 /// v4's `execute_target`: hosts by id (`{bk_host_id}`) then by address
 /// (`{bk_cloud_id, ip}`), dynamic groups and topology nodes.
-pub(crate) fn v4_execute_target(hosts: &ResolvedHosts) -> Value {
+pub(crate) fn v4_execute_target(hosts: &Hosts) -> Value {
     let mut target = Map::new();
     if !hosts.host_ids.is_empty() || !hosts.ips.is_empty() {
         let mut list: Vec<Value> = hosts
@@ -227,71 +150,14 @@ pub(crate) fn v4_execute_target(hosts: &ResolvedHosts) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::model::Plan;
-
-    fn plan() -> Plan {
-        serde_yaml::from_str(
-            r#"
-version: 1
-name: t
-hosts:
-  web:
-    ips: ["0:10.0.0.1", "10.0.0.2"]
-    dynamic_groups: ["g1"]
-  more:
-    ips: ["10.0.0.2", "0:10.0.0.3", "0:10.0.0.1"]
-    dynamic_groups: ["g1", "g2"]
-    topo_nodes: [{ node_type: module, id: 7 }]
-steps: []
-"#,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn named_sets_merge_in_order_without_duplicates() {
-        let mut errors = Errors::default();
-        let hosts = resolve(
-            &plan(),
-            &Targets::Named(vec!["web".into(), "more".into()]),
-            "targets",
-            &mut errors,
-        );
-        assert!(errors.is_empty());
-        let ips: Vec<String> = hosts.ips.iter().map(ToString::to_string).collect();
-        assert_eq!(ips, ["0:10.0.0.1", "0:10.0.0.2", "0:10.0.0.3"]);
-        assert_eq!(hosts.dynamic_groups, ["g1", "g2"]);
-        assert_eq!(hosts.topo_nodes.len(), 1);
-    }
-
-    #[test]
-    fn unknown_set_and_bad_ip_are_reported() {
-        let mut errors = Errors::default();
-        resolve(
-            &plan(),
-            &Targets::Named(vec!["nope".into()]),
-            "targets",
-            &mut errors,
-        );
-        let inline = Targets::Inline(HostSet {
-            ips: vec!["0:10.0.0.300".into()],
-            ..HostSet::default()
-        });
-        resolve(&plan(), &inline, "targets", &mut errors);
-        let errors = errors.into_vec();
-        assert_eq!(errors.len(), 2);
-        assert!(errors[0].message.contains("unknown host set `nope`"));
-        assert!(errors[0].message.contains("web"));
-        assert_eq!(errors[1].field, "targets.ips");
-    }
 
     #[test]
     fn v3_refuses_mixing_ids_and_ips() {
         let mut errors = Errors::default();
-        let hosts = ResolvedHosts {
+        let hosts = Hosts {
             ips: vec![HostAddr::parse("10.0.0.1").unwrap()],
             host_ids: vec![101],
-            ..ResolvedHosts::default()
+            ..Hosts::default()
         };
         v3_server(&hosts, "targets", &mut errors);
         let errors = errors.into_vec();
@@ -305,10 +171,10 @@ steps: []
 
     #[test]
     fn v4_lists_ids_then_addresses() {
-        let hosts = ResolvedHosts {
+        let hosts = Hosts {
             ips: vec![HostAddr::parse("1:10.0.0.9").unwrap()],
             host_ids: vec![101],
-            ..ResolvedHosts::default()
+            ..Hosts::default()
         };
         assert_eq!(
             v4_execute_target(&hosts),

@@ -11,34 +11,33 @@ use chrono::FixedOffset;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject_job_step_fields};
+use super::build::{self, ApiCall, BuildError, Errors, reject_job_step_fields};
 use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::request::{
+    Account, FilePush, FileSource, FileType, Hosts, JobPlanRun, JobRequest, ScriptId, ScriptRun,
+    StepOverride, Work,
+};
 use super::types::{
     HostLog, HostResult, JobInstanceId, JobInstanceInfo, JobStatus, Protocol, StepInstanceId,
     StepLogs, StepStatus,
 };
-use crate::plan::model::{
-    FileSource, FileType, JobStep, JobStepOverride, Plan, PushFileStep, ScriptId, ScriptStep, Step,
-    Targets,
-};
 
 const V2: Protocol = Protocol::V2;
 
-pub(crate) fn build_step(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
+pub(crate) fn encode(request: &JobRequest) -> Result<ApiCall, Vec<BuildError>> {
     let mut errors = Errors::default();
-    let call = match build::kind(step) {
-        Some(Kind::Script(script)) => script_call(ctx.plan, step, script, &mut errors),
-        Some(Kind::Push(push)) => push_call(ctx.plan, step, push, &mut errors),
-        Some(Kind::Job(job)) => job_call(ctx.plan, step, job, &mut errors),
-        None => return Err(build::no_kind()),
+    let call = match &request.work {
+        Work::Script(script) => script_call(request, script, &mut errors),
+        Work::Push(push) => push_call(request, push, &mut errors),
+        Work::Job(job) => job_call(request, job, &mut errors),
     };
     errors.finish(call)
 }
 
 /// Fields no v2 submission has.
-fn reject_gateway_only(step: &Step, api: &str, errors: &mut Errors) {
-    if step.start_task.is_some() {
+fn reject_gateway_only(request: &JobRequest, api: &str, errors: &mut Errors) {
+    if request.start_task.is_some() {
         errors.unsupported(
             "start_task",
             V2,
@@ -46,7 +45,7 @@ fn reject_gateway_only(step: &Step, api: &str, errors: &mut Errors) {
             "v2 always starts the job; use protocol v3/v4",
         );
     }
-    if step.rolling.is_some() {
+    if request.rolling.is_some() {
         errors.unsupported(
             "rolling",
             V2,
@@ -58,8 +57,7 @@ fn reject_gateway_only(step: &Step, api: &str, errors: &mut Errors) {
 
 /// The step's targets as `ip_list` / `custom_query_id`; a script or push needs some.
 fn write_targets(
-    plan: &Plan,
-    targets: Option<&Targets>,
+    targets: Option<&Hosts>,
     field: &str,
     api: &str,
     object: &mut Map<String, Value>,
@@ -69,17 +67,14 @@ fn write_targets(
         errors.add(field, "no target hosts: set `targets`");
         return;
     };
-    let resolved = hosts::resolve(plan, targets, field, errors);
-    if resolved.is_empty() {
-        errors.add(field, "the targets name no hosts");
-    }
-    hosts::write_v2(&resolved, field, api, object, errors);
+    hosts::check(targets, "the targets name no hosts", errors);
+    hosts::write_v2(targets, field, api, object, errors);
 }
 
-fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
+fn script_call(request: &JobRequest, script: &ScriptRun, errors: &mut Errors) -> ApiCall {
     const API: &str = "fast_execute_script";
     let mut body = Map::new();
-    if let Some(biz) = build::v2_biz_id(plan.scope.map(Into::into), errors) {
+    if let Some(biz) = build::v2_biz_id(request.scope, errors) {
         body.insert("bk_biz_id".into(), json!(biz));
     }
     if let Some(id) = &script.script_id {
@@ -123,12 +118,12 @@ fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Error
     if let Some(params) = &script.params {
         body.insert("script_param".into(), json!(build::base64(params)));
     }
-    if let Some(timeout) = build::timeout(plan, step) {
-        body.insert("script_timeout".into(), json!(timeout));
+    if let Some(timeout) = request.timeout {
+        body.insert("script_timeout".into(), json!(timeout.seconds));
     }
-    match build::account(plan, step) {
-        Some((account, field)) => {
-            if let Some(alias) = build::v2_account(account, field, API, errors) {
+    match &request.account {
+        Some(account) => {
+            if let Some(alias) = build::v2_account(account, &account.field, API, errors) {
                 body.insert("account".into(), alias);
             }
         }
@@ -139,15 +134,8 @@ fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Error
     if let Some(language) = script.language {
         body.insert("script_type".into(), json!(build::language_code(language)));
     }
-    write_targets(
-        plan,
-        step.targets.as_ref(),
-        "targets",
-        API,
-        &mut body,
-        errors,
-    );
-    if let Some(name) = &step.task_name {
+    write_targets(request.targets.as_ref(), "targets", API, &mut body, errors);
+    if let Some(name) = &request.task_name {
         body.insert("task_name".into(), json!(name));
     }
     if script.windows_interpreter.is_some() {
@@ -161,7 +149,7 @@ fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Error
     if !script.host_passwords.is_empty() {
         errors.unsupported("script.host_passwords", V2, API, "use protocol v3 or v4");
     }
-    reject_gateway_only(step, API, errors);
+    reject_gateway_only(request, API, errors);
 
     let mut pointers = Vec::new();
     build::sensitive_param_pointer(sensitive, &body, &mut pointers);
@@ -179,16 +167,16 @@ fn v2_script_id(id: &ScriptId) -> Option<u64> {
     }
 }
 
-fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors) -> ApiCall {
+fn push_call(request: &JobRequest, push: &FilePush, errors: &mut Errors) -> ApiCall {
     const API: &str = "fast_push_file";
     let mut body = Map::new();
-    if let Some(biz) = build::v2_biz_id(plan.scope.map(Into::into), errors) {
+    if let Some(biz) = build::v2_biz_id(request.scope, errors) {
         body.insert("bk_biz_id".into(), json!(biz));
     }
-    let step_account = build::account(plan, step);
+    let step_account = request.account.as_ref();
     match step_account {
-        Some((account, field)) => {
-            if let Some(alias) = build::v2_account(account, field, API, errors) {
+        Some(account) => {
+            if let Some(alias) = build::v2_account(account, &account.field, API, errors) {
                 body.insert("account".into(), alias);
             }
         }
@@ -201,10 +189,9 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
         .enumerate()
         .map(|(i, source)| {
             file_source(
-                plan,
                 source,
                 &format!("push_file.sources[{i}]"),
-                step_account.map(|(a, _)| a),
+                step_account,
                 API,
                 errors,
             )
@@ -214,16 +201,9 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
         errors.add("push_file.sources", "no source files");
     }
     body.insert("file_source".into(), Value::Array(sources));
-    write_targets(
-        plan,
-        step.targets.as_ref(),
-        "targets",
-        API,
-        &mut body,
-        errors,
-    );
-    if let Some(timeout) = build::timeout(plan, step) {
-        body.insert("timeout".into(), json!(timeout));
+    write_targets(request.targets.as_ref(), "targets", API, &mut body, errors);
+    if let Some(timeout) = request.timeout {
+        body.insert("timeout".into(), json!(timeout.seconds));
     }
     if let Some(limit) = push.upload_speed_limit {
         body.insert("upload_speed_limit".into(), json!(limit));
@@ -231,7 +211,7 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
     if let Some(limit) = push.download_speed_limit {
         body.insert("download_speed_limit".into(), json!(limit));
     }
-    if let Some(name) = &step.task_name {
+    if let Some(name) = &request.task_name {
         body.insert("task_name".into(), json!(name));
     }
     if push.target_name.is_some() {
@@ -250,17 +230,16 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
             "v2 always creates missing target folders (force); remove it or use protocol v3",
         );
     }
-    reject_gateway_only(step, API, errors);
+    reject_gateway_only(request, API, errors);
     ApiCall::post(V2, API, body)
 }
 
 /// One v2 `file_source` entry: `{files, account, ip_list?, custom_query_id?}`. v2
 /// pushes only files on servers.
 fn file_source(
-    plan: &Plan,
     source: &FileSource,
     prefix: &str,
-    fallback_account: Option<&crate::plan::model::AccountRef>,
+    fallback_account: Option<&Account>,
     api: &str,
     errors: &mut Errors,
 ) -> Value {
@@ -291,7 +270,7 @@ fn file_source(
         );
     }
     let (account, field) = match &source.account {
-        Some(account) => (Some(account), format!("{prefix}.account")),
+        Some(account) => (Some(account), account.field.clone()),
         None => (fallback_account, "account".to_owned()),
     };
     match account {
@@ -307,12 +286,8 @@ fn file_source(
     }
     match &source.from {
         Some(from) => {
-            let field = format!("{prefix}.from");
-            let resolved = hosts::resolve(plan, from, &field, errors);
-            if resolved.is_empty() {
-                errors.add(&field, "the source names no hosts");
-            }
-            hosts::write_v2(&resolved, &field, api, &mut object, errors);
+            hosts::check(from, "the source names no hosts", errors);
+            hosts::write_v2(from, &from.field, api, &mut object, errors);
         }
         None => errors.add(
             format!("{prefix}.from"),
@@ -322,15 +297,15 @@ fn file_source(
     Value::Object(object)
 }
 
-fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> ApiCall {
-    reject_job_step_fields(step, errors);
+fn job_call(request: &JobRequest, job: &JobPlanRun, errors: &mut Errors) -> ApiCall {
+    reject_job_step_fields(request, errors);
     let platform = job.source_biz.is_some() || job.target_biz.is_some();
     let api = if platform {
         "execute_platform_job"
     } else {
         "execute_job"
     };
-    reject_gateway_only(step, api, errors);
+    reject_gateway_only(request, api, errors);
     let mut body = Map::new();
     if platform {
         // The cross-business job names both businesses and no bk_biz_id (seed 004).
@@ -360,12 +335,12 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
                 "a cross-business job takes no global variables; override its steps instead",
             );
         }
-    } else if let Some(biz) = build::v2_biz_id(plan.scope.map(Into::into), errors) {
+    } else if let Some(biz) = build::v2_biz_id(request.scope, errors) {
         body.insert("bk_biz_id".into(), json!(biz));
     }
     body.insert("bk_job_id".into(), json!(job.plan_id));
     if !job.vars.is_empty() && !platform {
-        let vars = build::global_vars(plan, job, errors, |set, field, object, errors| {
+        let vars = build::global_vars(job, errors, |set, field, object, errors| {
             hosts::write_v2(set, field, api, object, errors);
         });
         body.insert("global_vars".into(), Value::Array(vars));
@@ -375,16 +350,7 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
             .overrides
             .iter()
             .enumerate()
-            .map(|(i, o)| {
-                step_override(
-                    plan,
-                    o,
-                    &format!("job.overrides[{i}]"),
-                    api,
-                    platform,
-                    errors,
-                )
-            })
+            .map(|(i, o)| step_override(o, &format!("job.overrides[{i}]"), api, platform, errors))
             .collect();
         body.insert("steps".into(), Value::Array(steps));
     }
@@ -394,8 +360,7 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
 /// One entry of v2's `steps`: only what the override sets, since every absent field
 /// keeps the job plan's own value (seed 002's second step has no account).
 fn step_override(
-    plan: &Plan,
-    o: &JobStepOverride,
+    o: &StepOverride,
     prefix: &str,
     api: &str,
     platform: bool,
@@ -418,10 +383,10 @@ fn step_override(
         object.insert("script_param".into(), json!(build::base64(params)));
     }
     if let Some(timeout) = o.timeout {
-        object.insert("script_timeout".into(), json!(timeout.0));
+        object.insert("script_timeout".into(), json!(timeout));
     }
     if let Some(account) = &o.account
-        && let Some(alias) = build::v2_account(account, &format!("{prefix}.account"), api, errors)
+        && let Some(alias) = build::v2_account(account, &account.field, api, errors)
     {
         object.insert("account".into(), alias);
     }
@@ -447,7 +412,6 @@ fn step_override(
             .enumerate()
             .map(|(i, s)| {
                 file_source(
-                    plan,
                     s,
                     &format!("{prefix}.sources[{i}]"),
                     o.account.as_ref(),
@@ -459,12 +423,8 @@ fn step_override(
         object.insert("file_source".into(), Value::Array(sources));
     }
     if let Some(targets) = &o.targets {
-        let field = format!("{prefix}.targets");
-        let resolved = hosts::resolve(plan, targets, &field, errors);
-        if resolved.is_empty() {
-            errors.add(&field, "the targets name no hosts");
-        }
-        hosts::write_v2(&resolved, &field, api, &mut object, errors);
+        hosts::check(targets, "the targets name no hosts", errors);
+        hosts::write_v2(targets, &targets.field, api, &mut object, errors);
     }
     Value::Object(object)
 }
@@ -658,237 +618,4 @@ pub(crate) fn decode_logs(http: u16, data: Value) -> Result<Vec<StepLogs>, ApiEr
                 .collect(),
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job_api::build::test_support::{build_first, fields};
-
-    fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        build_first(Protocol::V2, yaml)
-    }
-
-    const HEAD: &str = r#"
-version: 1
-name: t
-scope: { type: biz, id: 3 }
-defaults: { account: root, timeout: 10m }
-hosts:
-  web: { ips: ["0:10.0.0.1", "10.0.0.2"], dynamic_groups: ["7"] }
-  ids: { host_ids: [101], topo_nodes: [{ node_type: module, id: 9 }] }
-"#;
-
-    #[test]
-    fn script_uses_defaults_and_sends_sensitivity_always() {
-        let call = build(&format!(
-            "{HEAD}steps:\n  - id: s\n    targets: web\n    script: {{ language: python, content: 'print(1)', params: 'a b', sensitive: true }}\n"
-        ))
-        .unwrap();
-        assert_eq!(call.path, "/api/c/compapi/v2/job/fast_execute_script/");
-        assert_eq!(
-            call.body,
-            json!({
-                "bk_biz_id": 3,
-                "script_content": build::base64("print(1)"),
-                "script_param": "YSBi",
-                "script_timeout": 600,
-                "account": "root",
-                "is_param_sensitive": 1,
-                "script_type": 4,
-                "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}, {"bk_cloud_id": 0, "ip": "10.0.0.2"}],
-                "custom_query_id": ["7"]
-            })
-        );
-        assert_eq!(call.sensitive_pointers, ["/script_param"]);
-        assert_eq!(call.masked_body()["script_param"], "******");
-    }
-
-    #[test]
-    fn script_not_sensitive_is_zero_and_unmasked() {
-        let call = build(&format!(
-            "{HEAD}steps:\n  - id: s\n    targets: web\n    task_name: deploy\n    script: {{ script_id: '12', params: p }}\n"
-        ))
-        .unwrap();
-        assert_eq!(call.body["is_param_sensitive"], 0);
-        assert_eq!(call.body["script_id"], 12);
-        assert_eq!(call.body["task_name"], "deploy");
-        assert!(call.sensitive_pointers.is_empty());
-    }
-
-    #[test]
-    fn everything_v2_cannot_carry_is_reported_at_once() {
-        let errors = build(&format!(
-            r#"{HEAD}steps:
-  - id: s
-    targets: [web, ids]
-    account: {{ id: 1000 }}
-    start_task: false
-    rolling: {{ expression: "25%" }}
-    script:
-      script_id: abc
-      script_version_id: 5
-      windows_interpreter: 'C:\py.exe'
-      host_passwords: [{{ host_id: 101, encrypted_password: x }}]
-"#
-        ))
-        .unwrap_err();
-        let got = fields(&errors);
-        for want in [
-            "script.script_id",
-            "script.script_version_id",
-            "account.id",
-            "targets.host_ids",
-            "targets.topo_nodes",
-            "script.windows_interpreter",
-            "script.host_passwords",
-            "start_task",
-            "rolling",
-        ] {
-            assert!(got.contains(&want), "{want} missing from {got:?}");
-        }
-        let interp = errors
-            .iter()
-            .find(|e| e.field == "script.windows_interpreter")
-            .unwrap();
-        assert!(
-            interp.message.contains("cannot be sent with protocol v2"),
-            "{}",
-            interp.message
-        );
-    }
-
-    #[test]
-    fn push_refuses_v3_only_fields() {
-        let errors = build(&format!(
-            r#"{HEAD}steps:
-  - id: p
-    targets: web
-    push_file:
-      target_path: /tmp/
-      target_name: x.tgz
-      transfer_mode: strict
-      sources:
-        - {{ files: [/a], from: web, file_type: local }}
-        - {{ files: [/b], file_type: third_party, file_source_code: cos }}
-"#
-        ))
-        .unwrap_err();
-        let got = fields(&errors);
-        for want in [
-            "push_file.target_name",
-            "push_file.transfer_mode",
-            "push_file.sources[0].file_type",
-            "push_file.sources[1].file_type",
-            "push_file.sources[1].file_source_code",
-            "push_file.sources[1].from",
-        ] {
-            assert!(got.contains(&want), "{want} missing from {got:?}");
-        }
-    }
-
-    #[test]
-    fn push_with_limits_and_timeout() {
-        let call = build(&format!(
-            r#"{HEAD}steps:
-  - id: p
-    targets: web
-    timeout: 90
-    push_file:
-      target_path: /data/
-      upload_speed_limit: 10
-      download_speed_limit: 20
-      sources: [{{ files: [/src/a.tgz], from: {{ ips: ["0:10.0.0.9"] }}, account: app }}]
-"#
-        ))
-        .unwrap();
-        assert_eq!(call.api, "fast_push_file");
-        assert_eq!(call.body["timeout"], 90);
-        assert_eq!(call.body["upload_speed_limit"], 10);
-        assert_eq!(call.body["download_speed_limit"], 20);
-        assert_eq!(
-            call.body["file_source"],
-            json!([{"files": ["/src/a.tgz"], "account": "app", "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.9"}]}])
-        );
-    }
-
-    #[test]
-    fn job_step_by_name_and_id_with_host_variable() {
-        let call = build(&format!(
-            r#"{HEAD}steps:
-  - id: j
-    job:
-      plan_id: 1001
-      vars:
-        version: "1.2.3"
-        7: {{ hosts: web }}
-"#
-        ))
-        .unwrap();
-        assert_eq!(call.path, "/api/c/compapi/v2/job/execute_job/");
-        assert_eq!(
-            call.body,
-            json!({
-                "bk_biz_id": 3,
-                "bk_job_id": 1001,
-                "global_vars": [
-                    {"name": "version", "value": "1.2.3"},
-                    {"id": 7, "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}, {"bk_cloud_id": 0, "ip": "10.0.0.2"}], "custom_query_id": ["7"]}
-                ]
-            })
-        );
-    }
-
-    #[test]
-    fn job_step_refuses_step_level_settings() {
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: j\n    targets: web\n    account: root\n    timeout: 5\n    task_name: x\n    job: {{ plan_id: 1 }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(
-            fields(&errors),
-            ["targets", "account", "timeout", "task_name"]
-        );
-    }
-
-    #[test]
-    fn platform_job_needs_both_businesses_and_no_vars() {
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: j\n    job: {{ plan_id: 1, source_biz: 2, vars: {{ a: b }}, overrides: [{{ step_id: 1, db_account_id: 3 }}] }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(
-            fields(&errors),
-            [
-                "job.target_biz",
-                "job.vars",
-                "job.overrides[0].db_account_id"
-            ]
-        );
-    }
-
-    #[test]
-    fn business_set_scope_only_in_builtin_range() {
-        let yaml = |id: u64| {
-            format!(
-                "version: 1\nname: t\nscope: {{ type: biz_set, id: {id} }}\nsteps:\n  - id: j\n    job: {{ plan_id: 1 }}\n"
-            )
-        };
-        assert_eq!(
-            build(&yaml(9_000_001)).unwrap().body["bk_biz_id"],
-            9_000_001
-        );
-        let errors = build(&yaml(5)).unwrap_err();
-        assert_eq!(fields(&errors), ["scope.type"]);
-        assert!(errors[0].message.contains("protocol v2"));
-    }
-
-    #[test]
-    fn unread_script_file_is_an_error() {
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: s\n    targets: web\n    script: {{ language: shell, file: scripts/x.sh }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(fields(&errors), ["script.file"]);
-    }
 }

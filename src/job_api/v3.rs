@@ -10,42 +10,38 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind, reject_job_step_fields};
+use super::build::{self, ApiCall, BuildError, Errors, reject_job_step_fields};
 use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::request::{
+    FilePush, FileType, HostPassword, JobPlanRun, JobRequest, Rolling, ScriptId, ScriptRun,
+    TransferMode, Work,
+};
 use super::types::{
     FileLog, HostLog, HostRef, HostResult, InstanceList, InstanceSummary, JobInstanceId,
     JobInstanceInfo, JobStatus, LogType, Protocol, StepInstanceId, StepLogs, StepStatus,
 };
-use crate::plan::model::{
-    FileType, HostPassword, JobStep, Plan, PushFileStep, Rolling, ScriptId, ScriptStep, Step,
-    TransferMode,
-};
 
 const V3: Protocol = Protocol::V3;
 
-pub(crate) fn build_step(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
+pub(crate) fn encode(request: &JobRequest) -> Result<ApiCall, Vec<BuildError>> {
     let mut errors = Errors::default();
-    let call = match build::kind(step) {
-        Some(Kind::Script(script)) => script_call(ctx.plan, step, script, &mut errors),
-        Some(Kind::Push(push)) => push_call(ctx.plan, step, push, &mut errors),
-        Some(Kind::Job(job)) => job_call(ctx.plan, step, job, &mut errors),
-        None => return Err(build::no_kind()),
+    let call = match &request.work {
+        Work::Script(script) => script_call(request, script, &mut errors),
+        Work::Push(push) => push_call(request, push, &mut errors),
+        Work::Job(job) => job_call(request, job, &mut errors),
     };
     errors.finish(call)
 }
 
 /// The target server object of a script or push; such a step needs some hosts.
-pub(crate) fn target_server(plan: &Plan, step: &Step, errors: &mut Errors) -> Option<Value> {
-    let Some(targets) = &step.targets else {
+pub(crate) fn target_server(request: &JobRequest, errors: &mut Errors) -> Option<Value> {
+    let Some(targets) = &request.targets else {
         errors.add("targets", "no target hosts: set `targets`");
         return None;
     };
-    let resolved = hosts::resolve(plan, targets, "targets", errors);
-    if resolved.is_empty() {
-        errors.add("targets", "the targets name no hosts");
-    }
-    Some(hosts::v3_server(&resolved, "targets", errors))
+    hosts::check(targets, "the targets name no hosts", errors);
+    Some(hosts::v3_server(targets, "targets", errors))
 }
 
 /// The gateway's script id is the script's string id. An integer is refused: on v2 an
@@ -140,15 +136,14 @@ pub(crate) fn target_rolling(rolling: &Rolling, errors: &mut Errors) -> Value {
 
 /// Script fields v3 and v4 share, written into `body`. Returns the sensitive pointers.
 pub(crate) fn script_common(
-    plan: &Plan,
-    step: &Step,
-    script: &ScriptStep,
+    request: &JobRequest,
+    script: &ScriptRun,
     protocol: Protocol,
     body: &mut Map<String, Value>,
     errors: &mut Errors,
 ) -> Vec<String> {
     let mut pointers = Vec::new();
-    build::write_gateway_scope(plan.scope.map(Into::into), body, errors);
+    build::write_gateway_scope(request.scope, body, errors);
     if let Some(version) = script.script_version_id {
         body.insert("script_version_id".into(), json!(version));
     }
@@ -180,35 +175,35 @@ pub(crate) fn script_common(
     if let Some(params) = &script.params {
         body.insert("script_param".into(), json!(build::base64(params)));
     }
-    if let Some(timeout) = build::timeout(plan, step) {
-        body.insert("timeout".into(), json!(timeout));
+    if let Some(timeout) = request.timeout {
+        body.insert("timeout".into(), json!(timeout.seconds));
     }
-    match build::account(plan, step) {
-        Some((account, _)) => build::write_gateway_account(account, body),
+    match &request.account {
+        Some(account) => build::write_gateway_account(account, body),
         None => build::missing_account(errors),
     }
     if let Some(interpreter) = &script.windows_interpreter {
         body.insert("windows_interpreter".into(), json!(interpreter));
     }
-    if let Some(rolling) = &step.rolling {
+    if let Some(rolling) = &request.rolling {
         body.insert("rolling_config".into(), target_rolling(rolling, errors));
     }
     host_passwords(&script.host_passwords, body, &mut pointers, errors);
-    if let Some(start) = step.start_task {
+    if let Some(start) = request.start_task {
         body.insert("start_task".into(), json!(start));
     }
-    if let Some(name) = &step.task_name {
+    if let Some(name) = &request.task_name {
         body.insert("task_name".into(), json!(name));
     }
     pointers
 }
 
-fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
+fn script_call(request: &JobRequest, script: &ScriptRun, errors: &mut Errors) -> ApiCall {
     let mut body = Map::new();
-    let mut pointers = script_common(plan, step, script, V3, &mut body, errors);
+    let mut pointers = script_common(request, script, V3, &mut body, errors);
     let sensitive = script.sensitive.unwrap_or(false);
     body.insert("is_param_sensitive".into(), json!(u8::from(sensitive)));
-    if let Some(server) = target_server(plan, step, errors) {
+    if let Some(server) = target_server(request, errors) {
         body.insert("target_server".into(), server);
     }
     build::sensitive_param_pointer(sensitive, &body, &mut pointers);
@@ -217,12 +212,12 @@ fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Error
     call
 }
 
-fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors) -> ApiCall {
+fn push_call(request: &JobRequest, push: &FilePush, errors: &mut Errors) -> ApiCall {
     let mut body = Map::new();
-    build::write_gateway_scope(plan.scope.map(Into::into), &mut body, errors);
-    let step_account = build::account(plan, step);
+    build::write_gateway_scope(request.scope, &mut body, errors);
+    let step_account = request.account.as_ref();
     match step_account {
-        Some((account, _)) => build::write_gateway_account(account, &mut body),
+        Some(account) => build::write_gateway_account(account, &mut body),
         None => build::missing_account(errors),
     }
     body.insert("file_target_path".into(), json!(push.target_path));
@@ -248,7 +243,7 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
                 };
                 object.insert("file_type".into(), json!(code));
             }
-            let account = source.account.as_ref().or(step_account.map(|(a, _)| a));
+            let account = source.account.as_ref().or(step_account);
             match (file_type, account) {
                 (_, Some(account)) if source.account.is_some() || file_type == FileType::Server => {
                     let mut account_object = Map::new();
@@ -268,12 +263,8 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
             }
             match (&source.from, file_type) {
                 (Some(from), FileType::Server) => {
-                    let field = format!("{prefix}.from");
-                    let resolved = hosts::resolve(plan, from, &field, errors);
-                    if resolved.is_empty() {
-                        errors.add(&field, "the source names no hosts");
-                    }
-                    object.insert("server".into(), hosts::v3_server(&resolved, &field, errors));
+                    hosts::check(from, "the source names no hosts", errors);
+                    object.insert("server".into(), hosts::v3_server(from, &from.field, errors));
                 }
                 (None, FileType::Server) => errors.add(
                     format!("{prefix}.from"),
@@ -318,8 +309,8 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
         };
         body.insert("transfer_mode".into(), json!(code));
     }
-    if let Some(timeout) = build::timeout(plan, step) {
-        body.insert("timeout".into(), json!(timeout));
+    if let Some(timeout) = request.timeout {
+        body.insert("timeout".into(), json!(timeout.seconds));
     }
     if let Some(limit) = push.upload_speed_limit {
         body.insert("upload_speed_limit".into(), json!(limit));
@@ -327,10 +318,10 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
     if let Some(limit) = push.download_speed_limit {
         body.insert("download_speed_limit".into(), json!(limit));
     }
-    if let Some(server) = target_server(plan, step, errors) {
+    if let Some(server) = target_server(request, errors) {
         body.insert("target_server".into(), server);
     }
-    if let Some(rolling) = &step.rolling {
+    if let Some(rolling) = &request.rolling {
         let config = match &rolling.files {
             Some(files) => {
                 // Source-file rolling (type 2) cannot be combined with target rolling
@@ -364,23 +355,23 @@ fn push_call(plan: &Plan, step: &Step, push: &PushFileStep, errors: &mut Errors)
         };
         body.insert("rolling_config".into(), config);
     }
-    if let Some(start) = step.start_task {
+    if let Some(start) = request.start_task {
         body.insert("start_task".into(), json!(start));
     }
-    if let Some(name) = &step.task_name {
+    if let Some(name) = &request.task_name {
         body.insert("task_name".into(), json!(name));
     }
     ApiCall::post(V3, "fast_transfer_file", body)
 }
 
-fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> ApiCall {
+fn job_call(request: &JobRequest, job: &JobPlanRun, errors: &mut Errors) -> ApiCall {
     const API: &str = "execute_job_plan";
-    reject_job_step_fields(step, errors);
+    reject_job_step_fields(request, errors);
     let mut body = Map::new();
-    build::write_gateway_scope(plan.scope.map(Into::into), &mut body, errors);
+    build::write_gateway_scope(request.scope, &mut body, errors);
     body.insert("job_plan_id".into(), json!(job.plan_id));
     if !job.vars.is_empty() {
-        let vars = build::global_vars(plan, job, errors, |set, field, object, errors| {
+        let vars = build::global_vars(job, errors, |set, field, object, errors| {
             object.insert("server".into(), hosts::v3_server(set, field, errors));
         });
         body.insert("global_var_list".into(), Value::Array(vars));
@@ -409,7 +400,7 @@ fn job_call(plan: &Plan, step: &Step, job: &JobStep, errors: &mut Errors) -> Api
             "cross-business jobs exist only on v2 (execute_platform_job)",
         );
     }
-    if let Some(start) = step.start_task {
+    if let Some(start) = request.start_task {
         body.insert("start_task".into(), json!(start));
     }
     ApiCall::post(V3, API, body)
@@ -740,234 +731,4 @@ pub(crate) fn decode_instance_list(http: u16, data: Value) -> Result<InstanceLis
         instances,
         total: data.total,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job_api::build::test_support::{build_first, fields};
-
-    fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        build_first(Protocol::V3, yaml)
-    }
-
-    const HEAD: &str = r#"
-version: 1
-name: t
-scope: { type: biz_set, id: 9991001 }
-defaults: { account: { id: 1000 }, timeout: 1h }
-hosts:
-  web: { ips: ["0:10.0.0.1"], dynamic_groups: ["g"], topo_nodes: [{ node_type: set, id: 4 }] }
-  ids: { host_ids: [101, 102] }
-  src: { ips: ["0:10.0.0.9"] }
-"#;
-
-    #[test]
-    fn script_maps_every_field() {
-        let call = build(&format!(
-            r#"{HEAD}steps:
-  - id: s
-    targets: web
-    task_name: t1
-    start_task: false
-    rolling: {{ expression: "25%", mode: confirm }}
-    script:
-      language: powershell
-      content: "Write-Host 1"
-      params: "-x secret"
-      sensitive: true
-      script_id: "a1b2"
-      script_version_id: 12
-      windows_interpreter: 'C:\pwsh.exe'
-      host_passwords:
-        - {{ host_id: 101, encrypted_password: "ENC1" }}
-        - {{ ip: "2:10.0.0.5", encrypted_password: "ENC2" }}
-"#
-        ))
-        .unwrap();
-        assert_eq!(call.path, "/api/v3/fast_execute_script");
-        assert_eq!(
-            call.body,
-            json!({
-                "bk_scope_type": "biz_set",
-                "bk_scope_id": "9991001",
-                "script_version_id": 12,
-                "script_id": "a1b2",
-                "script_content": build::base64("Write-Host 1"),
-                "script_language": 5,
-                "script_param": build::base64("-x secret"),
-                "timeout": 3600,
-                "account_id": 1000,
-                "is_param_sensitive": 1,
-                "windows_interpreter": "C:\\pwsh.exe",
-                "target_server": {
-                    "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}],
-                    "dynamic_group_list": [{"id": "g"}],
-                    "topo_node_list": [{"id": 4, "node_type": "set"}]
-                },
-                "rolling_config": {"expression": "25%", "mode": 3},
-                "host_password_list": [
-                    {"host_id": 101, "encrypted_password": "ENC1"},
-                    {"bk_cloud_id": 2, "ip": "10.0.0.5", "encrypted_password": "ENC2"}
-                ],
-                "start_task": false,
-                "task_name": "t1"
-            })
-        );
-        let masked = call.masked_body();
-        assert_eq!(masked["script_param"], "******");
-        assert_eq!(
-            masked["host_password_list"][0]["encrypted_password"],
-            "******"
-        );
-        assert_eq!(
-            masked["host_password_list"][1]["encrypted_password"],
-            "******"
-        );
-    }
-
-    #[test]
-    fn integer_script_id_is_refused_with_a_hint() {
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: s\n    targets: ids\n    script: {{ script_id: 1 }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(fields(&errors), ["script.script_id"]);
-        assert!(errors[0].message.contains("script_version_id: 1"));
-    }
-
-    #[test]
-    fn mixed_ids_and_ips_are_refused() {
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: s\n    targets: [web, ids]\n    script: {{ script_version_id: 1 }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(fields(&errors), ["targets"]);
-    }
-
-    #[test]
-    fn push_with_source_file_rolling() {
-        let call = build(&format!(
-            r#"{HEAD}steps:
-  - id: p
-    targets: ids
-    account: {{ alias: app }}
-    rolling: {{ mode: ignore, files: {{ max_hosts_per_batch: 1, max_files_per_host: 2 }} }}
-    push_file:
-      target_path: /opt/app/
-      target_name: app.tgz
-      transfer_mode: strict
-      download_speed_limit: 5
-      sources:
-        - {{ files: [/build/app.tgz], from: src }}
-        - {{ files: [/build/b.tgz], from: src, account: {{ id: 7, alias: root }}, file_type: server }}
-"#
-        ))
-        .unwrap();
-        assert_eq!(call.path, "/api/v3/fast_transfer_file");
-        assert_eq!(
-            call.body,
-            json!({
-                "bk_scope_type": "biz_set",
-                "bk_scope_id": "9991001",
-                "account_alias": "app",
-                "file_target_path": "/opt/app/",
-                "file_target_name": "app.tgz",
-                "file_source_list": [
-                    {"file_list": ["/build/app.tgz"], "account": {"alias": "app"},
-                     "server": {"ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.9"}]}},
-                    {"file_list": ["/build/b.tgz"], "file_type": 1, "account": {"id": 7, "alias": "root"},
-                     "server": {"ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.9"}]}}
-                ],
-                "transfer_mode": 1,
-                "timeout": 3600,
-                "download_speed_limit": 5,
-                "target_server": {"host_id_list": [101, 102]},
-                "rolling_config": {"type": 2, "mode": 2, "file_source": {
-                    "max_execute_object_num_in_batch": 1, "max_file_num_of_single_execute_object": 2}}
-            })
-        );
-    }
-
-    #[test]
-    fn push_third_party_and_local_sources() {
-        let call = build(&format!(
-            r#"{HEAD}steps:
-  - id: p
-    targets: ids
-    push_file:
-      target_path: /opt/
-      sources:
-        - {{ files: [bucket/a.txt], file_type: third_party, file_source_code: cos-main }}
-        - {{ files: [/upload/b.txt], file_type: local }}
-"#
-        ))
-        .unwrap();
-        assert_eq!(
-            call.body["file_source_list"],
-            json!([
-                {"file_list": ["bucket/a.txt"], "file_type": 3, "file_source_code": "cos-main"},
-                {"file_list": ["/upload/b.txt"], "file_type": 2}
-            ])
-        );
-    }
-
-    #[test]
-    fn file_rolling_refusals() {
-        let errors = build(&format!(
-            r#"{HEAD}steps:
-  - id: p
-    targets: ids
-    rolling: {{ expression: "1", files: {{ max_hosts_per_batch: 1 }} }}
-    push_file:
-      target_path: /opt/
-      sources: [{{ files: [/upload/b.txt], file_type: local, from: src }}]
-"#
-        ))
-        .unwrap_err();
-        assert_eq!(
-            fields(&errors),
-            [
-                "push_file.sources[0].from",
-                "rolling.expression",
-                "rolling.files"
-            ]
-        );
-    }
-
-    #[test]
-    fn job_plan_with_vars_and_refusals() {
-        let call = build(&format!(
-            "{HEAD}steps:\n  - id: j\n    start_task: true\n    job: {{ plan_id: 100, vars: {{ 436: {{ hosts: ids }}, param_name: param_value }} }}\n"
-        ))
-        .unwrap();
-        assert_eq!(call.path, "/api/v3/execute_job_plan");
-        assert_eq!(
-            call.body,
-            json!({
-                "bk_scope_type": "biz_set", "bk_scope_id": "9991001", "job_plan_id": 100,
-                "global_var_list": [{"id": 436, "server": {"host_id_list": [101, 102]}},
-                                    {"name": "param_name", "value": "param_value"}],
-                "start_task": true
-            })
-        );
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: j\n    job: {{ plan_id: 1, source_biz: 1, target_biz: 2, overrides: [{{ step_id: 1 }}] }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(
-            fields(&errors),
-            ["job.overrides", "job.source_biz", "job.target_biz"]
-        );
-        assert!(errors.iter().all(|e| e.message.contains("protocol v3")));
-    }
-
-    #[test]
-    fn missing_scope_account_and_targets() {
-        let errors = build(
-            "version: 1\nname: t\nsteps:\n  - id: s\n    script: { language: shell, content: ls }\n",
-        )
-        .unwrap_err();
-        assert_eq!(fields(&errors), ["scope", "account", "targets"]);
-    }
 }

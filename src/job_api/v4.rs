@@ -8,54 +8,50 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::build::{self, ApiCall, BuildContext, BuildError, Errors, Kind};
+use super::build::{self, ApiCall, BuildError, Errors};
 use super::decode::{self, ApiError, nullable};
 use super::hosts;
+use super::request::{JobRequest, ScriptRun, Work};
 use super::types::Protocol;
 use super::types::{FileLog, HostLog, StepInstanceId, StepLogs};
 use super::v3::{self, ExecuteObject};
-use crate::plan::model::{Plan, ScriptStep, Step};
 
 const V4: Protocol = Protocol::V4;
 
-pub(crate) fn build_step(ctx: &BuildContext<'_>, step: &Step) -> Result<ApiCall, Vec<BuildError>> {
+pub(crate) fn encode(request: &JobRequest) -> Result<ApiCall, Vec<BuildError>> {
     let mut errors = Errors::default();
-    match build::kind(step) {
-        Some(Kind::Script(script)) => {
-            let call = script_call(ctx.plan, step, script, &mut errors);
+    match &request.work {
+        Work::Script(script) => {
+            let call = script_call(request, script, &mut errors);
             errors.finish(call)
         }
-        Some(Kind::Push(_)) => {
+        Work::Push(_) => {
             errors.add(
                 "push_file",
                 "a file push cannot be sent with protocol v4: v4 has no file-transfer API; use protocol v3 (fast_transfer_file) or v2",
             );
             Err(errors.into_vec())
         }
-        Some(Kind::Job(_)) => {
+        Work::Job(_) => {
             errors.add(
                 "job",
                 "a job plan cannot be started with protocol v4: v4 has no plan-run API; use protocol v3 (execute_job_plan) or v2",
             );
             Err(errors.into_vec())
         }
-        None => Err(build::no_kind()),
     }
 }
 
-fn script_call(plan: &Plan, step: &Step, script: &ScriptStep, errors: &mut Errors) -> ApiCall {
+fn script_call(request: &JobRequest, script: &ScriptRun, errors: &mut Errors) -> ApiCall {
     let mut body = Map::new();
-    let mut pointers = v3::script_common(plan, step, script, V4, &mut body, errors);
+    let mut pointers = v3::script_common(request, script, V4, &mut body, errors);
     let sensitive = script.sensitive.unwrap_or(false);
     // v4 renamed v3's 0/1 `is_param_sensitive` to a boolean; sent always, as in seed 003.
     body.insert("param_sensitive".into(), json!(sensitive));
-    match &step.targets {
+    match &request.targets {
         Some(targets) => {
-            let resolved = hosts::resolve(plan, targets, "targets", errors);
-            if resolved.is_empty() {
-                errors.add("targets", "the targets name no hosts");
-            }
-            body.insert("execute_target".into(), hosts::v4_execute_target(&resolved));
+            hosts::check(targets, "the targets name no hosts", errors);
+            body.insert("execute_target".into(), hosts::v4_execute_target(targets));
         }
         None => errors.add("targets", "no target hosts: set `targets`"),
     }
@@ -160,80 +156,4 @@ pub(crate) fn decode_logs(http: u16, data: Value) -> Result<StepLogs, ApiError> 
         log_type: v3::log_type(data.log_type),
         hosts,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job_api::build::test_support::build_first;
-
-    fn build(yaml: &str) -> Result<ApiCall, Vec<BuildError>> {
-        build_first(Protocol::V4, yaml)
-    }
-
-    const HEAD: &str =
-        "version: 1\nname: t\nscope: { type: biz, id: 2 }\ndefaults: { account: root }\n";
-
-    #[test]
-    fn script_with_mixed_hosts_rolling_and_passwords() {
-        let call = build(&format!(
-            r#"{HEAD}steps:
-  - id: s
-    targets: {{ host_ids: [101], ips: ["1:10.0.0.2"] }}
-    start_task: false
-    rolling: {{ expression: "1 +1" }}
-    script:
-      script_id: "abc"
-      params: p
-      sensitive: true
-      host_passwords: [{{ host_id: 101, encrypted_password: E }}]
-"#
-        ))
-        .unwrap();
-        assert_eq!(call.path, "/api/v4/fast_execute_script");
-        assert_eq!(
-            call.body,
-            json!({
-                "bk_scope_type": "biz", "bk_scope_id": "2",
-                "script_id": "abc",
-                "script_param": "cA==",
-                "account_alias": "root",
-                "param_sensitive": true,
-                "execute_target": {"host_list": [{"bk_host_id": 101}, {"bk_cloud_id": 1, "ip": "10.0.0.2"}]},
-                "rolling_config": {"expression": "1 +1", "mode": 1},
-                "host_password_list": [{"host_id": 101, "encrypted_password": "E"}],
-                "start_task": false
-            })
-        );
-        assert_eq!(
-            call.sensitive_pointers,
-            ["/host_password_list/0/encrypted_password", "/script_param"]
-        );
-    }
-
-    #[test]
-    fn push_and_job_steps_name_the_protocol() {
-        let push = build(&format!(
-            "{HEAD}steps:\n  - id: p\n    targets: {{ ips: [10.0.0.1] }}\n    push_file: {{ target_path: /tmp/, sources: [{{ files: [/a], from: {{ ips: [10.0.0.2] }} }}] }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(push[0].field, "push_file");
-        assert!(push[0].message.contains("protocol v4"));
-        let job = build(&format!(
-            "{HEAD}steps:\n  - id: j\n    job: {{ plan_id: 1 }}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(job[0].field, "job");
-    }
-
-    #[test]
-    fn integer_script_id_and_file_rolling_are_refused() {
-        let errors = build(&format!(
-            "{HEAD}steps:\n  - id: s\n    targets: {{ ips: [10.0.0.1] }}\n    rolling: {{ expression: '1', files: {{ max_hosts_per_batch: 1 }} }}\n    script: {{ script_id: 5 }}\n"
-        ))
-        .unwrap_err();
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["script.script_id", "rolling.files"]);
-        assert!(errors[0].message.contains("protocol v4"));
-    }
 }

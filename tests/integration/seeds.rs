@@ -1,7 +1,7 @@
 //! Seed fidelity: every seed page's request example, written as a plan under
 //! `tests/fixtures/`, builds exactly the page's body (auth fields removed) on the page's
 //! path — end to end through `baton plan FIXTURE --api vN --format json`, and directly
-//! through `build_request`. A plan that expresses a seed must send that seed.
+//! through compile's `encode_step`. A plan that expresses a seed must send that seed.
 //!
 //! The shipped runbooks under `plans/` are checked here too: every step builds on the
 //! runbook's protocol.
@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use baton::job_api::build::{BuildContext, build_request};
+use baton::compile::request::encode_step;
+use baton::compile::settings::StepSettings;
+use baton::job_api::build::{ApiCall, BuildError};
 use baton::job_api::types::Protocol;
 use baton::plan::model::Plan;
 
@@ -141,11 +143,7 @@ fn each_seed_plan_builds_the_seed_body_on_the_seed_path() {
             "{stem}: the plan names its protocol"
         );
         assert_eq!(plan.steps.len(), 1, "{stem}: one step per seed");
-        let ctx = BuildContext {
-            protocol: *protocol,
-            plan: &plan,
-        };
-        let call = build_request(&ctx, &plan.steps[0])
+        let call = build(*protocol, &plan, &plan.steps[0])
             .unwrap_or_else(|errors| panic!("{stem}: {errors:?}"));
         assert_eq!(call.path, *path, "{stem}: path");
         let expected = expected_body(stem);
@@ -168,11 +166,7 @@ fn seed_003_on_v3_uses_the_v3_field_names() {
     // The same plan sent to v3 keeps every value but in v3's shape: target_server and
     // a 0/1 is_param_sensitive. Guards against v4-only names leaking into v3.
     let plan = load_plan("seed_003_fast_execute_script_v4");
-    let ctx = BuildContext {
-        protocol: Protocol::V3,
-        plan: &plan,
-    };
-    let call = build_request(&ctx, &plan.steps[0]).expect("v3 can carry seed 003");
+    let call = build(Protocol::V3, &plan, &plan.steps[0]).expect("v3 can carry seed 003");
     assert_eq!(call.path, "/api/v3/fast_execute_script");
     assert_eq!(call.body["is_param_sensitive"], 0);
     assert!(call.body.get("param_sensitive").is_none());
@@ -195,11 +189,7 @@ fn seed_plans_name_what_other_protocols_cannot_carry() {
         ("seed_004_execute_platform_job", "job.source_biz"),
     ] {
         let plan = load_plan(stem);
-        let ctx = BuildContext {
-            protocol: Protocol::V3,
-            plan: &plan,
-        };
-        let errors = build_request(&ctx, &plan.steps[0]).expect_err(stem);
+        let errors = build(Protocol::V3, &plan, &plan.steps[0]).expect_err(stem);
         let error = errors
             .iter()
             .find(|e| e.field == field)
@@ -246,12 +236,8 @@ fn shipped_runbooks_build_every_step_on_their_protocol() {
         let mut plan: Plan = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         inline_script_files(&mut plan, &dir);
         let protocol = plan.api.map(Protocol::from).unwrap_or(Protocol::V3);
-        let ctx = BuildContext {
-            protocol,
-            plan: &plan,
-        };
         for step in &plan.steps {
-            let call = build_request(&ctx, step)
+            let call = build(protocol, &plan, step)
                 .unwrap_or_else(|errors| panic!("{name} step {}: {errors:?}", step.id));
             seen.push((name, step.id.clone(), call.api));
         }
@@ -274,13 +260,9 @@ fn release_web_rolls_stop_and_start_by_a_quarter() {
     let text = std::fs::read_to_string(dir.join("release-web.yaml")).expect("release-web.yaml");
     let mut plan: Plan = serde_yaml::from_str(&text).expect("release-web parses");
     inline_script_files(&mut plan, &dir);
-    let ctx = BuildContext {
-        protocol: Protocol::V3,
-        plan: &plan,
-    };
     for id in ["stop-web", "start-web"] {
         let step = plan.steps.iter().find(|s| s.id == id).expect(id);
-        let call = build_request(&ctx, step).expect(id);
+        let call = build(Protocol::V3, &plan, step).expect(id);
         assert_eq!(
             call.body["rolling_config"],
             serde_json::json!({"expression": "25%", "mode": 1}),
@@ -304,4 +286,14 @@ fn release_web_rolls_stop_and_start_by_a_quarter() {
         start.script.as_ref().and_then(|s| s.params.as_deref()),
         Some("{{version}} {{steps.build.outputs.sha256}}")
     );
+}
+
+/// Encodes the rendered `step` of `plan` for `protocol`, its settings resolved as
+/// compile resolves them.
+fn build(
+    protocol: Protocol,
+    plan: &Plan,
+    step: &baton::plan::model::Step,
+) -> Result<ApiCall, Vec<BuildError>> {
+    encode_step(plan, step, &StepSettings::resolve(plan, step), protocol)
 }
