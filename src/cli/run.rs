@@ -146,9 +146,8 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     }
     let mut options = args.input.options();
     options.api = config.protocol;
-    let loaded = crate::plan::load(&args.input.plan)?;
-    let fingerprint =
-        crate::state::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
+    let loaded = compile::load(&args.input.plan)?;
+    let fingerprint = launch::fingerprint(&loaded);
     let validated = compile::compile(loaded, &options)?;
     masker.learn_plan(&validated);
     if !validated.warnings.is_empty() {
