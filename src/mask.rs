@@ -20,17 +20,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::compile::CompiledPlan;
-use crate::plan::model::{Plan, Step};
+use crate::plan::model::Step;
 
+use crate::plan::secrets;
 pub use crate::plan::vars::MASK;
 
 /// Shorter values are not masked: hiding every `a` in a log would destroy it without
 /// protecting anything.
 const MIN_SECRET_CHARS: usize = 3;
-
-/// Words of a sensitive parameter string shorter than this are not masked on their
-/// own (flags such as `-f` or `--all`); the whole string always is.
-const MIN_PARAM_WORD_CHARS: usize = 6;
 
 /// Replaces secret values with [`MASK`]. Clones share one list, so a value learned by
 /// the step runner is masked by every writer from then on.
@@ -74,7 +71,7 @@ impl Masker {
                 .map(str::to_owned),
         );
         for step in &validated.plan.steps {
-            self.learn(plan_step_secrets(step));
+            self.learn(secrets::plan_step_secrets(step));
         }
     }
 
@@ -97,7 +94,7 @@ impl Masker {
     /// Masks what a rendered step must hide: a sensitive script's parameters (whole,
     /// and word by word, since a script echoes `$1`) and its host passwords.
     pub fn learn_step(&self, rendered: &Step) {
-        self.learn(step_secrets(rendered, false));
+        self.learn(secrets::step_secrets(rendered, false));
     }
 
     /// `text` with every secret masked.
@@ -165,87 +162,6 @@ impl Masker {
     fn read<R>(&self, f: impl FnOnce(&Vec<String>) -> R) -> R {
         f(&self.forms.read().unwrap_or_else(PoisonError::into_inner))
     }
-}
-
-/// Every secret a plan holds as written: secret variables' defaults, sensitive
-/// parameters and host passwords. What a report of an invalid plan must not quote.
-pub fn plan_literals(plan: &Plan) -> Vec<String> {
-    let mut out: Vec<String> = plan
-        .vars
-        .values()
-        .filter(|var| var.secret)
-        .filter_map(|var| var.default.as_ref().map(|d| d.0.clone()))
-        .collect();
-    for step in &plan.steps {
-        out.extend(plan_step_secrets(step));
-    }
-    out
-}
-
-/// What a plan step holds as written that must never be shown. Template expressions
-/// are not values yet: they split the literal text around them into pieces.
-fn plan_step_secrets(step: &Step) -> Vec<String> {
-    step_secrets(step, true)
-}
-
-fn step_secrets(step: &Step, templated: bool) -> Vec<String> {
-    let Some(script) = &step.script else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = script
-        .host_passwords
-        .iter()
-        .map(|p| p.encrypted_password.clone())
-        .collect();
-    if script.sensitive == Some(true)
-        && let Some(params) = &script.params
-    {
-        out.push(params.trim().to_owned());
-        let literal = if templated {
-            without_templates(params)
-        } else {
-            params.clone()
-        };
-        out.extend(param_words(&literal));
-    }
-    out
-}
-
-/// `text` with every `{{…}}` expression replaced by a space.
-fn without_templates(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        out.push(' ');
-        match rest[start..].find("}}") {
-            Some(end) => rest = &rest[start + end + 2..],
-            None => {
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The words a script sees of a parameter string (`$1`, `$2`, …), and the value part
-/// of each `--flag=value` word, when long enough to be worth masking on their own.
-fn param_words(params: &str) -> Vec<String> {
-    let words = shell_words::split(params)
-        .unwrap_or_else(|_| params.split_whitespace().map(str::to_owned).collect());
-    let mut out = Vec::new();
-    for word in words {
-        if let Some((_, value)) = word.split_once('=')
-            && value.chars().count() >= MIN_PARAM_WORD_CHARS
-        {
-            out.push(value.to_owned());
-        }
-        if word.chars().count() >= MIN_PARAM_WORD_CHARS {
-            out.push(word);
-        }
-    }
-    out
 }
 
 /// The forms a writer may give `secret`: itself and its escaped encodings.
@@ -413,7 +329,7 @@ mod tests {
     #[test]
     fn templates_split_literal_pieces_of_a_plan_step() {
         let step = sensitive_step("--pw=literal-part{{x}} {{y}}");
-        let pieces = plan_step_secrets(&step);
+        let pieces = secrets::plan_step_secrets(&step);
         assert!(pieces.contains(&"literal-part".to_owned()), "{pieces:?}");
         assert!(
             pieces

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config, Credentials};
-use crate::emulator::{EmulatorConfig, EmulatorHandle, Isolation, World};
+use crate::emulator::{EmulatorConfig, EmulatorHandle, World};
 use crate::error::Error;
 use crate::executor::events::RunTarget;
 use crate::job_api::types::Protocol;
@@ -120,15 +120,7 @@ async fn start_emulator(rehearsal: Rehearsal) -> Result<Backend, Error> {
         sandbox.display()
     );
     let credentials = emulator_credentials(&world);
-    let isolation = if unisolated {
-        Isolation::Unisolated
-    } else {
-        let helper = std::env::current_exe().map_err(|source| Error::Io {
-            context: "cannot locate the baton executable for the sandbox helper".into(),
-            source,
-        })?;
-        Isolation::Namespace { helper }
-    };
+    let isolation = super::emulator::isolation(unisolated)?;
     let handle = crate::emulator::start(EmulatorConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         world,

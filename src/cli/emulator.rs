@@ -51,13 +51,7 @@ pub fn serve(args: EmulatorArgs) -> Result<ExitCode, Error> {
         None => World::default(),
     };
     let isolation = isolation(args.unisolated)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            context: "cannot start the async runtime".into(),
-            source,
-        })?;
+    let runtime = super::runtime::start()?;
     runtime.block_on(async move {
         let config = EmulatorConfig {
             listen,

@@ -5,13 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use miette::Severity;
 use serde_json::{Value, json};
 
 use crate::compile::graph::{self, PlanGraph};
 use crate::compile::request::encode_step;
 use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
-use crate::error::{Error, UsageError, exit, render_issues};
+use crate::error::{Error, UsageError, exit};
 use crate::job_api::build::{ApiCall, HttpMethod};
 use crate::job_api::types::Protocol;
 use crate::plan::vars::{MASK, VarInputs};
@@ -112,17 +111,7 @@ pub struct GraphArgs {
 /// Loads and validates, printing warnings on the way.
 fn checked_plan(input: &PlanInputArgs) -> Result<CompiledPlan, Error> {
     let validated = compile::load_and_compile(&input.plan, &input.options())?;
-    if !validated.warnings.is_empty() {
-        eprint!(
-            "{}",
-            render_issues(
-                &validated.source.name,
-                &validated.source.text,
-                &validated.warnings,
-                Severity::Warning
-            )
-        );
-    }
+    super::warnings::print_plan_warnings(&validated, None);
     Ok(validated)
 }
 

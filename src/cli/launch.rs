@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compile::CompiledPlan;
+use crate::compile::{self, CompiledPlan, PlanHashes};
 use crate::error::Error;
 use crate::executor::events::RunTarget;
 use crate::executor::reconcile::{self, Answer, Doubt, Question, Settling};
@@ -17,9 +17,11 @@ use crate::executor::scheduler::Initial;
 use crate::executor::step::{ResumeFrom, StepOutput};
 use crate::job_api::client::JobApi;
 use crate::mask::Masker;
+use crate::plan::load::LoadedPlan;
 use crate::plan::model::Concurrency;
 use crate::report::plain::PlainReporter;
 use crate::report::watch::Watcher;
+use crate::state::fingerprint::Fingerprint;
 use crate::state::pending::{LockPolicy, Opened, Pending, PlanRecord, SessionOptions};
 use crate::state::resume::{Action, PlanStep};
 use crate::state::session::Session;
@@ -74,6 +76,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         text: text.to_owned(),
         source,
     })
+}
+
+/// The loaded plan's hashes, in the form the run record stores.
+pub fn fingerprint(loaded: &LoadedPlan) -> Fingerprint {
+    let PlanHashes {
+        hash,
+        steps,
+        fields,
+    } = compile::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
+    Fingerprint {
+        hash,
+        steps,
+        fields,
+    }
 }
 
 /// What the run session records of `validated`.

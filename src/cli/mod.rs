@@ -9,6 +9,8 @@ pub mod launch;
 pub mod outputs;
 pub mod resume;
 pub mod run;
+pub mod runtime;
+pub mod warnings;
 
 use std::process::ExitCode;
 

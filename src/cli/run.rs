@@ -9,17 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use miette::Severity;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Rehearsal};
 use super::inspect::PlanInputArgs;
 use super::launch::{self, StateArgs};
 use super::outputs::OutputPaths;
+use super::{runtime, warnings};
 use crate::compile::{self, CompiledPlan};
 use crate::config::{self, ConfigFlags};
 use crate::emulator::World;
-use crate::error::{Error, UsageError, exit, render_issues};
+use crate::error::{Error, UsageError, exit};
 use crate::executor::events::{EventSink, RunTarget};
 use crate::executor::prompt::{DrawControl, TerminalPrompter};
 use crate::executor::run::{Run, RunOutcome};
@@ -146,22 +146,11 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     }
     let mut options = args.input.options();
     options.api = config.protocol;
-    let loaded = crate::plan::load(&args.input.plan)?;
-    let fingerprint =
-        crate::state::fingerprint(&loaded.source.text, &loaded.plan, &loaded.script_files);
+    let loaded = compile::load(&args.input.plan)?;
+    let fingerprint = launch::fingerprint(&loaded);
     let validated = compile::compile(loaded, &options)?;
     masker.learn_plan(&validated);
-    if !validated.warnings.is_empty() {
-        eprint!(
-            "{}",
-            masker.mask(&render_issues(
-                &validated.source.name,
-                &validated.source.text,
-                &validated.warnings,
-                Severity::Warning
-            ))
-        );
-    }
+    warnings::print_plan_warnings(&validated, Some(&masker));
     if validated.plan.scope.is_none() {
         return Err(UsageError::NoScope {
             plan: args.input.plan.clone(),
@@ -188,13 +177,7 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         }
         Prepared::Go(pending) => pending,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            context: "cannot start the async runtime".into(),
-            source,
-        })?;
+    let runtime = runtime::start()?;
     let result = runtime.block_on(run_async(args, config, validated, *pending, world, masker));
     // A confirmation prompt abandoned by Ctrl-C still blocks a thread on stdin;
     // dropping the runtime would wait for it forever.

@@ -22,7 +22,7 @@ use super::{dry_run, job_rules, references};
 use crate::job_api::types::Protocol;
 use crate::plan::check;
 use crate::plan::findings::Findings;
-use crate::plan::load::{self, LoadedPlan};
+use crate::plan::load::LoadedPlan;
 use crate::plan::model::{Plan, Step};
 use crate::plan::span::{Issue, PlanErrors, PlanSource};
 use crate::plan::vars::{self, ResolvedVars, VarInputs};
@@ -96,7 +96,7 @@ fn warn_of_plain_inputs_in_sensitive_params(plan: &crate::plan::Plan, findings: 
 
 /// Loads and compiles the plan at `path`.
 pub fn load_and_compile(path: &Path, options: &CompileOptions) -> Result<CompiledPlan, PlanErrors> {
-    compile(load::load(path)?, options)
+    compile(super::loading::load(path)?, options)
 }
 
 /// Runs every check on `loaded` and compiles it.
@@ -162,7 +162,7 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         Some(graph) if findings.errors.is_empty() => graph,
         _ => {
             let mut errors = findings.finish_with_errors();
-            let mut secrets = crate::mask::plan_literals(&plan);
+            let mut secrets = crate::plan::secrets::plan_literals(&plan);
             secrets.extend(resolved.secret_values().into_iter().map(str::to_owned));
             errors.hide(&secrets);
             return Err(errors);
@@ -264,6 +264,35 @@ impl CompiledPlan {
     pub fn upstream_refs(&self, index: usize) -> &[String] {
         self.upstream_refs.get(index).map_or(&[], Vec::as_slice)
     }
+
+    /// The plan's `name`.
+    pub fn name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// Every step's id, display name and `needs`, in plan order.
+    pub fn outlines(&self) -> Vec<StepOutline> {
+        self.plan
+            .steps
+            .iter()
+            .map(|s| StepOutline {
+                id: s.id.clone(),
+                name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                needs: s.needs.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A step as the run announces it, before anything is rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutline {
+    /// The step id.
+    pub id: String,
+    /// Its `name`, else its id.
+    pub name: String,
+    /// The ids it needs, as written.
+    pub needs: Vec<String>,
 }
 
 #[cfg(test)]
@@ -274,6 +303,7 @@ mod tests {
     use super::*;
     use crate::compile::render::is_truthy;
     use crate::compile::template::StepResult;
+    use crate::plan::load;
 
     const PLAN: &str = r#"version: 1
 name: release

@@ -6,9 +6,11 @@ pub mod compiled;
 pub mod dry_run;
 #[cfg(test)]
 mod encoding_tests;
+pub mod fingerprint;
 pub mod graph;
 pub mod job_rules;
 pub mod limits;
+pub mod loading;
 pub mod references;
 pub mod render;
 pub mod request;
@@ -16,6 +18,10 @@ pub mod settings;
 pub mod template;
 pub mod vocabulary;
 
-pub use compiled::{CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, compile, load_and_compile};
+pub use compiled::{
+    CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, StepOutline, compile, load_and_compile,
+};
+pub use fingerprint::{PlanHashes, fingerprint};
+pub use loading::load;
 pub use render::{RenderContext, RenderError};
-pub use settings::{ResolvedStep, StepSettings};
+pub use settings::{OnFailure, ResolvedStep, StepSettings};

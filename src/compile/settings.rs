@@ -6,12 +6,30 @@
 
 use std::time::Duration;
 
-use crate::plan::model::{AccountRef, OnFailure, Plan, Step};
+use crate::plan::model::{self, AccountRef, Plan, Step};
 
 /// JOB's own timeout when neither the step nor `defaults` sets one.
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(7200);
 /// Extra time beyond the JOB-side timeout before the runner gives up on an instance.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
+/// What the run does after a step fails, as the engine reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// No new step starts; running ones finish.
+    Stop,
+    /// Steps that do not depend on the failed one go on.
+    Continue,
+}
+
+impl From<model::OnFailure> for OnFailure {
+    fn from(written: model::OnFailure) -> Self {
+        match written {
+            model::OnFailure::Stop => OnFailure::Stop,
+            model::OnFailure::Continue => OnFailure::Continue,
+        }
+    }
+}
 
 /// Where a step's execution account was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +103,7 @@ impl StepSettings {
             on_failure: step
                 .on_failure
                 .or(defaults.on_failure)
-                .unwrap_or(OnFailure::Stop),
+                .map_or(OnFailure::Stop, OnFailure::from),
             ignore_errors: step.ignore_errors.unwrap_or(false),
             account,
             task_name_prefix: step.task_name.clone().unwrap_or_else(|| plan.name.clone()),

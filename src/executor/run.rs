@@ -13,8 +13,8 @@ use super::scheduler::{self, Final, Initial, ScheduleOptions, StepNode};
 use super::signals;
 use super::step::{JobStepRunner, ResumeFrom, StepOutput, StepRunnerSetup};
 use crate::compile::CompiledPlan;
+use crate::compile::OnFailure;
 use crate::job_api::client::{ClientError, JobApi};
-use crate::plan::model::OnFailure;
 
 /// How a run ended, most serious first.
 #[derive(Debug, Clone)]
@@ -81,9 +81,8 @@ impl<A: JobApi> Run<A> {
         } = self;
         let sink = setup.events.clone();
         let validated = Arc::clone(&setup.source);
-        let plan = &validated.plan;
-        let steps: Vec<StepInfo> = plan
-            .steps
+        let outlines = validated.outlines();
+        let steps: Vec<StepInfo> = outlines
             .iter()
             .enumerate()
             .map(|(index, s)| StepInfo {
@@ -91,13 +90,13 @@ impl<A: JobApi> Run<A> {
                     index,
                     id: s.id.clone(),
                 },
-                name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                name: s.name.clone(),
                 needs: s.needs.clone(),
             })
             .collect();
         sink.emit(RunEvent::RunStarted {
             run_id: setup.run_id.clone(),
-            plan: plan.name.clone(),
+            plan: validated.name().to_owned(),
             plan_path,
             protocol: validated.protocol.to_string(),
             target,
@@ -108,8 +107,7 @@ impl<A: JobApi> Run<A> {
             sink.emit(event);
         }
 
-        let nodes: Vec<StepNode> = plan
-            .steps
+        let nodes: Vec<StepNode> = outlines
             .iter()
             .enumerate()
             .map(|(i, s)| StepNode {

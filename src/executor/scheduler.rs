@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{EventSink, NotRunReason, RunEvent, StepRef};
-use crate::plan::model::OnFailure;
+use crate::compile::OnFailure;
 
 /// One node of the step graph, as the scheduler sees it.
 #[derive(Debug, Clone)]

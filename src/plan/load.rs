@@ -19,9 +19,22 @@ use super::span::{Issue, PlanErrors, PlanSource};
 /// for those while still refusing a mistaken multi-gigabyte file up front.
 pub const MAX_PLAN_BYTES: u64 = 32 * 1024 * 1024;
 
-/// JOB stores script content in a MEDIUMTEXT column (`rules::MAX_SCRIPT_CONTENT_BYTES`);
-/// baton reads script files up to that size.
-pub const MAX_SCRIPT_FILE_BYTES: u64 = crate::job_api::rules::MAX_SCRIPT_CONTENT_BYTES as u64;
+/// How a plan's script files are read. The plan knows no backend: whoever runs the plan
+/// says how large a script file may be; without that, a script file may be as large as
+/// a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Larger script files are refused without being read whole.
+    pub max_script_file_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_script_file_bytes: MAX_PLAN_BYTES,
+        }
+    }
+}
 
 /// A parsed plan with its source text and the script files it refers to.
 #[derive(Debug, Clone)]
@@ -39,8 +52,13 @@ pub struct LoadedPlan {
     pub file_issues: Vec<Issue>,
 }
 
-/// Reads and parses the plan at `path`.
+/// Reads and parses the plan at `path`, script files up to the plan's own cap.
 pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Reads and parses the plan at `path`, script files as `options` say.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<LoadedPlan, PlanErrors> {
     let name = path.display().to_string();
     let unreadable = |message: String| PlanErrors {
         file: name.clone(),
@@ -53,11 +71,23 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanErrors> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    parse(&name, Arc::from(text), &base_dir)
+    parse_with(&name, Arc::from(text), &base_dir, options)
 }
 
-/// Parses plan `text` (named `name` in messages); script files are read from `base_dir`.
+/// Parses plan `text` (named `name` in messages); script files are read from `base_dir`
+/// up to the plan's own cap.
 pub fn parse(name: &str, text: Arc<str>, base_dir: &Path) -> Result<LoadedPlan, PlanErrors> {
+    parse_with(name, text, base_dir, &LoadOptions::default())
+}
+
+/// Parses plan `text` (named `name` in messages); script files are read from `base_dir`
+/// as `options` say.
+pub fn parse_with(
+    name: &str,
+    text: Arc<str>,
+    base_dir: &Path,
+    options: &LoadOptions,
+) -> Result<LoadedPlan, PlanErrors> {
     let source = PlanSource::new(name, text.clone());
     if text.trim().is_empty() || is_only_comments(&text) {
         return Err(source.errors(vec![Issue {
@@ -80,7 +110,12 @@ pub fn parse(name: &str, text: Arc<str>, base_dir: &Path) -> Result<LoadedPlan, 
         Ok(plan) => plan,
         Err(error) => return Err(source.errors(vec![yaml_issue(&source, &error)])),
     };
-    let (script_files, file_issues) = read_script_files(&source, &plan.steps, base_dir);
+    let (script_files, file_issues) = read_script_files(
+        &source,
+        &plan.steps,
+        base_dir,
+        options.max_script_file_bytes,
+    );
     Ok(LoadedPlan {
         source,
         plan,
@@ -262,6 +297,7 @@ fn read_script_files(
     source: &PlanSource,
     steps: &[Step],
     base_dir: &Path,
+    max_bytes: u64,
 ) -> (HashMap<String, String>, Vec<Issue>) {
     let mut contents = HashMap::new();
     let mut issues = Vec::new();
@@ -270,9 +306,7 @@ fn read_script_files(
         let path = base_dir.join(relative);
         let result = cache
             .entry(path.clone())
-            .or_insert_with(|| {
-                read_capped(&path, MAX_SCRIPT_FILE_BYTES).and_then(|bytes| decode_text(&bytes))
-            })
+            .or_insert_with(|| read_capped(&path, max_bytes).and_then(|bytes| decode_text(&bytes)))
             .clone();
         match result {
             Ok(text) => {

@@ -7,6 +7,7 @@ pub mod findings;
 pub mod load;
 pub mod model;
 pub mod schema;
+pub mod secrets;
 pub mod span;
 pub mod vars;
 

@@ -17,7 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::executor::events::{RunEvent, StepStatus};
 
-use super::plain::describe;
+use super::line::{describe, host_counts};
 use super::watch::Watcher;
 
 type Bars = Arc<Mutex<HashMap<usize, ProgressBar>>>;
@@ -197,16 +197,10 @@ impl Watcher for ProgressReporter {
                     let batch = batch
                         .map(|(k, n)| format!("  batch {k}/{n}"))
                         .unwrap_or_default();
-                    let waiting = match hosts.waiting {
-                        0 => String::new(),
-                        n => format!(" / {n} waiting"),
-                    };
                     bar.set_message(format!(
-                        "job {job_instance_id} {}{batch}  {} running{waiting} / {} ok / {} failed",
+                        "job {job_instance_id} {}{batch}  {}",
                         status.label(),
-                        hosts.running,
-                        hosts.ok,
-                        hosts.failed
+                        host_counts(hosts, " / ")
                     ));
                 }
             }

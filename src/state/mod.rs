@@ -15,7 +15,7 @@ pub mod runs;
 pub mod session;
 
 pub use error::StateError;
-pub use fingerprint::{Fingerprint, PlanChanges, fingerprint};
+pub use fingerprint::{Fingerprint, PlanChanges};
 pub use journal::{Journal, JournalLine, Marker, Replay};
 pub use lock::{Held, Holder, PlanLock, RunLock};
 pub use runs::{RunDir, RunMeta, RunState, RunSummary, StateDir, new_run_id};

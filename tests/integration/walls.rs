@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("plan", &[]),
     ("mask", &["plan", "compile"]),
-    ("compile", &["plan", "job_api", "mask"]),
+    ("compile", &["plan", "job_api"]),
     ("job_api", &[]),
     ("executor", &["compile", "job_api", "mask"]),
     ("report", &["executor::events", "job_api::types", "mask"]),
@@ -23,13 +23,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Crossings the code still has, each a known debt with its reason. The test fails if
 /// one disappears without being struck from this list, so the list only shrinks.
 const KNOWN_CROSSINGS: &[(&str, &str)] = &[
-    // The engine reads plan model types (the plan, `on_failure`) that compile does not
-    // re-export yet.
+    // The step runner (`executor/step.rs`) hands the plan model to the encoders, which
+    // read plan steps until they take a protocol-neutral request.
     ("executor", "plan::model"),
-    // Plan checks still apply JOB's rules.
-    ("plan", "job_api::rules"),
-    // The fingerprint hashes the plan model.
-    ("state", "plan::model"),
 ];
 
 /// Pairs of top-level modules that still use each other, each a known debt.
