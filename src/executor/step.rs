@@ -35,7 +35,6 @@ use crate::job_api::types::Protocol;
 use crate::job_api::types::{
     JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
 };
-use crate::plan::model::Plan;
 
 /// Lines of a failed host's log kept for the report.
 const LOG_TAIL_LINES: usize = 20;
@@ -65,8 +64,8 @@ pub struct RenderInput<'a> {
 /// The plan as the step runner needs it: templating and request building live behind
 /// this trait, so the runner can be tested with a fake plan.
 pub trait StepSource: Send + Sync + 'static {
-    /// The plan as loaded.
-    fn plan(&self) -> &Plan;
+    /// The id of step `index`, if the plan has such a step.
+    fn step_id(&self, index: usize) -> Option<&str>;
     /// Evaluates the step's `when:` (true when absent).
     fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError>;
     /// Renders the step's templates; its settings come with it.
@@ -79,8 +78,8 @@ pub trait StepSource: Send + Sync + 'static {
 
 /// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
 impl StepSource for CompiledPlan {
-    fn plan(&self) -> &Plan {
-        &self.plan
+    fn step_id(&self, index: usize) -> Option<&str> {
+        self.plan.steps.get(index).map(|s| s.id.as_str())
     }
 
     fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError> {
@@ -409,13 +408,12 @@ impl Ending {
 impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     async fn run_step(&self, index: usize, ctx: StepContext<StepOutput>) -> StepEnd<StepOutput> {
         let setup = &self.setup;
-        let plan = setup.source.plan();
-        let Some(raw_step) = plan.steps.get(index) else {
+        let Some(id) = setup.source.step_id(index) else {
             return StepEnd::Failed;
         };
         let step_ref = StepRef {
             index,
-            id: raw_step.id.clone(),
+            id: id.to_owned(),
         };
         setup.events.emit(RunEvent::StepStarted {
             step: step_ref.clone(),

@@ -22,11 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Crossings the code still has, each a known debt with its reason. The test fails if
 /// one disappears without being struck from this list, so the list only shrinks.
-const KNOWN_CROSSINGS: &[(&str, &str)] = &[
-    // The step runner (`executor/step.rs`) hands the plan model to the encoders, which
-    // read plan steps until they take a protocol-neutral request.
-    ("executor", "plan::model"),
-];
+const KNOWN_CROSSINGS: &[(&str, &str)] = &[];
 
 /// Pairs of top-level modules that still use each other, each a known debt.
 const KNOWN_CYCLES: &[&str] = &[];
@@ -39,10 +35,19 @@ fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             source_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path.extension().is_some_and(|e| e == "rs") && !is_test_code(&path) {
             out.push(path);
         }
     }
+}
+
+/// Unit tests kept in files of their own (`step/tests.rs`, `compile/encoding_tests/`):
+/// tests may reach anywhere.
+fn is_test_code(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "tests.rs")
+        || path
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().ends_with("_tests"))
 }
 
 /// The code of a file without its `#[cfg(test)]` module (tests may reach anywhere) and

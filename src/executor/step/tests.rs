@@ -6,6 +6,7 @@ use crate::executor::scheduler::RunControl;
 use crate::job_api::build::HttpMethod;
 use crate::job_api::client::{HostLog, SubmitOutcome, Submitted};
 use crate::job_api::types::{HostAddr, StepInstanceId};
+use crate::plan::model::Plan;
 use std::collections::VecDeque;
 use tokio_util::sync::CancellationToken;
 
@@ -102,8 +103,8 @@ impl JobApi for FakeJob {
 struct FakePlan(Plan);
 
 impl StepSource for FakePlan {
-    fn plan(&self) -> &Plan {
-        &self.0
+    fn step_id(&self, index: usize) -> Option<&str> {
+        self.0.steps.get(index).map(|s| s.id.as_str())
     }
     fn when(&self, index: usize, _: &RenderInput<'_>) -> Result<bool, RenderError> {
         Ok(self.0.steps[index].when.as_deref() != Some("false"))
