@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::emulator::exec::sandbox::HostSandboxes;
+use crate::emulator::exec::sandbox::host_paths::HostSandboxes;
 use crate::emulator::model::clock::{Gates, HoldKey};
 use crate::emulator::model::faults::Faults;
 use crate::emulator::model::inventory::Inventory;

@@ -2,7 +2,7 @@
 //! could not bind, read its world, set up its sandboxes, seed files, or run its sandbox
 //! helper. JOB-level refusals are answers, not errors here (`model::job_error`).
 
-use crate::emulator::exec::sandbox::SandboxError;
+use crate::emulator::exec::sandbox::error::SandboxError;
 use crate::emulator::model::inventory::BadHost;
 use crate::emulator::model::world_load::WorldError;
 

@@ -20,6 +20,6 @@ pub mod server;
 mod walls;
 
 pub use error::EmulatorError;
-pub use exec::sandbox::Isolation;
+pub use exec::sandbox::isolation::Isolation;
 pub use model::world::World;
 pub use server::{EmulatorConfig, EmulatorHandle, build_app, serve, start};

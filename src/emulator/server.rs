@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 
 use crate::emulator::app::App;
 use crate::emulator::error::EmulatorError;
-use crate::emulator::exec::sandbox::{HostSandboxes, Isolation};
+use crate::emulator::exec::sandbox::host_paths::HostSandboxes;
+use crate::emulator::exec::sandbox::isolation::Isolation;
 use crate::emulator::http::router;
 use crate::emulator::model::inventory::Inventory;
 use crate::emulator::model::world::World;

@@ -3,7 +3,7 @@
 //! hosts 5 → 7 → 9 / 11 / 1xx, then the job's finish and its callback. The task ends
 //! whenever the job finishes or waits for an operator; operations (`ops.rs`) set the
 //! next action and start a new task. Hosts run under the instance's and the emulator's
-//! semaphores, through `exec::run_script` / `files::transfer_to_host` (or a host fault,
+//! semaphores, through `exec::run_script` / `files::copy::transfer_to_host` (or a host fault,
 //! or the `simulate` setting), each in its own task so a panic there fails one host
 //! instead of the emulator.
 
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emulator::app::App;
 use crate::emulator::exec::callback;
-use crate::emulator::exec::files::{SourceFiles, TransferSpec, transfer_to_host};
+use crate::emulator::exec::files::copy::{SourceFiles, TransferSpec, transfer_to_host};
 use crate::emulator::exec::script::{ScriptRun, run_script};
 use crate::emulator::model::clock::delay;
 use crate::emulator::model::host_result::FileLogEntry;

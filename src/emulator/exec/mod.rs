@@ -2,7 +2,7 @@
 //! driver that runs its steps and batches (`engine`), operations on running jobs
 //! (`ops`), the callbacks it posts, file copies between host sandboxes (`files`),
 //! scripts run under their interpreter (`script`) inside a host sandbox (`sandbox`, with
-//! [`sandbox::Isolation`] saying how). It reads and updates the model; it knows nothing
+//! [`sandbox::isolation::Isolation`] saying how). It reads and updates the model; it knows nothing
 //! of HTTP requests or envelopes.
 
 pub mod callback;

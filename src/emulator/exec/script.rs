@@ -17,9 +17,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::emulator::exec::sandbox::{
-    HostSandboxes, Isolation, SANDBOX_PATH, SandboxError, helper_command,
-};
+use crate::emulator::exec::sandbox::error::SandboxError;
+use crate::emulator::exec::sandbox::host_paths::HostSandboxes;
+use crate::emulator::exec::sandbox::isolation::Isolation;
+use crate::emulator::exec::sandbox::launch::{SANDBOX_PATH, helper_command};
 use crate::emulator::model::host_result::HostResult;
 use crate::job_api::types::{HostAddr, host_status};
 
