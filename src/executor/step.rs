@@ -1,6 +1,8 @@
 //! One step's life: decide (`when:`), render, build the protocol request, add the
 //! unique task name and the callback URL, submit, wait, read per-host results, fetch
 //! the logs that matter, extract outputs, and retry or give up.
+//! `JobStepRunner` drives it (`run_step`, `drive`, `await_finish`); what it reads and
+//! sends along the way lives in the files beside it, one concept each.
 //!
 //! JOB status 3 is success; 6 ("error ignored") counts only with `ignore_errors: true`;
 //! 7 waits for a person (confirmed with `--yes` or on a TTY, else the step fails);
