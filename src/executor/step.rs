@@ -1,6 +1,8 @@
 //! One step's life: decide (`when:`), render, build the protocol request, add the
 //! unique task name and the callback URL, submit, wait, read per-host results, fetch
 //! the logs that matter, extract outputs, and retry or give up.
+//! `JobStepRunner` drives it (`run_step`, `drive`, `await_finish`); what it reads and
+//! sends along the way lives in the files beside it, one concept each.
 //!
 //! JOB status 3 is success; 6 ("error ignored") counts only with `ignore_errors: true`;
 //! 7 waits for a person (confirmed with `--yes` or on a TTY, else the step fails);
@@ -11,33 +13,34 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use regex::Regex;
+use std::time::Instant;
 
 use super::events::{
-    self, EventSink, HostCounts, HostOutcome, NotRunReason, Observed, RunEvent, StepFinished,
-    StepRef, StepStatus,
+    self, EventSink, NotRunReason, Observed, RunEvent, StepFinished, StepRef, StepStatus,
 };
-use super::prompt::Prompter;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitMode, WaitOptions};
-use crate::compile::request::encode_step;
-use crate::job_api::build::{ApiCall, BuildErrors};
-use crate::job_api::client::{ClientError, HostResult, JobApi, JobStatusView, StepInstanceView};
-use crate::job_api::decode::html_decode;
-use crate::job_api::rules::MAX_TASK_NAME_CHARS;
+use crate::compile::ResolvedStep;
+use crate::job_api::client::{ClientError, JobApi, JobStatusView};
+use crate::job_api::types::{JobInstanceId, JobOperation, RunStatus, StepOperation};
 pub use crate::mask::Masker;
 
-use crate::compile::template::StepResult;
-use crate::compile::{CompiledPlan, RenderContext, RenderError, ResolvedStep};
-use crate::job_api::types::Protocol;
-use crate::job_api::types::{
-    JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, host_status, step_type,
-};
+mod confirm;
+mod ending;
+mod outputs;
+mod progress;
+mod results;
+mod source;
+mod task_name;
 
-/// Lines of a failed host's log kept for the report.
-const LOG_TAIL_LINES: usize = 20;
+pub use confirm::ConfirmPolicy;
+use ending::Ending;
+pub use outputs::extract_outputs;
+pub use progress::progress_of;
+use progress::{failed_steps, retry_taken};
+pub use source::{RenderInput, StepSource};
+use task_name::decorate;
+pub use task_name::task_name;
 
 /// What a succeeded step hands to later steps (`steps.<id>.*`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,91 +53,6 @@ pub struct StepOutput {
     pub status: String,
     /// Extracted outputs (raw values: later steps need them unmasked).
     pub outputs: BTreeMap<String, String>,
-}
-
-/// What rendering a step may read.
-#[derive(Debug, Clone, Copy)]
-pub struct RenderInput<'a> {
-    /// The run id.
-    pub run_id: &'a str,
-    /// Every succeeded step so far, by index.
-    pub results: &'a BTreeMap<usize, StepOutput>,
-}
-
-/// The plan as the step runner needs it: templating and request building live behind
-/// this trait, so the runner can be tested with a fake plan.
-pub trait StepSource: Send + Sync + 'static {
-    /// The id of step `index`, if the plan has such a step.
-    fn step_id(&self, index: usize) -> Option<&str>;
-    /// Evaluates the step's `when:` (true when absent).
-    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError>;
-    /// Renders the step's templates; its settings come with it.
-    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, RenderError>;
-    /// Builds the protocol request for a rendered step.
-    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors>;
-    /// Secret values that must never be shown.
-    fn secret_values(&self) -> Vec<String>;
-}
-
-/// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
-impl StepSource for CompiledPlan {
-    fn step_id(&self, index: usize) -> Option<&str> {
-        self.plan.steps.get(index).map(|s| s.id.as_str())
-    }
-
-    fn when(&self, index: usize, input: &RenderInput<'_>) -> Result<bool, RenderError> {
-        self.evaluate_when(index, &render_context(input))
-    }
-
-    fn render(&self, index: usize, input: &RenderInput<'_>) -> Result<ResolvedStep, RenderError> {
-        self.resolve_step(index, &render_context(input))
-    }
-
-    fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors> {
-        encode_step(&self.plan, &resolved.step, &resolved.settings, protocol).map_err(BuildErrors)
-    }
-
-    fn secret_values(&self) -> Vec<String> {
-        self.vars
-            .secret_values()
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-/// Upstream results as the template engine takes them (`steps.<id>.*`).
-fn render_context(input: &RenderInput<'_>) -> RenderContext {
-    RenderContext {
-        run_id: input.run_id.to_owned(),
-        step_results: input
-            .results
-            .values()
-            .map(|r| {
-                (
-                    r.id.clone(),
-                    StepResult {
-                        job_instance_id: r.job_instance_id.map(|j| j.0).unwrap_or(0),
-                        status: r.status.clone(),
-                        outputs: r.outputs.clone(),
-                    },
-                )
-            })
-            .collect(),
-        mask_secrets: false,
-        preview: false,
-    }
-}
-
-/// What to do when JOB waits for a person.
-#[derive(Clone)]
-pub enum ConfirmPolicy {
-    /// `--yes`: confirm.
-    Yes,
-    /// Ask (on the terminal in `baton run`).
-    Ask(Arc<dyn Prompter>),
-    /// No TTY and no `--yes`: fail the step.
-    Refuse,
 }
 
 /// Things shared by every step of a run.
@@ -223,125 +141,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     }
 }
 
-/// Builds the unique task name: the plan's (or the plan name), plus a suffix naming the
-/// run, step and attempt, cut to JOB's 512-character limit from the user's part.
-pub fn task_name(prefix: &str, run_id: &str, step_id: &str, attempt: u32) -> String {
-    let suffix = format!("[baton {run_id} {step_id}#{attempt}]");
-    let room = MAX_TASK_NAME_CHARS.saturating_sub(suffix.chars().count() + 1);
-    let prefix: String = prefix.trim().chars().take(room).collect();
-    let name = if prefix.is_empty() {
-        suffix
-    } else {
-        format!("{prefix} {suffix}")
-    };
-    name.chars().take(MAX_TASK_NAME_CHARS).collect()
-}
-
-/// The per-protocol name of the callback field.
-fn callback_field(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::V2 => "bk_callback_url",
-        Protocol::V3 | Protocol::V4 => "callback_url",
-    }
-}
-
-/// Adds the task name (fast tasks only: plan executions have no such field) and the
-/// callback URL to a request body.
-fn decorate(call: &mut ApiCall, protocol: Protocol, task_name: &str, callback_url: Option<&str>) {
-    let Some(body) = call.body.as_object_mut() else {
-        return;
-    };
-    if call.api.starts_with("fast_") {
-        body.insert("task_name".into(), task_name.into());
-    }
-    if let Some(url) = callback_url {
-        body.insert(callback_field(protocol).into(), url.into());
-    }
-}
-
-/// Outputs printed as `<BATON_VAR>key:value</BATON_VAR>` or bk-sops'
-/// `<SOPS_VAR>key:value</SOPS_VAR>`, also HTML-escaped.
-pub fn extract_outputs(log: &str) -> Vec<(String, String)> {
-    static PATTERN: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
-    let Some(pattern) = PATTERN
-        .get_or_init(|| Regex::new(r"(?:<|&lt;)(BATON_VAR|SOPS_VAR)(?:>|&gt;)(.*?)(?:<|&lt;)/(?:BATON_VAR|SOPS_VAR)(?:>|&gt;)").ok())
-        .as_ref()
-    else {
-        return Vec::new();
-    };
-    pattern
-        .captures_iter(log)
-        .filter_map(|c| {
-            let inner = html_decode(c.get(2)?.as_str());
-            let (key, value) = inner.split_once(':')?;
-            let key = key.trim();
-            (!key.is_empty()).then(|| (key.to_owned(), value.trim_end_matches('\r').to_owned()))
-        })
-        .collect()
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Host counts and rolling batch of the step instance that is current.
-pub fn progress_of(status: &JobStatusView) -> (HostCounts, Option<(u32, u32)>) {
-    let current = status
-        .steps
-        .iter()
-        .find(|s| {
-            matches!(
-                s.status,
-                RunStatus::Running
-                    | RunStatus::RollingWaiting
-                    | RunStatus::WaitingUser
-                    | RunStatus::Stopping
-            )
-        })
-        .or_else(|| status.steps.last());
-    let mut counts = HostCounts::default();
-    let Some(step) = current else {
-        return (counts, None);
-    };
-    for host in &step.hosts {
-        if host.status == host_status::WAITING {
-            counts.waiting += 1;
-        } else if host_status::is_pending(host.status) {
-            counts.running += 1;
-        } else if host_status::is_success(host.status) {
-            counts.ok += 1;
-        } else {
-            counts.failed += 1;
-        }
-    }
-    (counts, step.batch)
-}
-
-fn failed_steps(status: &JobStatusView) -> Vec<&StepInstanceView> {
-    status
-        .steps
-        .iter()
-        .filter(|s| {
-            !matches!(
-                s.status,
-                RunStatus::Success | RunStatus::Skipped | RunStatus::IgnoreError
-            )
-        })
-        .collect()
-}
-
-/// Whether a "retry failed hosts" on `step` took effect: the job runs again, or the
-/// step's execute count moved past `before`.
-fn retry_taken(now: &JobStatusView, step: StepInstanceId, before: Option<u32>) -> bool {
-    let count = now
-        .steps
-        .iter()
-        .find(|s| s.step_instance_id == step)
-        .map(|s| s.execute_count);
-    !now.finished || matches!((count, before), (Some(now), Some(before)) if now > before)
-}
-
 /// The state of one attempt loop.
 struct Attempt {
     number: u32,
@@ -357,51 +156,6 @@ impl<A: JobApi, S: StepSource> StepRunner for JobStepRunner<A, S> {
         ctx: StepContext<StepOutput>,
     ) -> StepEnd<StepOutput> {
         self.run_step(index, ctx).await
-    }
-}
-
-/// A step's end before it is turned into events.
-struct Ending {
-    status: StepStatus,
-    job_status: Option<RunStatus>,
-    job: Option<JobInstanceId>,
-    attempts: u32,
-    hosts: Vec<HostOutcome>,
-    outputs: BTreeMap<String, String>,
-    host_outputs: BTreeMap<String, BTreeMap<String, String>>,
-    error: Option<String>,
-    observed: Option<(Instant, Observed)>,
-    job_ms: Option<u64>,
-}
-
-impl Ending {
-    /// A submission that may or may not have started a job: the reason says what the
-    /// operator does about it.
-    fn in_doubt(error: &ClientError, attempts: u32, run_id: &str, step_id: &str) -> Self {
-        let mut ending = Ending::failed(
-            format!(
-                "{error}. It is not sent again until settled: `baton resume {run_id}` looks it up in JOB where JOB can tell; otherwise check JOB, then `baton resume {run_id} --step {step_id} --force` runs it"
-            ),
-            attempts,
-            None,
-        );
-        ending.status = StepStatus::Unknown;
-        ending
-    }
-
-    fn failed(error: String, attempts: u32, job: Option<JobInstanceId>) -> Self {
-        Ending {
-            status: StepStatus::Failed,
-            job_status: None,
-            job,
-            attempts,
-            hosts: Vec::new(),
-            outputs: BTreeMap::new(),
-            host_outputs: BTreeMap::new(),
-            error: Some(error),
-            observed: None,
-            job_ms: None,
-        }
     }
 }
 
@@ -875,197 +629,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             Ok(()) => format!("terminated job {job}"),
             Err(e) => format!("could not terminate job {job}: {e}"),
         }
-    }
-
-    /// Handles status 7: confirm (op 6 for a manual step, 13 for a rolling batch) or
-    /// fail, terminating the instance (op 1) so nothing is left waiting in JOB.
-    async fn confirm(
-        &self,
-        step_ref: &StepRef,
-        job: JobInstanceId,
-        status: &JobStatusView,
-        control: &super::scheduler::RunControl,
-    ) -> Result<(), Ending> {
-        let setup = &self.setup;
-        let Some(waiting) = status
-            .steps
-            .iter()
-            .find(|s| s.status == RunStatus::WaitingUser)
-        else {
-            // The job says 7 but no step does yet; read again shortly.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return Ok(());
-        };
-        let manual = waiting.step_type == Some(step_type::MANUAL_CONFIRM);
-        let (op, prompt) = if manual {
-            (
-                StepOperation::ConfirmContinue,
-                format!("job {job} waits for a manual confirmation"),
-            )
-        } else {
-            let batch = waiting
-                .batch
-                .map(|(k, n)| format!(" (batch {k}/{n} done)"))
-                .unwrap_or_default();
-            (
-                StepOperation::RollingContinue,
-                format!("job {job} waits to start the next rolling batch{batch}"),
-            )
-        };
-        let (confirmed, action) = match &setup.confirm {
-            ConfirmPolicy::Yes => (true, "confirmed (--yes)"),
-            ConfirmPolicy::Refuse => (
-                false,
-                "not confirmed: no terminal to ask on; pass --yes to confirm automatically",
-            ),
-            ConfirmPolicy::Ask(prompter) => {
-                // One question at a time, however many steps wait.
-                let guard = tokio::select! {
-                    guard = self.prompt_lock.lock() => Some(guard),
-                    _ = control.abort.cancelled() => None,
-                };
-                let answer = match guard {
-                    None => None,
-                    Some(_guard) => {
-                        let question =
-                            format!("baton: step {}: {prompt}. Continue? [y/N] ", step_ref.id);
-                        let prompter = Arc::clone(prompter);
-                        let asking =
-                            tokio::task::spawn_blocking(move || prompter.confirm(&question));
-                        // An interrupt must not wait for an answer; the blocked read is
-                        // abandoned (the process exits soon after).
-                        tokio::select! {
-                            answer = asking => Some(answer.unwrap_or(false)),
-                            _ = control.abort.cancelled() => None,
-                        }
-                    }
-                };
-                match answer {
-                    Some(true) => (true, "confirmed"),
-                    Some(false) => (false, "refused at the prompt"),
-                    None => {
-                        let what = if control.should_leave_running() {
-                            format!("left job {job} running (--detach)")
-                        } else {
-                            self.terminate(job).await
-                        };
-                        let mut ending = Ending::failed(
-                            format!("interrupted while asking: {prompt}; {what}"),
-                            0,
-                            Some(job),
-                        );
-                        ending.status = StepStatus::Interrupted;
-                        return Err(ending);
-                    }
-                }
-            }
-        };
-        setup.events.emit(RunEvent::StepWaitingUser {
-            step: step_ref.clone(),
-            job_instance_id: job,
-            prompt: prompt.clone(),
-            action: action.into(),
-        });
-        if !confirmed {
-            let outcome = self.terminate(job).await;
-            return Err(Ending::failed(
-                format!("waited for confirmation ({prompt}): {action}; {outcome}"),
-                0,
-                Some(job),
-            ));
-        }
-        match setup
-            .api
-            .operate_step(job, waiting.step_instance_id, op)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.record_fatal(&e);
-                Err(Ending::failed(
-                    format!("{prompt}: confirming failed: {e}"),
-                    0,
-                    Some(job),
-                ))
-            }
-        }
-    }
-
-    /// Per-host outcomes, log tails of failed hosts, and outputs from every host's log
-    /// when outputs are declared.
-    async fn collect_results(
-        &self,
-        job: JobInstanceId,
-        status: &JobStatusView,
-        want_all_logs: bool,
-    ) -> (
-        Vec<HostOutcome>,
-        BTreeMap<String, String>,
-        BTreeMap<String, BTreeMap<String, String>>,
-    ) {
-        let setup = &self.setup;
-        let mut hosts: BTreeMap<String, HostOutcome> = BTreeMap::new();
-        let mut logs: BTreeMap<String, String> = BTreeMap::new();
-        for step in &status.steps {
-            let step_failed = !matches!(step.status, RunStatus::Success | RunStatus::Skipped);
-            for host in &step.hosts {
-                let label = host.label();
-                let host_ok = host_status::is_success(host.status);
-                let entry = hosts.entry(label.clone()).or_insert_with(|| HostOutcome {
-                    host: label.clone(),
-                    status: host.status,
-                    status_label: host_status::label(host.status).into(),
-                    exit_code: host.exit_code,
-                    ok: host_ok,
-                    log_tail: None,
-                });
-                if !host_ok {
-                    entry.ok = false;
-                    entry.status = host.status;
-                    entry.status_label = host_status::label(host.status).into();
-                    entry.exit_code = host.exit_code;
-                }
-            }
-            let wanted: Vec<HostResult> = step
-                .hosts
-                .iter()
-                .filter(|h| want_all_logs || (step_failed && !host_status::is_success(h.status)))
-                .cloned()
-                .collect();
-            if wanted.is_empty() {
-                continue;
-            }
-            match setup.api.logs(job, step.step_instance_id, wanted).await {
-                Ok(found) => {
-                    for log in found {
-                        logs.entry(log.host).or_default().push_str(&log.content);
-                    }
-                }
-                Err(e) => setup.events.emit(RunEvent::Warning {
-                    step: None,
-                    message: format!("cannot read the logs of job {job}: {e}"),
-                }),
-            }
-        }
-        let mut outputs = BTreeMap::new();
-        let mut host_outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for (host, text) in &logs {
-            for (key, value) in extract_outputs(text) {
-                host_outputs
-                    .entry(host.clone())
-                    .or_default()
-                    .insert(key.clone(), value.clone());
-                // The first host (in address order) wins; all values stay in the per-host map.
-                outputs.entry(key).or_insert(value);
-            }
-            if let Some(outcome) = hosts.get_mut(host)
-                && !outcome.ok
-            {
-                // Masked whole before the cut, so a secret spanning lines leaves no part.
-                outcome.log_tail = Some(tail(&setup.masker.mask(text), LOG_TAIL_LINES));
-            }
-        }
-        (hosts.into_values().collect(), outputs, host_outputs)
     }
 }
 

@@ -1,13 +1,14 @@
 //! Unit tests of a step's life against a scripted fake JOB.
 
 use super::*;
-use crate::compile::StepSettings;
+use crate::compile::{RenderError, StepSettings};
 use crate::executor::scheduler::RunControl;
-use crate::job_api::build::HttpMethod;
-use crate::job_api::client::{HostLog, SubmitOutcome, Submitted};
-use crate::job_api::types::{HostAddr, StepInstanceId};
+use crate::job_api::build::{ApiCall, BuildErrors, HttpMethod};
+use crate::job_api::client::{HostLog, HostResult, StepInstanceView, SubmitOutcome, Submitted};
+use crate::job_api::types::{HostAddr, Protocol, StepInstanceId};
 use crate::plan::model::Plan;
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A fake JOB: statuses are served from a queue (the last one repeats).
@@ -436,57 +437,4 @@ async fn yes_continues_a_rolling_batch_with_operation_13() {
         said.as_deref(),
         Some("job 101 waits to start the next rolling batch (batch 1/3 done): confirmed (--yes)")
     );
-}
-
-#[test]
-fn task_names_fit_and_stay_unique() {
-    let long = "x".repeat(600);
-    let name = task_name(&long, "run", "step", 3);
-    assert_eq!(name.chars().count(), 512);
-    assert!(name.ends_with("[baton run step#3]"));
-    assert_eq!(task_name("", "r", "s", 1), "[baton r s#1]");
-}
-
-#[test]
-fn outputs_in_all_three_forms() {
-    let found = extract_outputs(
-        "<BATON_VAR>a:1</BATON_VAR> <SOPS_VAR>b:x:y</SOPS_VAR> &lt;SOPS_VAR&gt;c:&amp;&lt;/SOPS_VAR&gt;",
-    );
-    assert_eq!(
-        found,
-        vec![
-            ("a".into(), "1".into()),
-            ("b".into(), "x:y".into()),
-            ("c".into(), "&".into())
-        ]
-    );
-}
-
-#[test]
-fn progress_counts_hosts_of_later_batches_as_waiting_not_running() {
-    let mut view = status(RunStatus::Running, host_status::RUNNING);
-    let step = &mut view.steps[0];
-    step.batch = Some((1, 3));
-    let template = step.hosts[0].clone();
-    for (ip, code) in [
-        ("0:10.0.0.2", host_status::WAITING),
-        ("0:10.0.0.3", host_status::WAITING),
-    ] {
-        step.hosts.push(HostResult {
-            addr: HostAddr::parse(ip),
-            status: code,
-            ..template.clone()
-        });
-    }
-    let (counts, batch) = progress_of(&view);
-    assert_eq!(
-        counts,
-        HostCounts {
-            running: 1,
-            waiting: 2,
-            ok: 0,
-            failed: 0
-        }
-    );
-    assert_eq!(batch, Some((1, 3)));
 }
