@@ -12,6 +12,7 @@
 //! terminated, unless the run was interrupted with `--detach`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -96,8 +97,8 @@ pub struct JobStepRunner<A: JobApi, S: StepSource> {
     resume: BTreeMap<usize, ResumeFrom>,
     /// The first infrastructure error (unreachable, auth refused): the run exits 3.
     fatal: Mutex<Option<ClientError>>,
-    /// Steps whose submission outcome is unknown (the run exits 4).
-    in_doubt: Mutex<Vec<usize>>,
+    /// Whether a step ended `unknown` (the run exits 4).
+    in_doubt: AtomicBool,
     /// Serializes terminal prompts between parallel steps.
     prompt_lock: tokio::sync::Mutex<()>,
 }
@@ -109,7 +110,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             setup,
             resume: BTreeMap::new(),
             fatal: Mutex::new(None),
-            in_doubt: Mutex::new(Vec::new()),
+            in_doubt: AtomicBool::new(false),
             prompt_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -128,7 +129,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
 
     /// Whether a step of this session ended in doubt.
     pub fn has_steps_in_doubt(&self) -> bool {
-        self.in_doubt.lock().map(|d| !d.is_empty()).unwrap_or(true)
+        self.in_doubt.load(Ordering::SeqCst)
     }
 
     fn record_fatal(&self, error: &ClientError) {
@@ -252,7 +253,11 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 observed_at,
             },
             StepStatus::Interrupted => StepEnd::Interrupted,
-            StepStatus::Failed | StepStatus::NotRun | StepStatus::Unknown => StepEnd::Failed,
+            StepStatus::Unknown => {
+                self.in_doubt.store(true, Ordering::SeqCst);
+                StepEnd::Failed
+            }
+            StepStatus::Failed | StepStatus::NotRun => StepEnd::Failed,
         }
     }
 
@@ -367,9 +372,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                             }
                         }
                         Err(e @ ClientError::SubmissionUnknown { .. }) => {
-                            if let Ok(mut in_doubt) = self.in_doubt.lock() {
-                                in_doubt.push(step_ref.index);
-                            }
                             return Ending::in_doubt(&e, number, &setup.run_id, &step_ref.id);
                         }
                         Err(e) => {
@@ -497,10 +499,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                                 );
                             }
                             Err(read) => {
-                                if let Ok(mut in_doubt) = self.in_doubt.lock() {
-                                    in_doubt.push(step_ref.index);
-                                }
-                                let mut ending = Ending::failed(
+                                return Ending::unknown(
                                     format!(
                                         "{error}; the retry of its failed hosts may be running: {e}, and job {job} cannot be read ({read}). `baton resume {run}` re-attaches to job {job} if it runs",
                                         run = setup.run_id
@@ -508,8 +507,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                                     number,
                                     Some(job),
                                 );
-                                ending.status = StepStatus::Unknown;
-                                return ending;
                             }
                         }
                     }

@@ -31,15 +31,21 @@ impl Ending {
         run_id: &str,
         step_id: &str,
     ) -> Self {
-        let mut ending = Ending::failed(
+        Ending::unknown(
             format!(
                 "{error}. It is not sent again until settled: `baton resume {run_id}` looks it up in JOB where JOB can tell; otherwise check JOB, then `baton resume {run_id} --step {step_id} --force` runs it"
             ),
             attempts,
             None,
-        );
-        ending.status = StepStatus::Unknown;
-        ending
+        )
+    }
+
+    /// An end in doubt: whether `job` (or the submission) is running is unknown.
+    pub(super) fn unknown(reason: String, attempts: u32, job: Option<JobInstanceId>) -> Self {
+        Ending {
+            status: StepStatus::Unknown,
+            ..Ending::failed(reason, attempts, job)
+        }
     }
 
     pub(super) fn failed(error: String, attempts: u32, job: Option<JobInstanceId>) -> Self {
