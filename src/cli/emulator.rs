@@ -34,6 +34,9 @@ pub struct SandboxExecArgs {
     /// The host folder that becomes `/`.
     #[arg(long)]
     pub root: PathBuf,
+    /// Serve the host's scripts over the socket on stdin instead of running one program.
+    #[arg(long)]
+    pub executor: bool,
     /// The program and its arguments.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -135,7 +138,7 @@ async fn wait_for_signal() -> Result<(), Error> {
 
 /// Runs `baton __sandbox-exec`.
 pub fn sandbox_exec(args: SandboxExecArgs) -> Result<ExitCode, Error> {
-    emulator::exec::sandbox::exec_main(&args.root, &args.command).map_err(cli_error)
+    emulator::exec::sandbox::exec_main(&args.root, &args.command, args.executor).map_err(cli_error)
 }
 
 /// How `baton emulator` and `baton run` isolate scripts: namespaces through this binary

@@ -5,6 +5,7 @@ mod callback_surface;
 mod cli_inspect;
 mod emulator_api;
 mod emulator_exec;
+mod emulator_executor;
 mod exactly_once;
 mod examples;
 mod faults;

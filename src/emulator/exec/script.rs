@@ -8,6 +8,7 @@
 //! namespace takes everything down anyway, and without one nothing a script left
 //! running in the background outlives its host's run.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,10 +18,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::emulator::exec::sandbox::agents::{AgentExit, AgentRun};
 use crate::emulator::exec::sandbox::error::SandboxError;
 use crate::emulator::exec::sandbox::host_paths::HostSandboxes;
 use crate::emulator::exec::sandbox::isolation::Isolation;
-use crate::emulator::exec::sandbox::launch::{SANDBOX_PATH, helper_command};
+use crate::emulator::exec::sandbox::launch::SANDBOX_PATH;
+use crate::emulator::exec::sandbox::wire::Spec;
 use crate::emulator::model::host_result::HostResult;
 use crate::job_api::types::{HostAddr, host_status};
 
@@ -279,40 +282,58 @@ async fn execute(
         Err(e) => return fail(&format!("preparing the script failed: {e}")),
     };
 
-    let mut command = match sandboxes.isolation() {
-        Isolation::Namespace { helper } => {
-            let mut command = Command::from(helper_command(helper, &prepared.host_dir));
-            command.arg(program).arg(&prepared.host_path).args(&params);
-            command
+    // Without a namespace, /root would be this machine's: keep the dot-files a
+    // script writes in the host folder instead.
+    let home = match sandboxes.isolation() {
+        Isolation::Namespace { .. } => "/root".to_owned(),
+        Isolation::Unisolated => prepared.host_dir.join("root").display().to_string(),
+    };
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), SANDBOX_PATH.into()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    env.extend(run.env.iter().cloned());
+    env.push(("HOME".into(), home));
+
+    let outcome = match sandboxes.agents() {
+        Some(agents) => {
+            let mut args = vec![prepared.host_path.clone()];
+            args.extend(params);
+            let spec = Spec {
+                program: (*program).to_owned(),
+                args,
+                env,
+            };
+            match agents.run(&prepared.host_dir, &spec).await {
+                Ok(agent_run) => run_child(Running::Agent(agent_run), run, cancel, log).await,
+                Err(e) => {
+                    note(log, &format!("cannot start the script: {e}"));
+                    (host_status::SCRIPT_FAILED, None)
+                }
+            }
         }
-        Isolation::Unisolated => {
+        None => {
             let mut command = Command::new(program);
             command
                 .arg(&prepared.real_path)
                 .args(&params)
-                .current_dir(&prepared.host_dir);
-            command
+                .current_dir(&prepared.host_dir)
+                .env_clear()
+                .envs(env)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            match command.spawn() {
+                Ok(child) => run_child(Running::local(child), run, cancel, log).await,
+                Err(e) => {
+                    note(log, &format!("cannot start the script: {e}"));
+                    (host_status::SCRIPT_FAILED, None)
+                }
+            }
         }
     };
-    command
-        .env_clear()
-        .env("PATH", SANDBOX_PATH)
-        .env("LANG", "C.UTF-8")
-        .envs(run.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // Without a namespace, /root would be this machine's: keep the dot-files a
-    // script writes in the host folder instead.
-    let home = match sandboxes.isolation() {
-        Isolation::Namespace { .. } => PathBuf::from("/root"),
-        Isolation::Unisolated => prepared.host_dir.join("root"),
-    };
-    command.env("HOME", home);
-
-    let outcome = run_child(command, run, cancel, log).await;
 
     let real_path = prepared.real_path;
     // The script file is ours, not the runbook's: leave the host's /tmp as it was.
@@ -340,42 +361,101 @@ impl Drop for GroupKill {
     }
 }
 
+/// A started script: a child of this process (`--unisolated`), or a script on its
+/// host's executor, whose PID namespace holds everything it starts.
+enum Running {
+    Local {
+        child: tokio::process::Child,
+        group: GroupKill,
+    },
+    Agent(AgentRun),
+}
+
+impl Running {
+    fn local(child: tokio::process::Child) -> Self {
+        let group = GroupKill(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(nix::unistd::Pid::from_raw),
+        );
+        Running::Local { child, group }
+    }
+
+    fn take_pipes(&mut self) -> Vec<Box<dyn AsyncRead + Unpin + Send + 'static>> {
+        let mut pipes: Vec<Box<dyn AsyncRead + Unpin + Send>> = Vec::new();
+        match self {
+            Running::Local { child, .. } => {
+                if let Some(stdout) = child.stdout.take() {
+                    pipes.push(Box::new(stdout));
+                }
+                if let Some(stderr) = child.stderr.take() {
+                    pipes.push(Box::new(stderr));
+                }
+            }
+            Running::Agent(agent_run) => {
+                for pipe in [agent_run.stdout.take(), agent_run.stderr.take()]
+                    .into_iter()
+                    .flatten()
+                {
+                    // Unread, a pipe closes and the script sees EPIPE: its output is
+                    // lost but it still runs to its end.
+                    if let Ok(receiver) =
+                        tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(pipe))
+                    {
+                        pipes.push(Box::new(receiver));
+                    }
+                }
+            }
+        }
+        pipes
+    }
+
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Running::Local { child, .. } => child.wait().await,
+            Running::Agent(agent_run) => match agent_run.wait().await {
+                AgentExit::Exited(status) => Ok(status),
+                AgentExit::NotStarted(why) => Err(std::io::Error::other(why)),
+                AgentExit::Lost => Err(std::io::Error::other("the host's executor went away")),
+            },
+        }
+    }
+
+    /// Kills the script and everything it started.
+    fn kill(&mut self) {
+        match self {
+            Running::Local { group, .. } => {
+                if let Some(pgid) = group.0.take() {
+                    // ESRCH (the group is gone already) is the normal case.
+                    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            Running::Agent(agent_run) => agent_run.kill(),
+        }
+    }
+}
+
 async fn run_child(
-    mut command: Command,
+    mut running: Running,
     run: &ScriptRun,
     cancel: CancellationToken,
     log: &Arc<Mutex<HostLog>>,
 ) -> (u16, Option<i32>) {
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            note(log, &format!("cannot start the script: {e}"));
-            return (host_status::SCRIPT_FAILED, None);
-        }
-    };
-    let group = GroupKill(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(nix::unistd::Pid::from_raw),
-    );
     let mut readers = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        readers.push(tokio::spawn(read_lines(stdout, Arc::clone(log))));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        readers.push(tokio::spawn(read_lines(stderr, Arc::clone(log))));
+    for pipe in running.take_pipes() {
+        readers.push(tokio::spawn(read_lines(pipe, Arc::clone(log))));
     }
 
     let ending = tokio::select! {
-        status = child.wait() => Ending::Exited(status),
+        status = running.wait() => Ending::Exited(status),
         () = tokio::time::sleep(run.timeout) => Ending::TimedOut,
         () = cancel.cancelled() => Ending::Cancelled,
     };
-    drop(group);
+    running.kill();
     if !matches!(ending, Ending::Exited(_)) {
         // Reap the killed leader.
-        let _ = child.wait().await;
+        let _ = running.wait().await;
     }
     for reader in readers {
         let abort = reader.abort_handle();
@@ -420,7 +500,7 @@ async fn run_child(
 
 /// Appends each line of `pipe` to the log as it arrives. Keeps reading after the log
 /// is full so the script never blocks on a full pipe.
-async fn read_lines(pipe: impl AsyncRead + Unpin, log: Arc<Mutex<HostLog>>) {
+async fn read_lines(pipe: impl AsyncRead + Unpin + Send, log: Arc<Mutex<HostLog>>) {
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
     loop {

@@ -11,9 +11,11 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use crate::emulator::exec::sandbox::agents::HostAgents;
 use crate::emulator::exec::sandbox::error::SandboxError;
 use crate::emulator::exec::sandbox::isolation::{Isolation, probe_namespace};
 use crate::job_api::types::HostAddr;
@@ -27,6 +29,8 @@ const MAX_SYMLINK_HOPS: usize = 40;
 pub struct HostSandboxes {
     root: PathBuf,
     isolation: Isolation,
+    /// One executor per host when namespaces isolate scripts.
+    agents: Option<Arc<HostAgents>>,
 }
 
 impl HostSandboxes {
@@ -39,10 +43,23 @@ impl HostSandboxes {
         // compares them with /proc/self/mountinfo and resolve() builds on them.
         let root = std::fs::canonicalize(root)
             .map_err(|e| SandboxError::io(format!("resolving {}", root.display()), e))?;
-        if let Isolation::Namespace { helper } = &isolation {
-            probe_namespace(&root, helper)?;
-        }
-        Ok(HostSandboxes { root, isolation })
+        let agents = match &isolation {
+            Isolation::Namespace { helper } => {
+                probe_namespace(&root, helper)?;
+                Some(Arc::new(HostAgents::new(helper)))
+            }
+            Isolation::Unisolated => None,
+        };
+        Ok(HostSandboxes {
+            root,
+            isolation,
+            agents,
+        })
+    }
+
+    /// The hosts' executors, when scripts run in namespaces.
+    pub fn agents(&self) -> Option<&HostAgents> {
+        self.agents.as_deref()
     }
 
     /// The sandbox root.

@@ -1,5 +1,5 @@
 //! Starting a program inside a host sandbox: the hidden `__sandbox-exec` command line
-//! of the baton binary ([`helper_command`]) and the `PATH` a script sees there.
+//! of the baton binary ([`helper_command`], [`executor_command`]) and the `PATH` a script sees there.
 
 use std::path::Path;
 
@@ -14,6 +14,18 @@ pub fn helper_command(helper: &Path, root: &Path) -> std::process::Command {
         .arg("--root")
         .arg(root)
         .arg("--");
+    command
+}
+
+/// `<helper> __sandbox-exec --root <root> --executor`: the host's long-lived executor,
+/// driven over the socket given as its stdin.
+pub fn executor_command(helper: &Path, root: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(helper);
+    command
+        .arg(HELPER_COMMAND)
+        .arg("--root")
+        .arg(root)
+        .arg("--executor");
     command
 }
 

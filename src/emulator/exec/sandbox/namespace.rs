@@ -3,12 +3,15 @@
 //!
 //! The helper runs in two stages because a PID namespace only applies to children:
 //! stage 1 unshares the namespaces and starts stage 2 (itself again), which is PID 1 of
-//! the new PID namespace, builds the mounts, pivots into the host folder and execs the
-//! script. When the script ends, the kernel kills everything it left behind, and a
-//! script can neither see nor signal this machine's processes.
+//! the new PID namespace, builds the mounts, pivots into the host folder and then
+//! either execs one program (the start-up probe) or, with `--executor`, serves the
+//! host's scripts for as long as the emulator runs (`executor`). When PID 1 ends, the
+//! kernel kills everything left in the namespace, and nothing inside can see or
+//! signal this machine's processes.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,7 +22,8 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::Mode;
 
 use crate::emulator::exec::sandbox::error::{SandboxError, SetupError, io_step, step};
-use crate::emulator::exec::sandbox::launch::helper_command;
+use crate::emulator::exec::sandbox::executor;
+use crate::emulator::exec::sandbox::launch::{executor_command, helper_command};
 use crate::emulator::exec::sandbox::mounts::{bind_read_only, mount_dev, mount_point, mount_proc};
 
 /// Marks the second helper stage. Private to the helper; removed before the script
@@ -36,26 +40,37 @@ const SYSTEM_DIRS: [&str; 7] = ["usr", "bin", "sbin", "lib", "lib64", "lib32", "
 /// PID namespace and returns that run's exit status (128 + signal when killed); the
 /// second builds the sandbox and execs `command`, returning only on failure. Must run
 /// before any thread is started: `unshare(CLONE_NEWUSER)` refuses threaded processes.
-pub fn exec_main(root: &Path, command: &[String]) -> Result<ExitCode, SandboxError> {
-    if command.is_empty() {
+///
+/// With `executor`, `command` is empty and stage 2 becomes the host's executor, talking
+/// to the emulator over the socket it was given as stdin; set-up failures are sent
+/// there too.
+pub fn exec_main(
+    root: &Path,
+    command: &[String],
+    executor: bool,
+) -> Result<ExitCode, SandboxError> {
+    if command.is_empty() && !executor {
         return Err(SandboxError::NoCommand);
     }
     let root = std::fs::canonicalize(root).map_err(|source| SandboxError::Io {
         context: format!("sandbox folder {}", root.display()),
         source,
     })?;
-    let outcome = if std::env::var_os(STAGE2_ENV).is_some() {
-        stage2(&root, command).map(|never| match never {})
-    } else {
-        stage1(&root, command)
+    let outcome = match (std::env::var_os(STAGE2_ENV).is_some(), executor) {
+        (false, _) => stage1(&root, command, executor),
+        (true, false) => stage2(&root, command).map(|never| match never {}),
+        (true, true) => stage2_executor(&root),
     };
+    if let (Err(error), true) = (&outcome, executor) {
+        executor::report_setup_failure(std::io::stdin().as_fd(), error);
+    }
     outcome.map_err(SandboxError::Setup)
 }
 
 /// Stage 1: new mount and PID namespaces (and a user namespace when not root, mapping
 /// the caller to root inside), then stage 2 as PID 1 of the new PID namespace. Waits
 /// for it and passes its exit status on.
-fn stage1(root: &Path, command: &[String]) -> Result<ExitCode, SetupError> {
+fn stage1(root: &Path, command: &[String], executor: bool) -> Result<ExitCode, SetupError> {
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
@@ -82,13 +97,23 @@ fn stage1(root: &Path, command: &[String]) -> Result<ExitCode, SetupError> {
         || "locating the baton binary".into(),
         std::env::current_exe(),
     )?;
-    let status = io_step(
+    let mut stage2 = if executor {
+        executor_command(&exe, root)
+    } else {
+        let mut stage2 = helper_command(&exe, root);
+        stage2.args(command);
+        stage2
+    };
+    let mut child = io_step(
         || format!("starting {}", exe.display()),
-        helper_command(&exe, root)
-            .args(command)
-            .env(STAGE2_ENV, "1")
-            .status(),
+        stage2.env(STAGE2_ENV, "1").spawn(),
     )?;
+    if executor {
+        // Only the executor may hold the control socket, or the emulator's exit would
+        // go unnoticed.
+        executor::release_stdin()?;
+    }
+    let status = io_step(|| format!("waiting for {}", exe.display()), child.wait())?;
     use std::os::unix::process::ExitStatusExt;
     let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
@@ -98,10 +123,49 @@ fn stage1(root: &Path, command: &[String]) -> Result<ExitCode, SetupError> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// Stage 2, PID 1 of the new PID namespace: builds the sandbox's mounts, makes the host
-/// folder `/` and execs the command. Every mount lives only in this namespace, so
-/// nothing here changes this machine; mount points stay behind as empty folders.
+/// Stage 2, PID 1 of the new PID namespace: builds the sandbox and execs the command.
 fn stage2(root: &Path, command: &[String]) -> Result<std::convert::Infallible, SetupError> {
+    build_sandbox(root)?;
+    let program = cstring(&command[0])?;
+    let args = command
+        .iter()
+        .map(|arg| cstring(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = std::env::vars_os()
+        .filter(|(key, _)| key != STAGE2_ENV)
+        .map(|(key, value)| {
+            let mut pair = key.as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            CString::new(pair)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SetupError {
+            what: "environment".into(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+    step(
+        || format!("executing {}", command[0]),
+        nix::unistd::execvpe(&program, &args, &env),
+    )
+}
+
+/// Stage 2 of `--executor`: the same sandbox, then the host's executor until the
+/// emulator goes away.
+fn stage2_executor(root: &Path) -> Result<ExitCode, SetupError> {
+    // Stage 1 holds stdin open no more, so this is the only copy of the socket.
+    let socket = executor::take_control_socket()?;
+    if let Err(error) = build_sandbox(root) {
+        executor::report_setup_failure(socket.as_fd(), &error);
+        return Err(error);
+    }
+    Ok(executor::serve(socket))
+}
+
+/// Builds the sandbox's mounts and makes the host folder `/`. Every mount lives only in
+/// this namespace, so nothing here changes this machine; mount points stay behind as
+/// empty folders.
+fn build_sandbox(root: &Path) -> Result<(), SetupError> {
     // If stage 1 is killed (timeout, cancel), take the whole namespace down with it.
     step(
         || "prctl(PR_SET_PDEATHSIG)".into(),
@@ -149,30 +213,7 @@ fn stage2(root: &Path, command: &[String]) -> Result<std::convert::Infallible, S
     for name in ["tmp", "root"] {
         mount_point(&root_fd, name)?;
     }
-    enter_root(root)?;
-
-    let program = cstring(&command[0])?;
-    let args = command
-        .iter()
-        .map(|arg| cstring(arg))
-        .collect::<Result<Vec<_>, _>>()?;
-    let env = std::env::vars_os()
-        .filter(|(key, _)| key != STAGE2_ENV)
-        .map(|(key, value)| {
-            let mut pair = key.as_bytes().to_vec();
-            pair.push(b'=');
-            pair.extend_from_slice(value.as_bytes());
-            CString::new(pair)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SetupError {
-            what: "environment".into(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, e),
-        })?;
-    step(
-        || format!("executing {}", command[0]),
-        nix::unistd::execvpe(&program, &args, &env),
-    )
+    enter_root(root)
 }
 
 fn cstring(text: &str) -> Result<CString, SetupError> {
