@@ -4,12 +4,22 @@
 //! request left.
 //!
 //! Every line is written before the engine goes on, so a killed process loses nothing.
-//! Against a power cut, every state-changing event is also fsync'd before the engine
-//! goes on. The two kinds of line that change nothing resume relies on, a step being
-//! started and a progress read, are written without their own fsync: the next fsync
-//! (at the latest the step's own submission intent, a few lines later) takes them to
-//! disk with it. They sit on the path from one step's finish to the next step's
-//! submission, where an fsync each doubled the handoff on a busy disk.
+//! Against a power cut, every event that something is done on is fsync'd before the
+//! engine does it: a submission intent before its request leaves, and every other
+//! state-changing event before the engine goes on, with two exceptions on the path from
+//! one step's finish to the next step's submission, where each fsync of its own added a
+//! disk's latency to the handoff:
+//!
+//! - a step being started and a progress read change nothing resume relies on; the
+//!   next fsync takes them to disk with it;
+//! - a step's finish is written and the engine goes on; what it goes on to do is start
+//!   the dependents, whose submission intents are fsync'd before their requests leave,
+//!   and that fsync takes the finish with it (one fsync per handoff: the finish and
+//!   the intent in one group). A finish that nothing follows within
+//!   [`SYNC_DEADLINE`] gets an fsync of its own from the journal's flusher thread. A
+//!   power cut inside that window loses a finish nothing was done on yet; resume then
+//!   reads the step's instance from JOB again, as it does for a step killed while
+//!   waiting.
 //!
 //! A line is either a [`RunEvent`] exactly as the engine emitted it (so the report can
 //! be rebuilt from the journal) or a journal [`Marker`] (the header, a resume). Reading
@@ -20,7 +30,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,6 +45,10 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 
 /// The journal format version written in the header.
 pub const JOURNAL_VERSION: u32 = 1;
+
+/// The longest a step's finish waits for an fsync it shares (module docs) before the
+/// flusher gives it one of its own.
+pub const SYNC_DEADLINE: Duration = Duration::from_millis(100);
 
 /// A journal line that is not an engine event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,20 +162,80 @@ pub fn parse(bytes: &[u8]) -> Replay {
 /// was written, and only one fsync runs at a time. With 64 steps submitting at once,
 /// one `fdatasync` makes a whole batch of intents durable instead of each waiting for
 /// all the others' in turn. Every durable append still returns only once its own line
-/// is on disk.
+/// is on disk. Finishes are durable by [`SYNC_DEADLINE`] (module docs), through the
+/// flusher thread, which also syncs what is left when the journal is dropped.
 #[derive(Debug)]
 pub struct Journal {
+    inner: Arc<Inner>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Inner {
     path: PathBuf,
     file: Mutex<Written>,
     /// A second handle on the same file, for fsyncs outside the write lock.
     sync_handle: File,
     /// How many lines are known to be on disk; held while an fsync runs.
     synced: Mutex<u64>,
+    /// The same number, readable without waiting for a running fsync.
+    synced_seen: AtomicU64,
+    /// fsyncs done, for tests and benches.
+    syncs: AtomicU64,
+    /// Lines due on disk by a deadline, for the flusher.
+    due: Mutex<Due>,
+    wake: Condvar,
     /// The first write failure, kept so the run can report it at the end.
     first_error: Mutex<Option<String>>,
 }
 
+#[derive(Debug, Default)]
+struct Due {
+    /// The last line that must be on disk within [`SYNC_DEADLINE`] of `since`.
+    line: u64,
+    since: Option<Instant>,
+    closing: bool,
+}
+
+/// When an appended line must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Before the append returns.
+    Now,
+    /// Within [`SYNC_DEADLINE`], or with the next fsync if that comes first.
+    Soon,
+    /// With whatever fsync comes next.
+    WithNext,
+}
+
 impl Journal {
+    fn open_with(path: &Path, file: File) -> Result<Self, StateError> {
+        let inner = Arc::new(Inner {
+            path: path.to_path_buf(),
+            sync_handle: file
+                .try_clone()
+                .map_err(|e| StateError::io("cannot open the journal", path, e))?,
+            file: Mutex::new(Written { file, lines: 0 }),
+            synced: Mutex::new(0),
+            synced_seen: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            due: Mutex::new(Due::default()),
+            wake: Condvar::new(),
+            first_error: Mutex::new(None),
+        });
+        let flusher = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("journal-flusher".into())
+                .spawn(move || inner.flush_loop())
+                .map_err(|e| StateError::io("cannot start the journal's flusher", path, e))?
+        };
+        Ok(Journal {
+            inner,
+            flusher: Some(flusher),
+        })
+    }
+
     /// Creates a new journal and writes its header line.
     pub fn create(path: &Path, run_id: &str) -> Result<Self, StateError> {
         let file = OpenOptions::new()
@@ -167,15 +243,7 @@ impl Journal {
             .create_new(true)
             .open(path)
             .map_err(|e| StateError::io("cannot create the journal", path, e))?;
-        let journal = Journal {
-            path: path.to_path_buf(),
-            sync_handle: file
-                .try_clone()
-                .map_err(|e| StateError::io("cannot create the journal", path, e))?,
-            file: Mutex::new(Written { file, lines: 0 }),
-            synced: Mutex::new(0),
-            first_error: Mutex::new(None),
-        };
+        let journal = Journal::open_with(path, file)?;
         journal.append(&JournalLine::Marker(Marker::Journal {
             version: JOURNAL_VERSION,
             run_id: run_id.to_owned(),
@@ -202,44 +270,59 @@ impl Journal {
         }
         file.seek(SeekFrom::End(0))
             .map_err(|e| StateError::io("cannot open the journal", path, e))?;
-        Ok((
-            Journal {
-                path: path.to_path_buf(),
-                sync_handle: file
-                    .try_clone()
-                    .map_err(|e| StateError::io("cannot open the journal", path, e))?,
-                file: Mutex::new(Written { file, lines: 0 }),
-                synced: Mutex::new(0),
-                first_error: Mutex::new(None),
-            },
-            replay,
-        ))
+        Ok((Journal::open_with(path, file)?, replay))
     }
 
     /// Where the journal is.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// Appends one line and waits until it is on disk. One `write_all` per line, so
     /// a crash leaves at most the last line torn.
     pub fn append(&self, line: &JournalLine) -> Result<(), StateError> {
-        self.write_line(line, true)
+        self.inner.write_line(line, Durability::Now)
     }
 
-    /// Appends one line; with `sync`, waits until it (and every line before it) is on
-    /// disk.
-    fn write_line(&self, line: &JournalLine, sync: bool) -> Result<(), StateError> {
+    /// The first failed write, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.inner
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many fsyncs this journal has done.
+    pub fn sync_count(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.inner
+            .due
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closing = true;
+        self.inner.wake.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+impl Inner {
+    /// Appends one line, on disk when `durability` says.
+    fn write_line(&self, line: &JournalLine, durability: Durability) -> Result<(), StateError> {
         let mut text = serde_json::to_string(line).map_err(|e| StateError::Corrupt {
             path: self.path.clone(),
             message: format!("cannot encode a journal line: {e}"),
         })?;
         text.push('\n');
         let mine = {
-            let mut written = self
-                .file
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut written = self.file.lock().unwrap_or_else(PoisonError::into_inner);
             written
                 .file
                 .write_all(text.as_bytes())
@@ -247,36 +330,89 @@ impl Journal {
             written.lines += 1;
             written.lines
         };
-        if !sync {
-            return Ok(());
+        match durability {
+            Durability::Now => self.sync_through(mine),
+            Durability::Soon => {
+                let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+                due.line = due.line.max(mine);
+                due.since.get_or_insert_with(Instant::now);
+                self.wake.notify_all();
+                Ok(())
+            }
+            Durability::WithNext => Ok(()),
         }
-        let mut synced = self
-            .synced
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+
+    /// Returns once line `mine` (and every line before it) is on disk, running an
+    /// fsync unless one that began after it was written has finished.
+    fn sync_through(&self, mine: u64) -> Result<(), StateError> {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
         if *synced >= mine {
-            // An fsync that began after this line was written has finished.
             return Ok(());
         }
         // Everything written so far is covered by the fsync about to run.
         let upto = self
             .file
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .lines;
         self.sync_handle
             .sync_data()
             .map_err(|e| StateError::io("cannot write the journal", &self.path, e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         *synced = upto;
+        self.synced_seen.store(upto, Ordering::Release);
         Ok(())
     }
 
-    /// The first failed write, if any.
-    pub fn first_error(&self) -> Option<String> {
-        self.first_error
+    /// The flusher: gives lines due [`Durability::Soon`] an fsync once they have
+    /// waited [`SYNC_DEADLINE`] without one, and syncs everything at the end.
+    fn flush_loop(&self) {
+        let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if due.closing {
+                break;
+            }
+            let covered = self.synced_seen.load(Ordering::Acquire) >= due.line;
+            let Some(since) = due.since.filter(|_| !covered) else {
+                due.since = None;
+                due = self.wake.wait(due).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            let left = SYNC_DEADLINE.saturating_sub(since.elapsed());
+            if !left.is_zero() {
+                due = self
+                    .wake
+                    .wait_timeout(due, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            let target = due.line;
+            due.since = None;
+            drop(due);
+            self.keep_error(self.sync_through(target));
+            due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(due);
+        let last = self
+            .file
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lines;
+        self.keep_error(self.sync_through(last));
+    }
+
+    fn keep_error(&self, result: Result<(), StateError>) {
+        if let Err(e) = result {
+            let mut first = self
+                .first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if first.is_none() {
+                *first = Some(e.to_string());
+            }
+        }
     }
 }
 
@@ -291,22 +427,26 @@ impl EventRecorder for Journal {
     fn record(&self, event: &RunEvent) -> Result<(), RecordError> {
         // Progress reads repeat every few seconds and carry nothing resume needs
         // beyond the last one; they are journaled all the same (host counts are part
-        // of the record). They and step starts ride on the next fsync (module docs).
-        let sync = !matches!(
-            event,
-            RunEvent::StepStarted { .. } | RunEvent::StepProgress { .. }
-        );
-        self.write_line(&JournalLine::Event(event.clone()), sync)
-            .inspect_err(|e| {
-                let mut first = self
-                    .first_error
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if first.is_none() {
-                    *first = Some(e.to_string());
-                }
-            })
-            .map_err(RecordError::new)
+        // of the record). When each kind of line reaches the disk: module docs.
+        let durability = match event {
+            RunEvent::StepStarted { .. } | RunEvent::StepProgress { .. } => Durability::WithNext,
+            RunEvent::StepFinished { .. } => Durability::Soon,
+            _ => Durability::Now,
+        };
+        let result = self
+            .inner
+            .write_line(&JournalLine::Event(event.clone()), durability);
+        if let Err(e) = &result {
+            let mut first = self
+                .inner
+                .first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if first.is_none() {
+                *first = Some(e.to_string());
+            }
+        }
+        result.map_err(RecordError::new)
     }
 }
 
@@ -364,6 +504,71 @@ mod tests {
             replay.events().nth(1),
             Some(RunEvent::StepSubmitting { task_name, .. }) if task_name.ends_with("s0#1]")
         ));
+    }
+
+    fn finished(index: usize) -> RunEvent {
+        RunEvent::StepFinished {
+            step: StepRef {
+                index,
+                id: format!("s{index}"),
+            },
+            outcome: Box::new(crate::executor::events::StepFinished::in_doubt(
+                "test".into(),
+                1,
+            )),
+            at: now(),
+        }
+    }
+
+    fn submitting(index: usize) -> RunEvent {
+        RunEvent::StepSubmitting {
+            step: StepRef {
+                index,
+                id: format!("s{index}"),
+            },
+            attempt: 1,
+            task_name: format!("t{index}"),
+        }
+    }
+
+    #[test]
+    fn a_finish_and_the_next_intent_share_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::create(&path, "run-1").unwrap();
+        let before = journal.sync_count();
+        journal.record(&finished(0)).unwrap();
+        journal.record(&started(1)).unwrap();
+        journal.record(&submitting(1)).unwrap();
+        assert_eq!(journal.sync_count(), before + 1);
+        assert_eq!(
+            journal.inner.synced_seen.load(Ordering::Acquire),
+            4,
+            "the intent's fsync covers the finish before it"
+        );
+        let replay = read(&path).unwrap();
+        assert!(matches!(
+            replay.events().next(),
+            Some(RunEvent::StepFinished { .. })
+        ));
+    }
+
+    #[test]
+    fn a_finish_nothing_follows_gets_its_own_fsync_by_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::create(&path, "run-1").unwrap();
+        let before = journal.sync_count();
+        let recorded = Instant::now();
+        journal.record(&finished(0)).unwrap();
+        while journal.inner.synced_seen.load(Ordering::Acquire) < 2 {
+            assert!(
+                recorded.elapsed() < Duration::from_secs(30),
+                "the finish was never synced"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(journal.sync_count(), before + 1);
     }
 
     #[test]

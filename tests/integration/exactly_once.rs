@@ -357,6 +357,37 @@ fn a_late_submission_is_found_not_sent_twice() {
     }
 }
 
+/// Killed after the first step's finish and the second step's intent were written (its
+/// request held before JOB saw it): the finish, which had no fsync of its own, is in
+/// the journal before the intent whose fsync took it to disk, and resume keeps the
+/// first step instead of running it again.
+#[test]
+fn a_kill_between_a_finish_and_the_dependents_request_keeps_both_on_record() {
+    let scene = Scene::new(&chain_plan("v3"), &app_world(""));
+    arm(&scene, "v3", KillPoint::BeforeJobSawSubmit(1));
+    let child = scene.spawn_run();
+    scene.await_caught("fast_execute_script", "request");
+    kill(child);
+    let journal = crate::faults::read_journal(scene.dir.path()).expect("journal");
+    let position = |event: &str, step: &str| {
+        journal
+            .iter()
+            .position(|line| line["event"] == event && line["step"]["id"] == step)
+    };
+    let finish = position("step_finished", "first").expect("first's finish is journaled");
+    let intent = position("step_submitting", "second").expect("second's intent is journaled");
+    assert!(finish < intent, "{journal:#?}");
+    assert_eq!(journal[finish]["outcome"]["status"], "succeeded");
+
+    scene.release_all(&["fast_execute_script"]);
+    let resumed = scene.resume(&[]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    for step in STEPS {
+        assert_eq!(scene.effects(step), 1, "{step} effects");
+        assert_eq!(scene.instances_of(step), 1, "{step} instances");
+    }
+}
+
 /// The world of the job-plan case: a plan whose only step appends to a file.
 fn job_plan_world() -> String {
     app_world(&format!(

@@ -168,7 +168,7 @@ const FINAL: [&str; 6] = [
 ];
 
 /// The run's journal (`<state>/runs/<id>/journal.jsonl`), one JSON value per line.
-fn read_journal(dir: &Path) -> Result<Vec<Value>, String> {
+pub(crate) fn read_journal(dir: &Path) -> Result<Vec<Value>, String> {
     let runs: Vec<PathBuf> = std::fs::read_dir(dir.join("state").join("runs"))
         .map_err(|e| format!("no run folder: {e}"))?
         .flatten()
