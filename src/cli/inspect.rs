@@ -5,15 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
-
 use crate::compile::graph::{self, PlanGraph};
-use crate::compile::request::encode_step;
-use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
-use crate::error::{Error, UsageError, exit};
-use crate::job_api::build::{ApiCall, HttpMethod};
+use crate::compile::{self, CompileOptions, CompiledPlan};
+use crate::error::{Error, exit};
 use crate::job_api::types::Protocol;
-use crate::plan::vars::{MASK, VarInputs};
+use crate::plan::vars::VarInputs;
 
 /// The plan and the inputs that complete it.
 #[derive(Debug, clap::Args)]
@@ -133,206 +129,17 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// One step's request, ready to print.
-struct PlannedStep {
-    id: String,
-    wave: usize,
-    when: Option<String>,
-    call: ApiCall,
-}
-
-/// Runs `baton plan`.
+/// Runs `baton plan`: validates, then prints each step's request wave by wave
+/// (`plan_output`).
 pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
     let validated = checked_plan(&args.input)?;
-    let ctx = RenderContext::preview();
-    let auth = Auth::from_env();
-    let mut planned = Vec::with_capacity(validated.plan.steps.len());
-    for (wave_number, wave) in validated.graph.waves().iter().enumerate() {
-        for &index in wave {
-            let resolved = validated
-                .resolve_step(index, &ctx)
-                .map_err(UsageError::Render)?;
-            let step = &resolved.step;
-            let mut call = encode_step(
-                &validated.plan,
-                step,
-                &resolved.settings,
-                validated.protocol,
-            )
-            .map_err(|problems| UsageError::Request {
-                step: step.id.clone(),
-                problems,
-            })?;
-            for pointer in &call.sensitive_pointers {
-                if let Some(value) = call.body.pointer_mut(pointer) {
-                    *value = Value::String(MASK.to_owned());
-                }
-            }
-            if validated.protocol == Protocol::V2
-                && let Value::Object(body) = &mut call.body
-            {
-                for (key, value) in auth.fields() {
-                    body.insert(key.to_owned(), Value::String(value));
-                }
-            }
-            planned.push(PlannedStep {
-                id: step.id.clone(),
-                wave: wave_number + 1,
-                when: step.when.clone(),
-                call,
-            });
-        }
-    }
-    let text = match args.format {
-        PlanFormat::Text => plan_text(&validated, &planned, &auth),
-        PlanFormat::Json => plan_json(&validated, &planned, &auth),
-    };
-    // Masking already happened at render time; this second pass catches a secret that
-    // reached the output some other way.
-    print_out(&crate::mask::Masker::for_plan(&validated).mask(&text))
-}
-
-const RUN_TIME_NOTE: &str = "at run time baton adds a unique `task_name` (carrying the run id) where the API takes one, and the callback URL, to every request";
-
-fn plan_text(validated: &CompiledPlan, planned: &[PlannedStep], auth: &Auth) -> String {
-    let waves = validated.graph.waves().len();
-    let steps = planned.len();
-    let mut out = format!(
-        "plan {} ({}): {steps} step{} in {waves} wave{}, protocol {}\n",
-        validated.plan.name,
-        validated.source.name,
-        plural(steps),
-        plural(waves),
-        validated.protocol
-    );
-    if let Some(description) = validated.render_description() {
-        out.push_str(&format!("{description}\n"));
-    }
-    match validated.protocol {
-        Protocol::V2 => out.push_str(
-            "auth: in each request body (bk_app_code, bk_app_secret, bk_username or bk_token)\n",
-        ),
-        _ => out.push_str(&format!("auth: X-Bkapi-Authorization: {}\n", auth.header())),
-    }
-    let mut current_wave = 0;
-    for step in planned {
-        if step.wave != current_wave {
-            current_wave = step.wave;
-            out.push_str(&format!("\nwave {current_wave}\n"));
-        }
-        out.push_str(&format!("  step {}\n", step.id));
-        if let Some(when) = &step.when {
-            out.push_str(&format!("    when: {when}\n"));
-        }
-        out.push_str(&format!(
-            "    {} {}\n",
-            method_name(step.call.method),
-            step.call.path
-        ));
-        let body = serde_json::to_string_pretty(&step.call.body).unwrap_or_default();
-        for line in body.lines() {
-            out.push_str(&format!("    {line}\n"));
-        }
-    }
-    out.push_str(&format!("\nnote: {RUN_TIME_NOTE}\n"));
-    out
-}
-
-fn plan_json(validated: &CompiledPlan, planned: &[PlannedStep], auth: &Auth) -> String {
-    let waves: Vec<Vec<&str>> = validated
-        .graph
-        .waves()
-        .iter()
-        .map(|wave| {
-            wave.iter()
-                .map(|&i| validated.plan.steps[i].id.as_str())
-                .collect()
-        })
-        .collect();
-    let steps: Vec<Value> = planned
-        .iter()
-        .map(|step| {
-            let mut entry = json!({
-                "id": step.id,
-                "wave": step.wave,
-                "api": step.call.api,
-                "method": method_name(step.call.method),
-                "path": step.call.path,
-                "body": step.call.body,
-            });
-            if validated.protocol != Protocol::V2 {
-                entry["headers"] = json!({ "X-Bkapi-Authorization": auth.header() });
-            }
-            if let Some(when) = &step.when {
-                entry["when"] = json!(when);
-            }
-            entry
-        })
-        .collect();
-    let document = json!({
-        "plan": validated.plan.name,
-        "file": validated.source.name,
-        "protocol": validated.protocol.to_string(),
-        "waves": waves,
-        "steps": steps,
-        "note": RUN_TIME_NOTE,
-    });
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    text.push('\n');
-    text
-}
-
-fn method_name(method: HttpMethod) -> &'static str {
-    match method {
-        HttpMethod::Get => "GET",
-        HttpMethod::Post => "POST",
-    }
-}
-
-/// Credentials as `baton plan` shows them: the app code and user name, never a secret.
-struct Auth {
-    app_code: String,
-    user: AuthUser,
-}
-
-enum AuthUser {
-    Name(String),
-    Token,
-}
-
-impl Auth {
-    fn from_env() -> Self {
-        let nonempty = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
-        let user = match (nonempty("BK_USERNAME"), nonempty("BK_TOKEN")) {
-            (Some(name), _) => AuthUser::Name(name),
-            (None, Some(_)) => AuthUser::Token,
-            (None, None) => AuthUser::Name("<BK_USERNAME>".into()),
-        };
-        Auth {
-            app_code: nonempty("BK_APP_CODE").unwrap_or_else(|| "<BK_APP_CODE>".into()),
-            user,
-        }
-    }
-
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![
-            ("bk_app_code", self.app_code.clone()),
-            ("bk_app_secret", MASK.to_owned()),
-        ];
-        fields.push(match &self.user {
-            AuthUser::Name(name) => ("bk_username", name.clone()),
-            AuthUser::Token => ("bk_token", MASK.to_owned()),
-        });
-        fields
-    }
-
-    fn header(&self) -> String {
-        let object: serde_json::Map<String, Value> = self
-            .fields()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::String(v)))
-            .collect();
-        Value::Object(object).to_string()
+    let mut stdout = std::io::stdout().lock();
+    match super::plan_output::write_plan(&validated, args.format, &mut stdout)
+        .and_then(|()| stdout.flush().map_err(Into::into))
+    {
+        Ok(()) => Ok(ExitCode::from(exit::SUCCESS)),
+        Err(e) if e.is_broken_pipe() => Ok(ExitCode::from(exit::SUCCESS)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod history;
 pub mod inspect;
 pub mod launch;
 pub mod outputs;
+pub mod plan_output;
 pub mod resume;
 pub mod run;
 pub mod runtime;
