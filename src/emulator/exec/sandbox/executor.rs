@@ -6,6 +6,8 @@
 //! Each script gets a PID namespace of its own, nested in the host's (an `unshare` of
 //! the thread that spawns it): the script is PID 1 there, so when it ends, is killed on
 //! timeout or cancel, the kernel takes down everything it started, daemons included.
+//! `/proc` is the host's, mounted once: it lists the executor and every script of the
+//! host, numbered as the host sees them, as `ps` on a real host shows its agent.
 //! When the emulator goes away (its end of the socket closes) the executor returns,
 //! and as the host namespace's PID 1 its exit kills every process of the host.
 
