@@ -81,7 +81,7 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 /// Waits (bounded) until a process with `needle` in its command line exists.
 async fn appears(needle: &str) -> bool {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if !processes_with(needle).is_empty() {
             return true;
         }
