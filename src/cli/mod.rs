@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod history;
 pub mod inspect;
 pub mod launch;
+pub mod notices;
 pub mod outputs;
 pub mod resume;
 pub mod run;

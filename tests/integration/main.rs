@@ -8,6 +8,7 @@ mod emulator_exec;
 mod exactly_once;
 mod examples;
 mod faults;
+mod html_report;
 mod lock_holder;
 mod operator_mistakes;
 mod plan_props;
