@@ -106,6 +106,9 @@ pub enum UsageError {
         "--wait callback needs a public callback URL (--callback-url or BATON_CALLBACK_URL) for a remote JOB"
     )]
     CallbackNeedsUrl,
+    /// `baton logs` cannot fetch what was asked.
+    #[error("{0}")]
+    NoLogs(String),
     /// A plan's `notify:` rule names a channel the profile does not have.
     #[error("{}: notify names channel `{name}`, which the profile does not declare (it has: {known})", plan.display())]
     UnknownNotifyChannel {

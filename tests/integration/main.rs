@@ -10,6 +10,7 @@ mod examples;
 mod faults;
 mod html_report;
 mod lock_holder;
+mod logs_cli;
 mod notify;
 mod operator_mistakes;
 mod plan_props;
