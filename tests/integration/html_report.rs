@@ -188,6 +188,29 @@ fn the_html_report_of_a_failed_rehearsal_has_its_parts_and_no_secret() {
 }
 
 #[test]
+fn resume_writes_the_html_report_of_the_continued_run() {
+    let r = Failed::new();
+    r.run();
+    let out = r
+        .cmd()
+        .args(["resume", "last", "--html"])
+        .arg(r.path("resumed.html"))
+        .output()
+        .expect("baton resume");
+    // The host still fails, so the run fails again: and says so in the page.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let html = std::fs::read_to_string(r.path("resumed.html")).expect("html written");
+    assert!(!html.contains(SECRET));
+    let page = Html::parse_document(&html);
+    assert_eq!(select(&page, "details.step").len(), 3);
+    let failures = inner_text(&select(&page, "#failures")[0]);
+    assert!(
+        failures.contains("boom: disk full on 10.0.0.2"),
+        "{failures}"
+    );
+}
+
+#[test]
 fn an_unwritable_html_path_is_refused_before_anything_runs() {
     let r = Failed::new();
     let out = r

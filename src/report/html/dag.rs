@@ -39,7 +39,9 @@ pub fn svg(steps: &[StepRecord], edges: &[DagEdge]) -> String {
     if steps.is_empty() {
         return String::new();
     }
-    let mut graph = VisualGraph::new(Orientation::TopToBottom);
+    // Left to right, like the timeline: a wide fan-out grows down the page, where a
+    // reader scrolls, rather than sideways.
+    let mut graph = VisualGraph::new(Orientation::LeftToRight);
     let mut handles = HashMap::new();
     for step in steps {
         let look = StyleAttr::new(

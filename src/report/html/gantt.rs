@@ -49,8 +49,9 @@ pub fn svg(record: &RunRecord) -> String {
         ));
         let _ = write!(
             out,
-            "<line class=\"grid\" x1=\"{gx:.1}\" y1=\"{}\" x2=\"{gx:.1}\" y2=\"{height}\"/><text x=\"{gx:.1}\" y=\"12\" text-anchor=\"middle\">{}</text>",
+            "<line class=\"grid\" x1=\"{gx:.1}\" y1=\"{}\" x2=\"{gx:.1}\" y2=\"{height}\"/><text x=\"{gx:.1}\" y=\"12\" text-anchor=\"{}\">{}</text>",
             TOP - 4.0,
+            if i == 5 { "end" } else { "middle" },
             text(&label)
         );
     }

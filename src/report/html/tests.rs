@@ -181,6 +181,11 @@ fn a_thousand_steps_render_small_and_fast() {
     assert_eq!(page.matches("<g class=\"row\"").count(), 1000);
     assert_eq!(page.matches("class=\"edge-needs\"").count(), 999);
     assert!(page.len() < 4 * 1024 * 1024, "{} bytes", page.len());
+    // The graph grows down the page, where a reader scrolls, not sideways.
+    let needle = "<div class=\"scroll dag\"><svg width=\"";
+    let graph = &page[page.find(needle).unwrap() + needle.len()..];
+    let width: f64 = graph[..graph.find('"').unwrap()].parse().unwrap();
+    assert!(width < 5000.0, "graph {width}px wide");
     assert!(took < Duration::from_secs(20), "{took:?}");
     eprintln!("1,000 steps: {} bytes in {took:?}", page.len());
 }
