@@ -79,8 +79,9 @@ fn when_of(when: NotifyWhen) -> When {
     }
 }
 
-/// The message for the end of the run `record` describes.
-pub fn end_message(record: &RunRecord, report: Option<&Path>) -> Message {
+/// The message for the end of the run `record` describes; `error` is what stopped it
+/// when that was not a step.
+pub fn end_message(record: &RunRecord, report: Option<&Path>, error: Option<String>) -> Message {
     let exit_code = record.exit_code;
     let duration = match (record.started(), record.finished()) {
         (Some(a), Some(b)) => Some(human((b - a).to_std().unwrap_or_default())),
@@ -122,6 +123,7 @@ pub fn end_message(record: &RunRecord, report: Option<&Path>) -> Message {
                 .to_string()
         }),
         gate: None,
+        error,
     }
 }
 
@@ -132,10 +134,11 @@ pub async fn at_end(
     channels: &[Channel],
     record: &mut RunRecord,
     report: Option<&Path>,
+    error: Option<String>,
     masker: &Masker,
     session: &Session,
 ) -> Vec<Delivery> {
-    let message = end_message(record, report);
+    let message = end_message(record, report, error);
     let due = notify::due(channels, message.when);
     if due.is_empty() {
         return Vec::new();
@@ -148,6 +151,37 @@ pub async fn at_end(
         }
     }
     deliveries
+}
+
+/// Tells the failure channels of a run that could not get going (exit 3 before its
+/// steps ran: the emulator or callback receiver would not start, JOB refused the
+/// session). There is no record to journal it in; the error is what they hear.
+pub async fn at_error(
+    channels: &[Channel],
+    plan: &str,
+    run_id: &str,
+    error: &Error,
+    masker: &Masker,
+) -> Vec<Delivery> {
+    let due = notify::due(channels, When::Failure);
+    if due.is_empty() {
+        return Vec::new();
+    }
+    let Ok(client) = crate::job_api::client::build_http_client(&Default::default()) else {
+        return Vec::new();
+    };
+    let message = Message {
+        when: When::Failure,
+        plan: plan.to_owned(),
+        run_id: run_id.to_owned(),
+        exit_code: Some(error.exit_code()),
+        failed: Vec::new(),
+        duration: None,
+        report: None,
+        gate: None,
+        error: Some(masker.mask(&error.to_string())),
+    };
+    notify::send_all(&client, &due, &message, masker, SendOptions::default()).await
 }
 
 /// The journal line of a delivery.

@@ -188,9 +188,17 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         Prepared::Go(pending) => pending,
     };
     let runtime = runtime::start()?;
-    let result = runtime.block_on(run_async(
-        args, config, validated, *pending, world, masker, channels,
-    ));
+    let (plan_name, run_id) = (validated.plan.name.clone(), pending.run_id().to_owned());
+    let result = runtime.block_on(async {
+        let told = (channels.clone(), masker.clone());
+        let result = run_async(args, config, validated, *pending, world, masker, channels).await;
+        if let Err(error) = &result
+            && error.exit_code() == exit::INFRASTRUCTURE
+        {
+            notices::at_error(&told.0, &plan_name, &run_id, error, &told.1).await;
+        }
+        result
+    });
     // A confirmation prompt abandoned by Ctrl-C still blocks a thread on stdin;
     // dropping the runtime would wait for it forever.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -346,7 +354,17 @@ async fn run_async(
     if !channels.is_empty() {
         let client = client::build_http_client(&Timeouts::default())?;
         let report = args.html.as_deref().or(args.report.as_deref());
-        notices::at_end(&client, &channels, &mut record, report, &masker, &session).await;
+        let error = outcome.fatal().map(|e| masker.mask(&e.to_string()));
+        notices::at_end(
+            &client,
+            &channels,
+            &mut record,
+            report,
+            error,
+            &masker,
+            &session,
+        )
+        .await;
     }
     if let Some(warning) = session.finish(code) {
         eprintln!("{warning}");

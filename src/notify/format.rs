@@ -48,6 +48,8 @@ pub struct Message {
     pub report: Option<String>,
     /// For an approval gate: the step and what it asks.
     pub gate: Option<String>,
+    /// What stopped the run, when it was not a step (JOB unreachable, refused).
+    pub error: Option<String>,
 }
 
 impl Message {
@@ -74,6 +76,9 @@ impl Message {
         lines.push(run);
         if let Some(gate) = &self.gate {
             lines.push(format!("gate: {gate}"));
+        }
+        if let Some(error) = &self.error {
+            lines.push(format!("error: {error}"));
         }
         for step in self.failed.iter().take(MAX_STEPS) {
             let mut line = format!("{} {}", step.id, step.status.replace('_', " "));
@@ -157,6 +162,7 @@ pub fn body(format: Format, message: &Message, secret: Option<&str>, signed_at: 
             "duration": message.duration,
             "report": message.report,
             "gate": message.gate,
+            "error": message.error,
             "text": message.text(),
         }),
     }

@@ -134,6 +134,7 @@ pub fn gate_reached(plan: &str, run_id: &str, step: &str, prompt: &str) -> Messa
         duration: None,
         report: None,
         gate: Some(format!("{step}: {prompt}")),
+        error: None,
     }
 }
 

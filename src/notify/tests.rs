@@ -16,6 +16,7 @@ fn failure() -> Message {
         duration: Some("1m40s".into()),
         report: Some("/var/log/baton/nightly.html".into()),
         gate: None,
+        error: None,
     }
 }
 

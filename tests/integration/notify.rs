@@ -116,6 +116,7 @@ fn message() -> Message {
         duration: Some("1m40s".into()),
         report: Some("/var/log/baton/nightly.html".into()),
         gate: None,
+        error: None,
     }
 }
 
@@ -400,4 +401,66 @@ fn a_notify_rule_with_both_or_neither_target_is_a_located_plan_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("plan.yaml:6:"), "{stderr}");
     assert!(stderr.contains("`channel` or gives a `url`"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_job_is_told_with_its_error_and_keeps_exit_3() {
+    let r = Receivers::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            "version: 1\nname: p\nscope: {{ type: biz, id: 2 }}\ndefaults: {{ account: root }}\nhosts: {{ web: {{ ips: [\"0:10.0.0.1\"] }} }}\nnotify:\n  - {{ url: \"{}/ok/json\" }}\nsteps:\n  - {{ id: s, targets: web, script: {{ language: shell, content: echo }} }}\n",
+            r.base
+        ),
+    )
+    .expect("plan");
+    let mut cmd = baton(dir.path());
+    cmd.arg("run")
+        .arg(dir.path().join("plan.yaml"))
+        .args(["--endpoint", "http://127.0.0.1:1"]);
+    crate::support::app_credentials(&mut cmd, "app-secret-never-told");
+    let out = cmd.output().expect("baton run");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let told = r.seen("json");
+    assert_eq!(told.len(), 1, "{}", text(&out));
+    assert_eq!(told[0]["exit_code"], 3);
+    let error = told[0]["error"].as_str().unwrap_or("");
+    assert!(error.contains("JOB is unreachable"), "{}", told[0]);
+    assert!(!told[0].to_string().contains("app-secret-never-told"));
+}
+
+#[test]
+fn a_run_that_cannot_start_tells_the_failure_channels() {
+    let r = Receivers::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            "version: 1\nname: p\nscope: {{ type: biz, id: 2 }}\ndefaults: {{ account: root }}\nhosts: {{ web: {{ ips: [\"0:10.0.0.1\"] }} }}\nnotify:\n  - {{ url: \"{}/ok/json\" }}\nsteps:\n  - {{ id: s, targets: web, script: {{ language: shell, content: echo }} }}\n",
+            r.base
+        ),
+    )
+    .expect("plan");
+    // The callback receiver's port is taken: the run stops before any step (exit 3).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let out = baton(dir.path())
+        .arg("run")
+        .arg(dir.path().join("plan.yaml"))
+        .arg("--callback-listen")
+        .arg(taken.local_addr().expect("addr").to_string())
+        .arg("--sandbox")
+        .arg(dir.path().join("sandbox"))
+        .output()
+        .expect("baton run");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let told = r.seen("json");
+    assert_eq!(told.len(), 1, "{}", text(&out));
+    assert_eq!(told[0]["event"], "failure");
+    assert_eq!(told[0]["exit_code"], 3);
+    assert!(
+        told[0]["error"].as_str().unwrap_or("").contains("callback"),
+        "{}",
+        told[0]
+    );
 }
