@@ -556,6 +556,33 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_gives_the_job_web_address_and_notification_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            "job_web_url: https://job.example.com/\nnotify:\n  - { name: team, format: wecom, url: \"https://qyapi.example/send?key=k-123456\", on: [failure] }\n",
+        )
+        .unwrap();
+        let flags = ConfigFlags {
+            profile_file: Some(path),
+            ..Default::default()
+        };
+        let config = resolve(&flags, &env_of(&[])).unwrap();
+        assert_eq!(
+            config.job_web_url.as_deref(),
+            Some("https://job.example.com")
+        );
+        assert_eq!(config.notify.len(), 1);
+        assert_eq!(config.notify[0].name.as_deref(), Some("team"));
+        let env = env_of(&[("BATON_JOB_WEB_URL", "https://env-job.example")]);
+        assert_eq!(
+            resolve(&flags, &env).unwrap().job_web_url.as_deref(),
+            Some("https://env-job.example")
+        );
+    }
+
+    #[test]
     fn remote_endpoint_needs_credentials_and_defaults_to_poll() {
         let flags = ConfigFlags {
             endpoint: Some("https://job.example".into()),

@@ -153,6 +153,25 @@ pub async fn at_end(
     deliveries
 }
 
+/// The hook for approval gates: tells the channels due `approval` that `step` waits
+/// for a person, in the background so the gate is never held up by a slow receiver.
+/// The caller journals the returned deliveries ([`marker`]) when it has them.
+pub fn at_gate(
+    client: &reqwest::Client,
+    channels: &[Channel],
+    gate: Message,
+    masker: &Masker,
+) -> tokio::task::JoinHandle<Vec<Delivery>> {
+    let due = notify::due(channels, When::Approval);
+    let (client, masker) = (client.clone(), masker.clone());
+    tokio::spawn(async move {
+        if due.is_empty() {
+            return Vec::new();
+        }
+        notify::send_all(&client, &due, &gate, &masker, SendOptions::default()).await
+    })
+}
+
 /// Tells the failure channels of a run that could not get going (exit 3 before its
 /// steps ran: the emulator or callback receiver would not start, JOB refused the
 /// session). There is no record to journal it in; the error is what they hear.

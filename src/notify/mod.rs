@@ -121,9 +121,9 @@ pub fn due(channels: &[Channel], when: When) -> Vec<Channel> {
         .collect()
 }
 
-/// The hook for approval gates: the message to send when a step starts waiting at one.
-/// A gate's watcher calls [`send_all`] with `due(channels, When::Approval)` and this
-/// message, without waiting for the answer.
+/// The message for an approval gate: `step` waits for a person to answer `prompt`.
+/// The command line's `notices::at_gate` sends it to the `approval` channels in the
+/// background when a gate is reached.
 pub fn gate_reached(plan: &str, run_id: &str, step: &str, prompt: &str) -> Message {
     Message {
         when: When::Approval,

@@ -16,6 +16,7 @@
 //!     "reason": str|null,            // why it did not run / what failed, one line
 //!     "attempts": int, "task_names": [str],
 //!     "job_instance_id": int|null, "job_status": int|null, "reconciled": bool,
+//!     "job_url": str?,               // the instance's page in JOB's web UI, when configured
 //!     "hosts": [{"host": str, "status": int, "status_label": str, "exit_code": int?, "ok": bool, "log_tail": str?}],
 //!     "outputs": {key: value}, "host_outputs": {host: {key: value}},   // secret values masked
 //!     "timings": {"started_at": RFC 3339|null, "submitted_at": RFC 3339|null, "finished_at": RFC 3339|null,

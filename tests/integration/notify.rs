@@ -464,3 +464,33 @@ fn a_run_that_cannot_start_tells_the_failure_channels() {
         told[0]
     );
 }
+
+#[test]
+fn the_approval_hook_tells_only_approval_channels() {
+    let r = Receivers::start();
+    let mut approval = channel("gate", Format::Json, format!("{}/ok/json", r.base));
+    approval.on = vec![When::Approval];
+    let failure_only = channel("oncall", Format::Slack, format!("{}/ok/slack", r.base));
+    baton::job_api::client::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let gate =
+        baton::notify::gate_reached("release", "0196-run", "go-live", "approve the cut-over");
+    let deliveries = r
+        .runtime
+        .block_on(async {
+            baton::cli::notices::at_gate(
+                &client,
+                &[approval, failure_only],
+                gate,
+                &Masker::default(),
+            )
+            .await
+        })
+        .expect("the hook's task");
+    assert_eq!(deliveries.len(), 1);
+    assert!(deliveries[0].ok);
+    let told = r.seen("json");
+    assert_eq!(told[0]["event"], "approval");
+    assert_eq!(told[0]["gate"], "go-live: approve the cut-over");
+    assert!(r.seen("slack").is_empty());
+}
