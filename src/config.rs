@@ -87,6 +87,12 @@ pub struct Profile {
     /// `callback`, `poll` or `both`.
     #[serde(default)]
     pub wait: Option<String>,
+    /// JOB's web address, so reports link each job instance to its page.
+    #[serde(default)]
+    pub job_web_url: Option<String>,
+    /// Where to send notifications; their URLs hold tokens and stay out of plans.
+    #[serde(default)]
+    pub notify: Vec<crate::notify::Channel>,
 }
 
 impl fmt::Debug for Profile {
@@ -103,6 +109,8 @@ impl fmt::Debug for Profile {
             .field("callback_listen", &self.callback_listen)
             .field("callback_url", &self.callback_url)
             .field("wait", &self.wait)
+            .field("job_web_url", &self.job_web_url)
+            .field("notify", &self.notify.len())
             .finish()
     }
 }
@@ -164,6 +172,10 @@ pub struct Config {
     pub wait: WaitMode,
     /// The profile file used, if any.
     pub profile_path: Option<PathBuf>,
+    /// JOB's web address, for links into its UI.
+    pub job_web_url: Option<String>,
+    /// The profile's notification channels.
+    pub notify: Vec<crate::notify::Channel>,
 }
 
 /// One value and where it came from.
@@ -294,6 +306,15 @@ pub fn resolve(
         WaitMode::Both
     });
 
+    let job_web_url = pick(
+        None,
+        "BATON_JOB_WEB_URL",
+        profile.job_web_url.as_ref(),
+        "job-web-url",
+    )
+    .map(|s| validate_url("JOB web URL", s))
+    .transpose()?;
+
     let credentials = if endpoint.is_some() {
         Some(resolve_credentials(&profile, &env_value)?)
     } else {
@@ -308,6 +329,8 @@ pub fn resolve(
         callback_url,
         wait,
         profile_path,
+        job_web_url,
+        notify: profile.notify,
     })
 }
 
@@ -530,6 +553,33 @@ mod tests {
         let with_flag = resolve(&flags, &env).unwrap();
         assert_eq!(with_flag.endpoint.as_deref(), Some("https://flag.example"));
         assert_eq!(with_flag.protocol, Some(Protocol::V3));
+    }
+
+    #[test]
+    fn the_profile_gives_the_job_web_address_and_notification_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            "job_web_url: https://job.example.com/\nnotify:\n  - { name: team, format: wecom, url: \"https://qyapi.example/send?key=k-123456\", on: [failure] }\n",
+        )
+        .unwrap();
+        let flags = ConfigFlags {
+            profile_file: Some(path),
+            ..Default::default()
+        };
+        let config = resolve(&flags, &env_of(&[])).unwrap();
+        assert_eq!(
+            config.job_web_url.as_deref(),
+            Some("https://job.example.com")
+        );
+        assert_eq!(config.notify.len(), 1);
+        assert_eq!(config.notify[0].name.as_deref(), Some("team"));
+        let env = env_of(&[("BATON_JOB_WEB_URL", "https://env-job.example")]);
+        assert_eq!(
+            resolve(&flags, &env).unwrap().job_web_url.as_deref(),
+            Some("https://env-job.example")
+        );
     }
 
     #[test]

@@ -106,6 +106,19 @@ pub enum UsageError {
         "--wait callback needs a public callback URL (--callback-url or BATON_CALLBACK_URL) for a remote JOB"
     )]
     CallbackNeedsUrl,
+    /// `baton logs` cannot fetch what was asked.
+    #[error("{0}")]
+    NoLogs(String),
+    /// A plan's `notify:` rule names a channel the profile does not have.
+    #[error("{}: notify names channel `{name}`, which the profile does not declare (it has: {known})", plan.display())]
+    UnknownNotifyChannel {
+        /// The plan file.
+        plan: PathBuf,
+        /// The name.
+        name: String,
+        /// The profile's channel names, comma-separated.
+        known: String,
+    },
     /// `baton emulator --listen` is not an address.
     #[error("--listen `{0}` is not an address like 127.0.0.1:0")]
     ListenAddress(String),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod executor;
 pub mod job_api;
 pub mod mask;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod state;

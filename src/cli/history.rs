@@ -6,9 +6,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::config::{self, ConfigFlags};
 use crate::error::Error;
+use crate::report::html;
+use crate::report::links::JobWeb;
 use crate::report::summary::{RunRecord, human};
-use crate::state::journal;
+use crate::state::journal::{self, JournalLine};
 use crate::state::runs::{self, RunState, RunSummary, StateDir};
 
 /// `baton runs`.
@@ -50,6 +53,9 @@ pub struct ShowArgs {
     /// Print the JSON report (`baton.run-report` v1) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the self-contained HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Runs `baton runs`.
@@ -148,13 +154,29 @@ fn show(state: &StateDir, args: &ShowArgs) -> Result<ExitCode, Error> {
     let dir = runs::find(state, &args.run)?;
     let replay = journal::read(&dir.journal_path())?;
     let mut record = RunRecord::default();
-    for event in replay.events() {
-        record.apply(event);
+    for line in &replay.lines {
+        match line {
+            JournalLine::Event(event) => record.apply(event),
+            JournalLine::Marker(marker) => {
+                record
+                    .warnings
+                    .extend(super::notices::replayed_warning(marker));
+            }
+        }
+    }
+    if let Some(web) = job_web(&dir) {
+        record.link_jobs(&web);
     }
     let summary = runs::list(state).into_iter().find(|r| r.run_id == dir.id());
     let state_now = summary.as_ref().map(|s| s.state);
     if state_now == Some(RunState::Abandoned) {
         record.close_abandoned();
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&record, &[])).map_err(|source| Error::Io {
+            context: format!("cannot write {}", path.display()),
+            source,
+        })?;
     }
     if args.json {
         println!("{}", record.to_json());
@@ -181,4 +203,13 @@ fn show(state: &StateDir, args: &ShowArgs) -> Result<ExitCode, Error> {
     }
     print!("{}", record.table());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Links into JOB's web UI for a recorded run: the JOB web address from the
+/// environment or `BATON_PROFILE`'s profile, the scope from the run's plan copy.
+fn job_web(dir: &runs::RunDir) -> Option<JobWeb> {
+    let config = config::resolve(&ConfigFlags::default(), &|name| std::env::var(name).ok()).ok()?;
+    let url = config.job_web_url?;
+    let plan = crate::plan::load(&dir.plan_copy_path()).ok()?;
+    Some(super::run::job_web(&url, plan.plan.scope?))
 }

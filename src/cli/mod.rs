@@ -6,6 +6,8 @@ pub mod emulator;
 pub mod history;
 pub mod inspect;
 pub mod launch;
+pub mod logs;
+pub mod notices;
 pub mod outputs;
 pub mod plan_output;
 pub mod resume;
@@ -15,7 +17,7 @@ pub mod warnings;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 
@@ -45,8 +47,18 @@ pub enum Command {
     Resume(Box<resume::ResumeArgs>),
     /// List recorded runs, show one again, or prune old ones.
     Runs(history::RunsArgs),
+    /// Print a recorded step's full logs as JOB keeps them.
+    Logs(logs::LogsArgs),
     /// Serve the local JOB emulator.
     Emulator(emulator::EmulatorArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print baton's man page (roff) to stdout.
+    Man,
     /// Internal: run one command inside a host sandbox (used by the emulator).
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(emulator::SandboxExecArgs),
@@ -63,11 +75,45 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Resume(args) => resume::resume(*args),
         Command::Runs(args) => history::runs(args),
+        Command::Logs(args) => logs::logs(args),
         Command::Emulator(args) => emulator::serve(args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
         Command::SandboxExec(args) => emulator::sandbox_exec(args),
     };
     match outcome {
         Ok(code) => code,
         Err(error) => crate::error::report(error),
     }
+}
+
+/// Shells `baton completions` writes for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    /// bash: `source <(baton completions bash)`.
+    Bash,
+    /// zsh: write it as `_baton` into a folder on `$fpath`.
+    Zsh,
+    /// fish: write it to `~/.config/fish/completions/baton.fish`.
+    Fish,
+}
+
+fn completions(shell: Shell) -> Result<ExitCode, Error> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "baton", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn man() -> Result<ExitCode, Error> {
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .map_err(|source| Error::Io {
+            context: "cannot write the man page".into(),
+            source,
+        })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! The paths a run writes to (`--report`, `--junit`, `--log-file`, `--state-dir`,
+//! The paths a run writes to (`--report`, `--junit`, `--html`, `--log-file`, `--state-dir`,
 //! `--sandbox`), checked before anything is sent: a typo in a report path must not
 //! surface only after the release ran, nor with the code that says JOB is unreachable.
 //! Checks touch nothing on disk: an existing report is kept as it is until the run
@@ -18,6 +18,8 @@ pub struct OutputPaths<'a> {
     pub report: &'a Option<PathBuf>,
     /// `--junit`.
     pub junit: &'a Option<PathBuf>,
+    /// `--html`.
+    pub html: &'a Option<PathBuf>,
     /// `--log-file`.
     pub log_file: &'a Option<PathBuf>,
     /// `--state-dir`.
@@ -32,6 +34,7 @@ pub fn check(args: OutputPaths<'_>) -> Result<(), Error> {
     let files = [
         ("--report", args.report),
         ("--junit", args.junit),
+        ("--html", args.html),
         ("--log-file", args.log_file),
     ];
     for (flag, path) in files {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::{self, Rehearsal};
 use super::inspect::PlanInputArgs;
 use super::launch::{self, StateArgs};
+use super::notices;
 use super::outputs::OutputPaths;
 use super::{runtime, warnings};
 use crate::compile::{self, CompiledPlan};
@@ -27,6 +28,9 @@ use crate::executor::scheduler::ScheduleOptions;
 use crate::executor::step::{ConfirmPolicy, Masker, StepRunnerSetup};
 use crate::executor::wait::{CallbackHub, WaitMode, WaitOptions, callback};
 use crate::job_api::client::{self, HttpJobApi, JobCodec, RetryPolicy, Timeouts, Transport};
+use crate::notify;
+use crate::report::html;
+use crate::report::links::JobWeb;
 use crate::report::plain::PlainReporter;
 use crate::report::progress::{DrawPause, ProgressReporter};
 use crate::report::summary::RunRecord;
@@ -85,6 +89,9 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (timeline, step graph, hosts and logs).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Only the final report and errors.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -102,6 +109,7 @@ impl RunArgs {
         OutputPaths {
             report: &self.report,
             junit: &self.junit,
+            html: &self.html,
             log_file: &self.state.log_file,
             state_dir: &self.state.state_dir,
             sandbox: &self.sandbox,
@@ -151,6 +159,8 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     let validated = compile::compile(loaded, &options)?;
     masker.learn_plan(&validated);
     warnings::print_plan_warnings(&validated, Some(&masker));
+    let channels = notices::channels(&args.input.plan, &validated.plan.notify, &config.notify)?;
+    masker.learn(channels.iter().flat_map(notify::Channel::secrets));
     if validated.plan.scope.is_none() {
         return Err(UsageError::NoScope {
             plan: args.input.plan.clone(),
@@ -178,7 +188,17 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         Prepared::Go(pending) => pending,
     };
     let runtime = runtime::start()?;
-    let result = runtime.block_on(run_async(args, config, validated, *pending, world, masker));
+    let (plan_name, run_id) = (validated.plan.name.clone(), pending.run_id().to_owned());
+    let result = runtime.block_on(async {
+        let told = (channels.clone(), masker.clone());
+        let result = run_async(args, config, validated, *pending, world, masker, channels).await;
+        if let Err(error) = &result
+            && error.exit_code() == exit::INFRASTRUCTURE
+        {
+            notices::at_error(&told.0, &plan_name, &run_id, error, &told.1).await;
+        }
+        result
+    });
     // A confirmation prompt abandoned by Ctrl-C still blocks a thread on stdin;
     // dropping the runtime would wait for it forever.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -208,8 +228,14 @@ async fn run_async(
     pending: Pending,
     world: World,
     masker: Masker,
+    channels: Vec<notify::Channel>,
 ) -> Result<ExitCode, Error> {
     let protocol = validated.protocol;
+    let job_web = config
+        .job_web_url
+        .as_deref()
+        .zip(validated.plan.scope)
+        .map(|(url, scope)| job_web(url, scope));
     let plan_path = args.input.plan.clone();
 
     // The backend: a real JOB, or the emulator on loopback. The first line says which.
@@ -320,11 +346,29 @@ async fn run_async(
     };
     let outcome = run.execute(exit_code).await;
     let code = exit_code(&outcome);
+    drop(sink);
+    let mut record = watch_task.await.unwrap_or_default();
+    if let Some(web) = &job_web {
+        record.link_jobs(web);
+    }
+    if !channels.is_empty() {
+        let client = client::build_http_client(&Timeouts::default())?;
+        let report = args.html.as_deref().or(args.report.as_deref());
+        let error = outcome.fatal().map(|e| masker.mask(&e.to_string()));
+        notices::at_end(
+            &client,
+            &channels,
+            &mut record,
+            report,
+            error,
+            &masker,
+            &session,
+        )
+        .await;
+    }
     if let Some(warning) = session.finish(code) {
         eprintln!("{warning}");
     }
-    drop(sink);
-    let record = watch_task.await.unwrap_or_default();
 
     print!("{}", record.table());
     if args.detach && matches!(outcome, RunOutcome::Interrupted { .. }) {
@@ -414,5 +458,17 @@ fn write_reports(args: &RunArgs, record: &RunRecord) -> Result<(), Error> {
     if let Some(path) = &args.junit {
         write(path, record.to_junit())?;
     }
+    if let Some(path) = &args.html {
+        write(path, html::render(record, &[]))?;
+    }
     Ok(())
+}
+
+/// Links into JOB's web UI for the plan's scope.
+pub fn job_web(url: &str, scope: crate::plan::model::Scope) -> JobWeb {
+    let kind = match scope.scope_type {
+        crate::plan::model::ScopeType::Biz => "biz",
+        crate::plan::model::ScopeType::BizSet => "biz_set",
+    };
+    JobWeb::new(url, kind, &scope.id.to_string())
 }

@@ -251,6 +251,15 @@ pub enum RunEvent {
         /// Rolling batch `(k, n)`, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         batch: Option<(u32, u32)>,
+        /// Wall clock of the read (absent in older journals), so a timeline can place
+        /// rolling batches.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "opt_rfc3339",
+            deserialize_with = "parse_opt_rfc3339"
+        )]
+        at: Option<DateTime<Utc>>,
     },
     /// JOB waits for a person (manual confirmation or a rolling batch).
     StepWaitingUser {
@@ -427,6 +436,24 @@ impl EventSink {
 /// Serializes a timestamp as RFC 3339 UTC with seconds (chrono's serde feature is off).
 fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_time(at))
+}
+
+/// [`rfc3339`] for an optional timestamp (only called when present).
+fn opt_rfc3339<S: serde::Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.serialize_str(&format_time(at)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Reads an optional timestamp written by [`opt_rfc3339`].
+fn parse_opt_rfc3339<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    parse_rfc3339(deserializer).map(Some)
 }
 
 /// Reads a timestamp written by [`rfc3339`] (any RFC 3339 offset is accepted).

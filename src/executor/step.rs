@@ -551,6 +551,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 status: status.status,
                 hosts,
                 batch,
+                at: Some(super::events::now()),
             });
         };
         loop {

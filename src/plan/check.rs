@@ -123,6 +123,28 @@ impl Checker<'_, '_> {
         if plan.steps.is_empty() {
             self.error("steps", "the plan has no steps");
         }
+        for (i, rule) in plan.notify.iter().enumerate() {
+            match (&rule.channel, &rule.url) {
+                (Some(_), Some(_)) | (None, None) => {
+                    self.error(
+                        format!("notify[{i}]"),
+                        "a notify rule names a profile `channel` or gives a `url`, one of the two",
+                    );
+                }
+                (None, Some(url))
+                    if !(url.starts_with("https://") || url.starts_with("http://")) =>
+                {
+                    self.error(format!("notify[{i}].url"), "not an http(s) URL");
+                }
+                (Some(_), None) if rule.format.is_some() => {
+                    self.error(
+                        format!("notify[{i}].format"),
+                        "a profile channel has its own format; `format` goes with `url`",
+                    );
+                }
+                _ => {}
+            }
+        }
         if plan.scope.is_none() && !plan.steps.is_empty() {
             self.error(
                 "scope",

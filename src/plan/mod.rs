@@ -6,6 +6,7 @@ pub mod expansion;
 pub mod findings;
 pub mod load;
 pub mod model;
+pub mod notify;
 pub mod schema;
 pub mod secrets;
 pub mod span;

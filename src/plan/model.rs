@@ -44,6 +44,9 @@ pub struct Plan {
     /// What to do when another run of this plan is still going (cron safety).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<Concurrency>,
+    /// Whom to tell of the run's end (or an approval gate), and when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::notify::NotifyRule>,
     /// The steps; each runs once all of its `needs` are done.
     pub steps: Vec<Step>,
 }

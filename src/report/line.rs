@@ -49,6 +49,7 @@ pub fn describe(event: &RunEvent) -> Option<String> {
             status,
             hosts,
             batch,
+            ..
         } => {
             // The batch leads (`step stop-web batch 2/4: …`) so a rolling step's
             // progress reads at a glance and greps easily.
@@ -167,6 +168,7 @@ mod tests {
                 failed: 0,
             },
             batch: Some((2, 4)),
+            at: None,
         };
         assert_eq!(
             describe(&event).as_deref(),

@@ -80,6 +80,7 @@ mod tests {
                     ..HostCounts::default()
                 },
                 batch: None,
+                at: None,
             };
             reporter.on_event(&progress);
             reporter.on_event(&progress);

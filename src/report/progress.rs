@@ -192,6 +192,7 @@ impl Watcher for ProgressReporter {
                 status,
                 hosts,
                 batch,
+                ..
             } => {
                 if let Some(bar) = self.step_bar(step.index, &step.id) {
                     let batch = batch

@@ -16,6 +16,7 @@
 //!     "reason": str|null,            // why it did not run / what failed, one line
 //!     "attempts": int, "task_names": [str],
 //!     "job_instance_id": int|null, "job_status": int|null, "reconciled": bool,
+//!     "job_url": str?,               // the instance's page in JOB's web UI, when configured
 //!     "hosts": [{"host": str, "status": int, "status_label": str, "exit_code": int?, "ok": bool, "log_tail": str?}],
 //!     "outputs": {key: value}, "host_outputs": {host: {key: value}},   // secret values masked
 //!     "timings": {"started_at": RFC 3339|null, "submitted_at": RFC 3339|null, "finished_at": RFC 3339|null,
@@ -38,6 +39,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::links::JobWeb;
+use super::timeline::StepTimes;
 use crate::executor::events::{
     HostOutcome, NotRunReason, Observed, RunEvent, RunTarget, StepStatus, format_time,
 };
@@ -99,9 +102,15 @@ pub struct StepRecord {
     pub host_outputs: BTreeMap<String, BTreeMap<String, String>>,
     /// Timings.
     pub timings: StepTimings,
+    /// The instance's page in JOB's web UI, when a JOB web address is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_url: Option<String>,
     /// A submission was sent and its answer never recorded.
     #[serde(skip)]
     pub awaiting_answer: bool,
+    /// Its moments at full precision, for the timeline.
+    #[serde(skip)]
+    pub times: StepTimes,
 }
 
 /// The whole run.
@@ -199,7 +208,9 @@ impl RunRecord {
                         outputs: BTreeMap::new(),
                         host_outputs: BTreeMap::new(),
                         timings: StepTimings::default(),
+                        job_url: None,
                         awaiting_answer: false,
+                        times: StepTimes::default(),
                     })
                     .collect();
             }
@@ -207,6 +218,7 @@ impl RunRecord {
                 if let Some(s) = self.steps.get_mut(step.index) {
                     s.status = "running".into();
                     s.timings.started_at = Some(format_time(at));
+                    s.times.started = Some(*at);
                 }
             }
             RunEvent::StepSubmitting {
@@ -234,6 +246,7 @@ impl RunRecord {
                     s.reconciled |= *reconciled;
                     if s.timings.submitted_at.is_none() {
                         s.timings.submitted_at = Some(format_time(at));
+                        s.times.submitted = Some(*at);
                     }
                     if let Some(h) = handoff {
                         s.timings.handoff_ms = Some(ms(*h));
@@ -287,6 +300,7 @@ impl RunRecord {
                     s.outputs = outcome.outputs.clone();
                     s.host_outputs = outcome.host_outputs.clone();
                     s.timings.finished_at = Some(format_time(at));
+                    s.times.ended(*at);
                     s.timings.duration_ms = Some(ms(outcome.duration));
                     s.timings.observed_via = outcome.observed;
                     s.timings.job_ms = outcome.job_ms;
@@ -306,6 +320,16 @@ impl RunRecord {
                 self.exit_code = Some(*exit_code);
                 self.finished = Some(*at);
                 self.finished_at = Some(format_time(at));
+            }
+            RunEvent::StepProgress {
+                step,
+                batch: Some(batch),
+                at: Some(at),
+                ..
+            } => {
+                if let Some(s) = self.steps.get_mut(step.index) {
+                    s.times.saw_batch(*batch, *at);
+                }
             }
             RunEvent::StepProgress { .. } | RunEvent::StepWaitingUser { .. } => {}
         }
@@ -333,6 +357,23 @@ impl RunRecord {
             };
             step.status = status.into();
             step.reason = Some(reason);
+        }
+    }
+
+    /// When the run started, at full precision.
+    pub fn started(&self) -> Option<DateTime<Utc>> {
+        self.started
+    }
+
+    /// When the run ended, at full precision.
+    pub fn finished(&self) -> Option<DateTime<Utc>> {
+        self.finished
+    }
+
+    /// Links every step's JOB instance to its page in JOB's web UI.
+    pub fn link_jobs(&mut self, web: &JobWeb) {
+        for step in &mut self.steps {
+            step.job_url = step.job_instance_id.map(|job| web.instance_url(job));
         }
     }
 
@@ -405,6 +446,9 @@ impl RunRecord {
                 "  {:<width$}  {:<11}  {:>9}  {:>10}  {hosts}",
                 step.id, status, duration, job
             );
+            if let Some(url) = &step.job_url {
+                let _ = writeln!(out, "      {url}");
+            }
             if step.status != "succeeded"
                 && let Some(reason) = &step.reason
             {

@@ -79,6 +79,22 @@ pub enum Marker {
         /// `--force` overrode a changed plan.
         forced: bool,
     },
+    /// A notification was sent (or could not be) at the end of a session or at a gate.
+    Notified {
+        /// Wall clock, RFC 3339.
+        at: String,
+        /// The channel, as reports name it (never its URL).
+        channel: String,
+        /// Why: `failure`, `success`, `approval`.
+        when: String,
+        /// The receiver accepted it.
+        ok: bool,
+        /// Attempts made.
+        attempts: u32,
+        /// Why it was not delivered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// One journal line.

@@ -97,6 +97,7 @@ pub fn replay(journal: &Replay) -> JournalState {
             JournalLine::Marker(Marker::Resumed { .. }) => {
                 state.finished = None;
             }
+            JournalLine::Marker(Marker::Notified { .. }) => {}
             JournalLine::Event(event) => apply(&mut state, event),
         }
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::journal::Journal;
+use super::journal::{Journal, JournalLine, Marker};
 use super::lock::{PlanLock, RunLock};
 use super::resume::Action;
 use super::runs::RunDir;
@@ -84,6 +84,11 @@ impl Session {
         self.actions
             .iter()
             .any(|a| matches!(a, Action::KeepUnknown { .. }))
+    }
+
+    /// Appends a journal marker (a notification's fate), durably.
+    pub fn mark(&self, marker: Marker) -> Result<(), super::StateError> {
+        self.journal.append(&JournalLine::Marker(marker))
     }
 
     /// Records the session's exit code and releases the locks. Returns a warning to

@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["executor::events", "job_api::types", "mask"]),
     ("state", &["executor::events", "job_api::types", "mask"]),
     ("emulator", &["job_api::types", "job_api::rules"]),
+    ("notify", &["executor::events", "job_api::types", "mask"]),
 ];
 
 /// Crossings the code still has, each a known debt with its reason. The test fails if
