@@ -112,7 +112,7 @@ async fn handle(face: Arc<Face>, door: Door, name: String, parts: Parts) -> Resp
         );
     }
     if let Some(reset) = decision.rate_limit_reset {
-        return envelope::rate_limited(protocol, reset);
+        return envelope::rate_limited(door.is_esb(), reset);
     }
 
     let response = answer(
@@ -128,7 +128,11 @@ async fn handle(face: Arc<Face>, door: Door, name: String, parts: Parts) -> Resp
     if decision.drop {
         return dropped();
     }
-    response
+    match door {
+        Door::EsbV3 => envelope::esb_relay(response).await,
+        Door::EsbV2 => response,
+        Door::GatewayV3 | Door::GatewayV4 => envelope::with_gateway_request_id(response),
+    }
 }
 
 fn answer(
@@ -168,9 +172,12 @@ fn answer(
             user: String::new(),
         }
     } else if door.is_esb() {
-        match auth::check_esb(&app.inventory, &params) {
+        let header = headers
+            .get("X-Bkapi-Authorization")
+            .map(|v| v.to_str().unwrap_or_default());
+        match auth::check_esb(&app.inventory, header, &params) {
             Ok(caller) => caller,
-            Err(refusal) => return envelope::esb_failure(1_306_000, &refusal.to_string()),
+            Err(refusal) => return envelope::esb_failure(refusal.code(), &refusal.to_string()),
         }
     } else {
         let header = headers

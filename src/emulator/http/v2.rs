@@ -351,6 +351,8 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
         .map(|s| {
             let mut value = json!({
                 "step_id": s.id, "name": s.name, "type": s.kind, "target_server": ip_list(&s.targets),
+                "creator": plan.creator, "create_time": created, "last_modify_user": plan.creator,
+                "last_modify_time": created,
             });
             if let Some(script) = &s.script {
                 value["script_type"] = json!(script.language.unwrap_or(1));
@@ -370,11 +372,16 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
                 value["file_source"] = file
                     .sources
                     .iter()
-                    .map(|src| {
-                        let mut v = ip_list(&src.targets);
-                        v["files"] = json!(src.files);
-                        v["account"] = json!(src.account.clone().unwrap_or_else(|| "root".into()));
-                        v
+                    .map(|src| match src.file_source_id {
+                        // EsbFileSourceDTO: the hosts nest under `target_server`.
+                        Some(id) => json!({
+                            "files": src.files, "file_type": 3, "file_source_id": id,
+                        }),
+                        None => json!({
+                            "files": src.files, "file_type": 1,
+                            "account": src.account.clone().unwrap_or_else(|| "root".into()),
+                            "target_server": ip_list(&src.targets),
+                        }),
                     })
                     .collect();
             }

@@ -1,5 +1,6 @@
 //! Gateway v4 (`/api/v4/<name>`): fast_execute_script exactly as seed 003
-//! (`execute_target`, `param_sensitive`, `rolling_config`, `start_task`),
+//! (`execute_target` with hosts or `kube_container_filters` over the world's
+//! containers, `param_sensitive`, `rolling_config`, `start_task`),
 //! get_job_instance_status (`return_execute_object_result` →
 //! `step_execute_object_result_list`) and batch_get_job_instance_execute_object_log.
 //! Errors go out with real HTTP statuses (envelope.rs).
@@ -11,6 +12,7 @@ use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{log_hosts, script_basics, submit_script};
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
+use crate::emulator::model::inventory::HostSel;
 use crate::emulator::model::job_error::JobError;
 
 /// v4's limit on hosts per log query.
@@ -35,7 +37,19 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
             let target = p
                 .opt_object("execute_target")?
                 .ok_or_else(|| JobError::illegal("execute_target"))?;
-            let spec = wire::v4_target(&target)?;
+            let mut spec = wire::v4_target(&target)?;
+            let filters = wire::container_filters(&target)?;
+            if !filters.is_empty() {
+                if !spec.is_empty() {
+                    // Hosts and containers cannot run in one task.
+                    return Err(JobError::illegal("execute_target"));
+                }
+                let containers = ctx.app.inventory.containers(&filters);
+                spec.hosts = containers
+                    .into_iter()
+                    .map(|c| HostSel::Id(c.host_id))
+                    .collect();
+            }
             if spec.is_empty() {
                 return Err(JobError::server_empty());
             }
@@ -47,7 +61,13 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
             let objects = p.opt_bool("return_execute_object_result")?.unwrap_or(false);
             let ips = p.opt_bool("return_ip_result")?.unwrap_or(false);
             let state = job.lock();
-            Ok(views::v4_status(&job, &state, objects, ips))
+            Ok(views::v4_status(
+                &ctx.app.inventory,
+                &job,
+                &state,
+                objects,
+                ips,
+            ))
         }
         "batch_get_job_instance_execute_object_log" => {
             let scope = ctx.scope(p)?;
