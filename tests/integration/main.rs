@@ -3,6 +3,7 @@
 mod bad_plans;
 mod callback_surface;
 mod cli_inspect;
+mod conformance;
 mod emulator_api;
 mod emulator_exec;
 mod exactly_once;

@@ -318,6 +318,12 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
     let inventory = &ctx.app.inventory;
     let created = views::v2_time(Some(plan.create_time.unwrap_or(ctx.app.started_ms)));
     let ip_list = |targets: &crate::emulator::model::world::TargetDef| -> Value {
+        // v2 has no host variables on the wire: a target given by one shows its hosts.
+        let targets = targets
+            .variable
+            .as_ref()
+            .and_then(|name| plan.global_vars.iter().find(|v| &v.name == name))
+            .map_or(targets, |var| &var.targets);
         let spec =
             crate::emulator::model::inventory::TargetSpec::from_def(targets).unwrap_or_default();
         let hosts = inventory
@@ -355,9 +361,25 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
                 "last_modify_time": created,
             });
             if let Some(script) = &s.script {
-                value["script_type"] = json!(script.language.unwrap_or(1));
-                value["script_id"] = json!(script.script_version_id);
-                value["script_content"] = json!(script.content.as_ref().map(|c| {
+                let stored = script
+                    .script_version_id
+                    .and_then(|v| inventory.script_version(v));
+                value["script_type"] = json!(
+                    script
+                        .language
+                        .or(stored.map(|d| d.language))
+                        .unwrap_or(1)
+                );
+                // EsbStepDTO is NON_NULL: a local script has no script_id; a cited one
+                // shows its version and content.
+                if let Some(version) = script.script_version_id {
+                    value["script_id"] = json!(version);
+                }
+                let content = script
+                    .content
+                    .clone()
+                    .or(stored.map(|d| d.content.clone()));
+                value["script_content"] = json!(content.map(|c| {
                     use base64::Engine as _;
                     base64::engine::general_purpose::STANDARD.encode(c)
                 }));

@@ -9,11 +9,14 @@ use serde_json::{Value, json};
 
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
+use crate::emulator::http::params::value_i64;
 use crate::emulator::http::shared::{log_hosts, script_basics, submit_script};
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
 use crate::emulator::model::inventory::HostSel;
 use crate::emulator::model::job_error::JobError;
+use crate::emulator::model::world_objects;
+use crate::job_api::types::HostAddr;
 
 /// v4's limit on hosts per log query.
 const MAX_V4_LOG_HOSTS: usize = 100;
@@ -76,7 +79,10 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
                 Some(id) if id > 0 => id,
                 _ => return Err(JobError::illegal("step_instance_id")),
             };
-            let hosts = log_hosts(ctx, p, MAX_V4_LOG_HOSTS)?;
+            let hosts = match p.opt_array("container_id_list")? {
+                Some(ids) if !ids.is_empty() => container_log_hosts(&ids)?,
+                _ => log_hosts(ctx, p, MAX_V4_LOG_HOSTS)?,
+            };
             let state = job.lock();
             let step = views::step_by_id(&state, step_id)?;
             let logs: Vec<Value> = hosts
@@ -98,4 +104,19 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
         }
         _ => Err(JobError::illegal_params()),
     }
+}
+
+/// The hosts the containers of a `container_id_list` stand on.
+fn container_log_hosts(ids: &[Value]) -> Result<Vec<HostAddr>, JobError> {
+    if ids.len() > MAX_V4_LOG_HOSTS {
+        return Err(JobError::illegal("container_id_list"));
+    }
+    ids.iter()
+        .map(|id| {
+            let id = value_i64(id)
+                .and_then(|id| u32::try_from(id).ok())
+                .ok_or_else(|| JobError::illegal("container_id_list"))?;
+            Ok(world_objects::container_host(id).0)
+        })
+        .collect()
 }

@@ -1,0 +1,842 @@
+//! JOB's own API docs as a test suite. `tests/fixtures/apidoc/<family>/<api>.json` hold
+//! the request and response examples of bk-job's gateway v3 / v4 and ESB jobv3 pages
+//! and legacy-bk-paas' ESB v2 `job` pages (each with its source repository, path and
+//! commit; `extract.py` beside them regenerates them). For every API the emulator
+//! serves, each request example is sent as written to the world of
+//! `tests/fixtures/worlds/apidoc.yaml`; only the ids the emulator mints
+//! (`job_instance_id`, `step_instance_id`) are replaced by those of jobs it ran. Jobs
+//! are followed to their end, and the answer must hold every key path of the response
+//! example with the same JSON type. The documented error examples (v4's 400 and 403)
+//! are provoked and must answer with the documented status, code and message.
+//!
+//! Where a doc contradicts itself or bk-job's Java, the Java wins; each such place is in
+//! [`DOC_VS_JAVA`]. APIs with fixtures that the emulator does not serve yet are in
+//! [`NOT_SERVED_YET`]: the test fails when one of them starts being served (switch it
+//! on here) and when a documented API that the emulator serves has no fixture.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use baton::emulator::{self, EmulatorConfig, EmulatorHandle, Isolation, World};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WORLD: &str = include_str!("../fixtures/worlds/apidoc.yaml");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apidoc");
+const GATEWAY_AUTH: &str =
+    r#"{"bk_app_code":"baton","bk_app_secret":"s3cret","bk_username":"admin"}"#;
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Documented APIs with fixtures that the emulator does not answer yet. When one is
+/// added to the emulator, move it out of this list so that its examples are checked.
+const NOT_SERVED_YET: &[(&str, &str)] = &[
+    ("*", "get_job_instance_global_var_value"),
+    ("*", "get_account_list"),
+    ("*", "get_script_list"),
+    ("*", "push_config_file"),
+    ("gateway_v4", "get_job_instance_list"),
+    // The page describes what JOB posts to a callback URL (checked by
+    // `callbacks_have_the_documented_keys`); ESB has no such component.
+    ("esb_v2", "callback_protocol"),
+];
+
+/// Key paths of a documented answer that bk-job's Java does not produce as documented
+/// (`[]` is any element): the emulator follows the Java.
+const DOC_VS_JAVA: &[(&str, &str, &str, &str)] = &[
+    (
+        "*",
+        "get_job_plan_detail",
+        "data.step_list[].file_info.file_source",
+        "the example names the list `file_source`; EsbFileStepV3DTO and the page's own \
+         table name it `file_source_list`",
+    ),
+    (
+        "*",
+        "get_job_plan_detail",
+        "data.step_list[].script_info.account",
+        "the example gives a string; EsbScriptStepV3DTO.account is EsbAccountV3BasicDTO \
+         ({id, name, alias}), as the page's table says (object)",
+    ),
+    (
+        "*",
+        "get_job_plan_detail",
+        "data.step_list[].file_info.upload_speed_limit",
+        "EsbFileStepV3DTO sends `source_speed_limit`",
+    ),
+    (
+        "*",
+        "get_job_plan_detail",
+        "data.step_list[].file_info.download_speed_limit",
+        "EsbFileStepV3DTO sends `destination_speed_limit`",
+    ),
+    (
+        "*",
+        "get_job_instance_list",
+        "data.data[].task_status",
+        "EsbTaskInstanceV3DTO sends `status` (also in the example)",
+    ),
+    (
+        "*",
+        "get_job_instance_list",
+        "data.data[].task_type",
+        "EsbTaskInstanceV3DTO sends `type` (also in the example)",
+    ),
+    (
+        "*",
+        "get_job_instance_ip_log",
+        "data.file_logs[].src_ip.host_id",
+        "EsbIpDTO names it `bk_host_id`",
+    ),
+    (
+        "gateway_v3",
+        "get_job_instance_ip_log",
+        "message",
+        "EsbResp is NON_NULL and a success has no message, as the page's script example shows",
+    ),
+    (
+        "esb_jobv3",
+        "get_job_instance_status",
+        "data.step_instance_list[].step_ip_result_list",
+        "the request example omits `return_ip_result`, which defaults to false \
+         (EsbGetJobInstanceStatusV3Request); the answer example shows the hosts anyway",
+    ),
+    (
+        "gateway_v4",
+        "get_job_instance_status",
+        "data.step_instance_list[].step_execute_object_result_list",
+        "the request example asks `return_ip_result` only; the execute objects come with \
+         `return_execute_object_result`, as the page's parameter table says",
+    ),
+    (
+        "esb_v2",
+        "get_job_instance_status",
+        "data.blocks[].step_instances[].retry_count",
+        "EsbJobInstanceStatusDTO.StepInst sends `execute_count`",
+    ),
+    (
+        "esb_v2",
+        "get_job_instance_log",
+        "data[].step_results[].ip_logs[].retry_count",
+        "EsbGseAgentTaskDTO sends `execute_count`",
+    ),
+    (
+        "*",
+        "callback_protocol",
+        "step_instance_list",
+        "the page names the step list `step_instance_list`; JobCallbackDTO sends \
+         `step_instances`",
+    ),
+];
+
+/// Request fields that are not ids but cannot match a job run today: JOB's list
+/// examples ask for 2019's jobs. They are widened to "any time", the rest is as written.
+const TIME_WINDOWS: &[&str] = &["create_time_start", "create_time_end"];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    GatewayV3,
+    GatewayV4,
+    EsbJobV3,
+    EsbV2,
+}
+
+impl Family {
+    /// ESB v2 first: v4's file log example reads hosts 1 and 2, which v2's push uses.
+    const ALL: [Family; 4] = [
+        Family::EsbV2,
+        Family::GatewayV3,
+        Family::EsbJobV3,
+        Family::GatewayV4,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::GatewayV3 => "gateway_v3",
+            Family::GatewayV4 => "gateway_v4",
+            Family::EsbJobV3 => "esb_jobv3",
+            Family::EsbV2 => "esb_v2",
+        }
+    }
+
+    fn path(self, api: &str) -> String {
+        match self {
+            Family::GatewayV3 => format!("/api/v3/{api}"),
+            Family::GatewayV4 => format!("/api/v4/{api}"),
+            Family::EsbJobV3 => format!("/api/c/compapi/v2/jobv3/{api}/"),
+            Family::EsbV2 => format!("/api/c/compapi/v2/job/{api}/"),
+        }
+    }
+
+    fn is_esb(self) -> bool {
+        matches!(self, Family::EsbJobV3 | Family::EsbV2)
+    }
+}
+
+/// One request example.
+#[derive(Clone, Debug)]
+enum Request {
+    Get(String),
+    Post(Value),
+}
+
+struct Fixture {
+    api: String,
+    requests: Vec<(String, Request)>,
+    responses: Vec<(String, u16, Value)>,
+}
+
+fn load(family: Family, api: &str) -> Option<Fixture> {
+    let path = format!("{FIXTURES}/{}/{api}.json", family.name());
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).expect("fixture is JSON");
+    assert!(
+        v["source"]["commit"]
+            .as_str()
+            .is_some_and(|c| c.len() == 40),
+        "{api}: fixture names its commit"
+    );
+    let requests = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let title = r["title"].as_str().unwrap_or_default().to_owned();
+            match r["method"].as_str() {
+                Some("GET") => Some((title, Request::Get(r["query"].as_str()?.to_owned()))),
+                Some("POST") => Some((title, Request::Post(r["body"].clone()))),
+                _ => None,
+            }
+        })
+        .collect();
+    let responses = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("body").is_some())
+        .map(|r| {
+            (
+                r["title"].as_str().unwrap_or_default().to_owned(),
+                r["http_status"].as_u64().unwrap_or(200) as u16,
+                r["body"].clone(),
+            )
+        })
+        .collect();
+    Some(Fixture {
+        api: api.to_owned(),
+        requests,
+        responses,
+    })
+}
+
+fn index() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/index.json")).unwrap())
+        .unwrap()
+}
+
+fn not_served_yet(family: Family, api: &str) -> bool {
+    NOT_SERVED_YET
+        .iter()
+        .any(|(f, a)| (*f == "*" || *f == family.name()) && *a == api)
+}
+
+/// Whether `path` of `family/api`'s answer is a documented contradiction.
+fn skipped(family_api: &str, path: &str) -> bool {
+    let (family, api) = family_api.split_once('/').unwrap_or(("*", family_api));
+    DOC_VS_JAVA
+        .iter()
+        .any(|(f, a, p, _)| (*f == "*" || *f == family) && *a == api && *p == path)
+}
+
+struct Emu {
+    handle: EmulatorHandle,
+    http: reqwest::Client,
+}
+
+impl Emu {
+    async fn start() -> Emu {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = EmulatorConfig {
+            world: World::parse(WORLD).expect("apidoc world parses"),
+            isolation: Isolation::Namespace {
+                helper: env!("CARGO_BIN_EXE_baton").into(),
+            },
+            ..EmulatorConfig::local(env!("CARGO_BIN_EXE_baton").into())
+        };
+        let handle = emulator::start(config).await.expect("emulator starts");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        Emu { handle, http }
+    }
+
+    /// Sends one request as a client of `family` would; the status and JSON answer.
+    async fn send(&self, family: Family, api: &str, request: &Request) -> (u16, Value) {
+        let url = format!("{}{}", self.handle.base_url(), family.path(api));
+        let builder = match request {
+            Request::Get(query) => self.http.get(format!("{url}?{query}")),
+            Request::Post(body) => self.http.post(url).json(body),
+        };
+        let builder = if family.is_esb() {
+            builder
+        } else {
+            builder.header("X-Bkapi-Authorization", GATEWAY_AUTH)
+        };
+        let response = builder.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// v3 status of a job, through the gateway.
+    async fn status(&self, job: u64) -> Value {
+        let query = format!("bk_scope_type=biz&bk_scope_id=1&job_instance_id={job}");
+        let (_, v) = self
+            .send(
+                Family::GatewayV3,
+                "get_job_instance_status",
+                &Request::Get(query),
+            )
+            .await;
+        v["data"].clone()
+    }
+
+    /// Waits until the job is no longer running or waiting to start.
+    async fn settle(&self, job: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let data = self.status(job).await;
+            if done(&data) {
+                return data;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "job {job} did not settle: {data}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn finish(&self, job: u64) -> Value {
+        self.settle(job, |d| d["finished"] == true).await
+    }
+}
+
+/// The job and first step ids in a submit answer of any generation.
+fn minted(answer: &Value) -> (u64, u64) {
+    let data = &answer["data"];
+    let job = data["job_instance_id"].as_u64().expect("a job instance id");
+    (job, data["step_instance_id"].as_u64().unwrap_or(0))
+}
+
+/// The request with the emulator's ids (and [`TIME_WINDOWS`]) put in.
+fn substitute(request: &Request, job: u64, step: u64) -> Request {
+    match request {
+        Request::Get(query) => Request::Get(
+            query
+                .split('&')
+                .filter(|pair| {
+                    !TIME_WINDOWS
+                        .iter()
+                        .any(|k| pair.starts_with(&format!("{k}=")))
+                })
+                .map(|pair| match pair.split_once('=') {
+                    Some(("job_instance_id", _)) => format!("job_instance_id={job}"),
+                    Some(("step_instance_id", _)) => format!("step_instance_id={step}"),
+                    _ => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&"),
+        ),
+        Request::Post(body) => {
+            let mut body = body.clone();
+            if let Some(map) = body.as_object_mut() {
+                if map.contains_key("job_instance_id") {
+                    map.insert("job_instance_id".into(), json!(job));
+                }
+                if map.contains_key("step_instance_id") {
+                    map.insert("step_instance_id".into(), json!(step));
+                }
+                for key in TIME_WINDOWS {
+                    map.remove(*key);
+                }
+            }
+            Request::Post(body)
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every key path of `doc` must be in `got` with the same JSON type (a `null` in the
+/// doc says nothing about the type). `api` is `family/api`, for [`DOC_VS_JAVA`].
+fn conforms(api: &str, doc: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
+    if doc.is_null() || skipped(api, path) {
+        return;
+    }
+    if kind(doc) != kind(got) {
+        out.push(format!("{path}: documented {} but got {got}", kind(doc)));
+        return;
+    }
+    match (doc, got) {
+        (Value::Object(d), Value::Object(g)) => {
+            for (key, value) in d {
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if skipped(api, &sub) {
+                    continue;
+                }
+                match g.get(key) {
+                    Some(answered) => conforms(api, value, answered, &sub, out),
+                    None if value.is_null() => {}
+                    None => out.push(format!("{sub}: missing")),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(g)) => {
+            let sub = format!("{path}[]");
+            if !d.is_empty() && g.is_empty() {
+                out.push(format!("{sub}: documented elements, answered none"));
+                return;
+            }
+            // Each documented element against the answered element it fits best: the
+            // docs' lists mix kinds (string and host variables, script and file steps).
+            for element in d {
+                let best = g
+                    .iter()
+                    .map(|answered| {
+                        let mut found = Vec::new();
+                        conforms(api, element, answered, &sub, &mut found);
+                        found
+                    })
+                    .min_by_key(Vec::len)
+                    .unwrap_or_default();
+                out.extend(best);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The minted ids each follow-up example refers to, by what its answer shows.
+#[derive(Default)]
+struct Jobs {
+    script: BTreeMap<&'static str, (u64, u64)>,
+    file: BTreeMap<&'static str, (u64, u64)>,
+    container: Option<(u64, u64)>,
+}
+
+struct Run<'a> {
+    emu: &'a Emu,
+    family: Family,
+    problems: Vec<String>,
+    checked: usize,
+}
+
+impl Run<'_> {
+    fn check(&mut self, fixture: &Fixture, title: &str, doc: &Value, got: &Value) {
+        let mut out = Vec::new();
+        conforms(
+            &format!("{}/{}", self.family.name(), fixture.api),
+            doc,
+            got,
+            "",
+            &mut out,
+        );
+        self.checked += 1;
+        if !out.is_empty() && std::env::var_os("CONFORMANCE_DUMP").is_some() {
+            eprintln!("{} {} answered: {got}", self.family.name(), fixture.api);
+        }
+        for problem in out {
+            self.problems.push(format!(
+                "{} {} [{title}]: {problem}",
+                self.family.name(),
+                fixture.api
+            ));
+        }
+    }
+
+    fn success_docs(fixture: &Fixture) -> Vec<(String, Value)> {
+        fixture
+            .responses
+            .iter()
+            .filter(|(_, status, body)| *status == 200 && body.get("error").is_none())
+            .map(|(t, _, b)| (t.clone(), b.clone()))
+            .collect()
+    }
+
+    /// Sends a submit example, checks its answer, follows the job to its end.
+    async fn submit(&mut self, fixture: &Fixture, index: usize) -> (u64, u64) {
+        let (title, request) = &fixture.requests[index];
+        let (status, answer) = self.emu.send(self.family, &fixture.api, request).await;
+        assert_eq!(
+            status,
+            200,
+            "{} {} [{title}]: {answer}",
+            self.family.name(),
+            fixture.api
+        );
+        for (doc_title, doc) in Self::success_docs(fixture) {
+            self.check(fixture, &doc_title, &doc, &answer);
+        }
+        let (job, step) = minted(&answer);
+        let end = self.emu.finish(job).await;
+        // v2 answers name no step; the status does.
+        let step = match step {
+            0 => end["step_instance_list"][0]["step_instance_id"]
+                .as_u64()
+                .unwrap_or(0),
+            step => step,
+        };
+        let ids = (job, step);
+        assert_eq!(
+            end["job_instance"]["status"],
+            3,
+            "{} {} [{title}] ends in success: {end}",
+            self.family.name(),
+            fixture.api
+        );
+        ids
+    }
+
+    /// Sends a follow-up example about `ids` and checks it against the doc `doc`.
+    async fn follow_up(&mut self, fixture: &Fixture, ids: (u64, u64), title: &str, doc: &Value) {
+        // Where a page has one request per kind (hosts, containers), each answer example
+        // goes with the request of its kind.
+        let container = title.contains("容器");
+        let requests = fixture
+            .requests
+            .iter()
+            .filter(|(t, _)| fixture.requests.len() == 1 || t.contains("容器") == container);
+        for (_, request) in requests {
+            let request = substitute(request, ids.0, ids.1);
+            let (status, answer) = self.emu.send(self.family, &fixture.api, &request).await;
+            if status != 200 {
+                self.problems.push(format!(
+                    "{} {} [{title}]: HTTP {status}: {answer}",
+                    self.family.name(),
+                    fixture.api
+                ));
+                continue;
+            }
+            self.check(fixture, title, doc, &answer);
+        }
+    }
+}
+
+/// Which generation's submit examples give the jobs the follow-ups read.
+fn submit_api(family: Family, file: bool) -> &'static str {
+    match (family, file) {
+        (Family::EsbV2, false) => "fast_execute_script",
+        (Family::EsbV2, true) => "fast_push_file",
+        (_, false) => "fast_execute_script",
+        (_, true) => "fast_transfer_file",
+    }
+}
+
+async fn run_family(emu: &Emu, family: Family, jobs: &mut Jobs) -> (Vec<String>, usize) {
+    let mut run = Run {
+        emu,
+        family,
+        problems: Vec::new(),
+        checked: 0,
+    };
+    let fixture = |api: &str| load(family, api).unwrap_or_else(|| panic!("{api} fixture"));
+
+    // Submits, as written.
+    let script = fixture(submit_api(family, false));
+    for i in 0..script.requests.len() {
+        let ids = run.submit(&script, i).await;
+        if script.requests[i].0.contains("容器") {
+            jobs.container = Some(ids);
+        } else {
+            jobs.script.entry(family.name()).or_insert(ids);
+        }
+    }
+    if family != Family::GatewayV4 {
+        let file = fixture(submit_api(family, true));
+        for i in 0..file.requests.len() {
+            let ids = run.submit(&file, i).await;
+            jobs.file.entry(family.name()).or_insert(ids);
+        }
+    }
+    let plan_api = match family {
+        Family::EsbV2 => vec!["execute_job", "execute_platform_job"],
+        Family::GatewayV4 => vec![],
+        _ => vec!["execute_job_plan"],
+    };
+    for api in plan_api {
+        let f = fixture(api);
+        for i in 0..f.requests.len() {
+            run.submit(&f, i).await;
+        }
+    }
+
+    // Reads of those jobs: each documented answer against the job it describes.
+    let reads: &[&str] = match family {
+        Family::EsbV2 => &["get_job_instance_status", "get_job_instance_log"],
+        Family::GatewayV4 => &[
+            "get_job_instance_status",
+            "batch_get_job_instance_execute_object_log",
+        ],
+        _ => &[
+            "get_job_instance_status",
+            "get_job_instance_ip_log",
+            "batch_get_job_instance_ip_log",
+        ],
+    };
+    for api in reads {
+        let f = fixture(api);
+        for (title, doc) in Run::success_docs(&f) {
+            let ids = if title.contains("容器") {
+                jobs.container.expect("a container job")
+            } else if title.contains("文件") {
+                // v4 has no file API; its example reads hosts 1 and 2, which v2's push uses.
+                let by = if family == Family::GatewayV4 {
+                    Family::EsbV2
+                } else {
+                    family
+                };
+                jobs.file[by.name()]
+            } else {
+                jobs.script[family.name()]
+            };
+            run.follow_up(&f, ids, &title, &doc).await;
+        }
+    }
+
+    // Lists and details, as written (plans exist in the world; jobs ran above).
+    let lists: &[&str] = match family {
+        Family::EsbV2 => &["get_job_list", "get_job_detail"],
+        Family::GatewayV4 => &[],
+        _ => &[
+            "get_job_plan_list",
+            "get_job_plan_detail",
+            "get_job_instance_list",
+        ],
+    };
+    for api in lists {
+        let f = fixture(api);
+        for (title, doc) in Run::success_docs(&f) {
+            run.follow_up(&f, (0, 0), &title, &doc).await;
+        }
+    }
+
+    if family != Family::GatewayV4 {
+        operations(
+            &mut run,
+            &fixture("operate_job_instance"),
+            &fixture("operate_step_instance"),
+        )
+        .await;
+    } else {
+        documented_errors(&mut run).await;
+    }
+    (run.problems, run.checked)
+}
+
+/// operate_job_instance's example (1: terminate) on a job waiting for a confirmation;
+/// operate_step_instance's example (2: retry the failed hosts) on a failed step.
+async fn operations(run: &mut Run<'_>, job_op: &Fixture, step_op: &Fixture) {
+    let emu = run.emu;
+    let waiting = plan_job(emu, 300).await;
+    emu.settle(waiting, |d| d["job_instance"]["status"] == 7)
+        .await;
+    for (title, doc) in Run::success_docs(job_op) {
+        run.follow_up(job_op, (waiting, 0), &title, &doc).await;
+    }
+    let failed = failing_job(emu).await;
+    let end = emu.finish(failed.0).await;
+    assert_eq!(end["job_instance"]["status"], 4, "{end}");
+    for (title, doc) in Run::success_docs(step_op) {
+        run.follow_up(step_op, failed, &title, &doc).await;
+    }
+}
+
+async fn plan_job(emu: &Emu, plan: u64) -> u64 {
+    let (_, v) = emu
+        .send(
+            Family::GatewayV3,
+            "execute_job_plan",
+            &Request::Post(
+                json!({"bk_scope_type": "biz", "bk_scope_id": "1", "job_plan_id": plan}),
+            ),
+        )
+        .await;
+    minted(&v).0
+}
+
+async fn failing_job(emu: &Emu) -> (u64, u64) {
+    let (_, v) = emu
+        .send(
+            Family::GatewayV3,
+            "fast_execute_script",
+            &Request::Post(json!({
+                "bk_scope_type": "biz", "bk_scope_id": "1", "account_id": 1000,
+                "script_language": 1, "script_content": "ZXhpdCAx", // exit 1
+                "target_server": {"host_id_list": [103]},
+            })),
+        )
+        .await;
+    minted(&v)
+}
+
+/// v4's documented failures: 400 for an illegal `bk_scope_type` (with its message),
+/// 403 with the permission body for a business the user may not access.
+async fn documented_errors(run: &mut Run<'_>) {
+    let emu = run.emu;
+    for api in [
+        "fast_execute_script",
+        "get_job_instance_status",
+        "batch_get_job_instance_execute_object_log",
+    ] {
+        let fixture = load(Family::GatewayV4, api).unwrap();
+        let (_, first) = &fixture.requests[0];
+        for (title, status, doc) in fixture.responses.iter().filter(|(_, s, _)| *s != 200) {
+            let request = match (first, status) {
+                (Request::Get(q), 400) => {
+                    Request::Get(q.replace("bk_scope_type=biz", "bk_scope_type=team"))
+                }
+                (Request::Get(q), _) => Request::Get(q.replace("bk_scope_id=1", "bk_scope_id=3")),
+                (Request::Post(b), 400) => {
+                    let mut b = b.clone();
+                    b["bk_scope_type"] = json!("team");
+                    Request::Post(b)
+                }
+                (Request::Post(b), _) => {
+                    let mut b = b.clone();
+                    b["bk_scope_id"] = json!("3");
+                    Request::Post(b)
+                }
+            };
+            let (got_status, answer) = emu.send(Family::GatewayV4, api, &request).await;
+            if got_status != *status || answer["error"]["code"] != doc["error"]["code"] {
+                run.problems.push(format!(
+                    "gateway_v4 {api} [{title}]: documented {status} {}, got {got_status} {answer}",
+                    doc["error"]["code"]
+                ));
+                continue;
+            }
+            if *status == 400 {
+                assert_eq!(answer["error"]["message"], doc["error"]["message"], "{api}");
+            }
+            run.check(&fixture, title, doc, &answer);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_examples_conform() {
+    let emu = Emu::start().await;
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut jobs = Jobs::default();
+    for family in Family::ALL {
+        let (p, n) = run_family(&emu, family, &mut jobs).await;
+        problems.extend(p);
+        checked += n;
+    }
+    assert!(
+        checked > 40,
+        "only {checked} documented answers were checked"
+    );
+    assert!(
+        problems.is_empty(),
+        "{} documented answers differ:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The callback JOB posts, against the callback_protocol pages' example body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_have_the_documented_keys() {
+    let emu = Emu::start().await;
+    let fixture = load(Family::GatewayV3, "callback_protocol").unwrap();
+    let Request::Post(doc) = &fixture.requests[0].1 else {
+        panic!("callback example is a body")
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/cb", listener.local_addr().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().route(
+        "/cb",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, v) = emu
+        .send(
+            Family::GatewayV3,
+            "fast_execute_script",
+            &Request::Post(json!({
+                "bk_scope_type": "biz", "bk_scope_id": "1", "account_id": 1000,
+                "script_language": 1, "script_content": "ZWNobyBoaQ==",
+                "target_server": {"host_id_list": [101]}, "callback_url": url,
+            })),
+        )
+        .await;
+    let (job, _) = minted(&v);
+    let body = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("a callback arrives")
+        .unwrap();
+    assert_eq!(body["job_instance_id"], job);
+    let mut out = Vec::new();
+    conforms("gateway_v3/callback_protocol", doc, &body, "", &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(
+        body["step_instances"].is_array(),
+        "JobCallbackDTO's list: {body}"
+    );
+}
+
+/// Every documented API the emulator answers has fixtures, and every fixture either
+/// is checked or is listed in [`NOT_SERVED_YET`] because the emulator does not serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_apis_have_fixtures_and_unserved_ones_are_listed() {
+    let emu = Emu::start().await;
+    let index = index();
+    let mut problems = Vec::new();
+    for family in Family::ALL {
+        let documented = index[family.name()]["apis"].as_array().unwrap();
+        for api in documented.iter().filter_map(Value::as_str) {
+            let (status, answer) = emu
+                .send(family, api, &Request::Post(json!({"bk_scope_type": "biz", "bk_scope_id": "1", "bk_biz_id": 1, "bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_token": "xxx"})))
+                .await;
+            let unknown = status == StatusCode::NOT_FOUND.as_u16()
+                || answer["code"] == 1_306_404
+                || answer["code"] == 1_640_401;
+            let has_fixture = load(family, api).is_some();
+            match (unknown, has_fixture, not_served_yet(family, api)) {
+                (false, false, _) => problems.push(format!(
+                    "{} {api} is served but has no fixture: add it to extract.py's APIS",
+                    family.name()
+                )),
+                (false, true, true) => problems.push(format!(
+                    "{} {api} is served now: take it out of NOT_SERVED_YET",
+                    family.name()
+                )),
+                (true, true, false) => problems.push(format!(
+                    "{} {api} has a fixture but is not served: list it in NOT_SERVED_YET",
+                    family.name()
+                )),
+                _ => {}
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
