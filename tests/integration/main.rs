@@ -15,6 +15,7 @@ mod plan_props;
 mod run;
 mod run_control;
 mod schema;
+mod sdk;
 mod secrets;
 mod seeds;
 mod state;

@@ -1,11 +1,13 @@
 //! The HTTP surface: ESB v2 (`/api/c/compapi/v2/job/<name>/`, body credentials), ESB
 //! jobv3 (`/api/c/compapi/v2/jobv3/<name>/`), gateway v3 (`/api/v3/<name>`, also
-//! `/api/v3/system/<name>`) and v4 (`/api/v4/<name>`), header credentials; the control
+//! `/api/v3/system/<name>`) and v4 (`/api/v4/<name>`), header credentials, each also
+//! under the gateway's `/api/bk-job/<stage>` prefix; the control
 //! endpoints under `/_emulator/`; everything else 404 as ESB or the gateway says it.
 //! Each API request is recorded as received, then request holds wait, then faults are
 //! applied, then credentials checked, then the per-protocol handler runs, then answer
 //! holds wait.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -63,6 +65,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v3/{name}", door(Door::GatewayV3))
         .route("/api/v3/system/{name}", door(Door::GatewayV3))
         .route("/api/v4/{name}", door(Door::GatewayV4))
+        // The gateway's own URL form, `{BKAPI}/api/bk-job/{stage}/api/v3/<name>`, so an
+        // SDK whose URL template is `http://<emulator>/api/{api_name}/` needs no change.
+        .route("/api/bk-job/{stage}/api/v3/{name}", door(Door::GatewayV3))
+        .route(
+            "/api/bk-job/{stage}/api/v3/system/{name}",
+            door(Door::GatewayV3),
+        )
+        .route("/api/bk-job/{stage}/api/v4/{name}", door(Door::GatewayV4))
         .nest("/_emulator", control::router())
         .fallback(fallback)
         .with_state(Arc::new(Face::new(app)))
@@ -78,11 +88,14 @@ type Parts = (Method, Uri, HeaderMap, Bytes);
 fn door(door: Door) -> MethodRouter<Arc<Face>> {
     any(
         move |State(face): State<Arc<Face>>,
-              Path(name): Path<String>,
+              Path(mut captured): Path<HashMap<String, String>>,
               method: Method,
               uri: Uri,
               headers: HeaderMap,
-              body: Bytes| { handle(face, door, name, (method, uri, headers, body)) },
+              body: Bytes| {
+            let name = captured.remove("name").unwrap_or_default();
+            handle(face, door, name, (method, uri, headers, body))
+        },
     )
 }
 
