@@ -5,6 +5,7 @@ mod callback_surface;
 mod cli_inspect;
 mod conformance;
 mod emulator_api;
+mod emulator_clients;
 mod emulator_exec;
 mod exactly_once;
 mod examples;
