@@ -4,6 +4,7 @@ mod bad_plans;
 mod callback_surface;
 mod cli_inspect;
 mod conformance;
+mod conformance_docs;
 mod emulator_api;
 mod emulator_clients;
 mod emulator_exec;
