@@ -10,9 +10,10 @@
 //! are provoked and must answer with the documented status, code and message.
 //!
 //! Where a doc contradicts itself or bk-job's Java, the Java wins; each such place is in
-//! `DOC_VS_JAVA` (conformance_docs.rs). APIs with fixtures that the emulator does not serve yet are in
-//! `NOT_SERVED_YET`: the test fails when one of them starts being served (switch it
-//! on here) and when a documented API that the emulator serves has no fixture.
+//! `DOC_VS_JAVA` (conformance_docs.rs). APIs with fixtures that the emulator does not
+//! serve yet are in `NOT_SERVED_YET`: the test fails when one of them starts being
+//! served (switch it on there) and when a documented API that the emulator serves has
+//! no fixture.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
