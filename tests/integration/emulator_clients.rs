@@ -336,6 +336,30 @@ async fn v4_scripts_run_in_the_worlds_containers() {
     );
     let node = HostAddr::parse("0:127.0.0.4").unwrap();
     assert_eq!(emu.host_file(&node, "/app/mark"), None);
+    // v4's list shows the job as V4JobInstanceDTO does.
+    let (status, _, v) = emu
+        .send(
+            emu.http
+                .get(emu.url(&format!(
+                    "/api/v4/get_job_instance_list?bk_scope_type=biz&bk_scope_id=1&create_time_start=0&create_time_end=99999999999999&job_instance_id={job}"
+                )))
+                .header("X-Bkapi-Authorization", GATEWAY),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let rows = v["data"]["job_instance_list"].as_array().expect("a list");
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["job_instance_id"], job);
+    assert_eq!(rows[0]["status"], 3);
+    assert_eq!(rows[0]["type"], 1, "a script task: {v}");
+    let (status, _, v) = emu
+        .send(
+            emu.http
+                .get(emu.url("/api/v4/get_job_instance_list?bk_scope_type=biz&bk_scope_id=1"))
+                .header("X-Bkapi-Authorization", GATEWAY),
+        )
+        .await;
+    assert_eq!(status, 400, "both creation bounds are required: {v}");
     // Hosts and containers cannot share one task.
     let (status, _, v) = emu
         .send(

@@ -254,7 +254,8 @@ fn batch_ip_log(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     Ok(data)
 }
 
-fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
+/// `get_job_instance_list` (v4's answers with the same rows, see v4.rs).
+pub fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let from = p.opt_i64("create_time_start")?;
     let to = p.opt_i64("create_time_end")?;

@@ -2,14 +2,14 @@
 //! (`execute_target` with hosts or `kube_container_filters` over the world's
 //! containers, `param_sensitive`, `rolling_config`, `start_task`),
 //! get_job_instance_status (`return_execute_object_result` →
-//! `step_execute_object_result_list`) and batch_get_job_instance_execute_object_log.
+//! `step_execute_object_result_list`), get_job_instance_list and
+//! batch_get_job_instance_execute_object_log.
 //! Errors go out with real HTTP statuses (envelope.rs).
 
 use serde_json::{Value, json};
 
 use crate::emulator::http::context::{ApiKind, Ctx};
-use crate::emulator::http::params::Params;
-use crate::emulator::http::params::value_i64;
+use crate::emulator::http::params::{Params, value_i64};
 use crate::emulator::http::shared::{log_hosts, script_basics, submit_script};
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
@@ -25,7 +25,7 @@ const MAX_V4_LOG_HOSTS: usize = 100;
 pub fn api_kind(name: &str) -> Option<ApiKind> {
     Some(match name {
         "fast_execute_script" | "batch_get_job_instance_execute_object_log" => ApiKind::Action,
-        "get_job_instance_status" => ApiKind::Query,
+        "get_job_instance_status" | "get_job_instance_list" => ApiKind::Query,
         _ => return None,
     })
 }
@@ -72,6 +72,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
                 ips,
             ))
         }
+        "get_job_instance_list" => instance_list(ctx, p),
         "batch_get_job_instance_execute_object_log" => {
             let scope = ctx.scope(p)?;
             let job = ctx.job(p, &scope)?;
@@ -119,4 +120,39 @@ fn container_log_hosts(ids: &[Value]) -> Result<Vec<HostAddr>, JobError> {
             Ok(world_objects::container_host(id).0)
         })
         .collect()
+}
+
+/// `get_job_instance_list`: v3's filters, both creation bounds required, `offset`
+/// (at most 10000) for `start`, `length` 10 by default and at most 200, and the rows as
+/// `V4JobInstanceDTO` has them under `job_instance_list`.
+fn instance_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
+    for key in ["create_time_start", "create_time_end"] {
+        p.opt_i64(key)?.ok_or_else(|| JobError::missing(key))?;
+    }
+    let offset = p.opt_i64("offset")?.unwrap_or(0);
+    if !(0..=10_000).contains(&offset) {
+        return Err(JobError::illegal("offset"));
+    }
+    let length = p.opt_i64("length")?.unwrap_or(10).clamp(1, 200);
+    let mut query = p.as_value();
+    query["start"] = json!(offset);
+    query["length"] = json!(length);
+    let query = match query {
+        Value::Object(map) => Params::from_map(map),
+        _ => Params::default(),
+    };
+    let data = super::v3::job_instance_list(ctx, &query)?;
+    let rows: Vec<Value> = data["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut row| {
+            if let Some(map) = row.as_object_mut() {
+                map.remove("id");
+            }
+            row
+        })
+        .collect();
+    Ok(json!({ "job_instance_list": rows }))
 }
