@@ -434,14 +434,11 @@ async fn the_docs_examples_conform() {
     );
 }
 
-/// The callback JOB posts, against the callback_protocol pages' example body.
+/// The callback JOB posts for a job submitted through each door, against that door's
+/// callback_protocol page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_have_the_documented_keys() {
     let emu = Emu::start().await;
-    let fixture = load(Family::GatewayV3, "callback_protocol").unwrap();
-    let Request::Post(doc) = &fixture.requests[0].1 else {
-        panic!("callback example is a body")
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/cb", listener.local_addr().unwrap());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
@@ -456,30 +453,44 @@ async fn callbacks_have_the_documented_keys() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let (_, v) = emu
-        .send(
-            Family::GatewayV3,
-            "fast_execute_script",
-            &Request::Post(json!({
-                "bk_scope_type": "biz", "bk_scope_id": "1", "account_id": 1000,
-                "script_language": 1, "script_content": "ZWNobyBoaQ==",
-                "target_server": {"host_id_list": [101]}, "callback_url": url,
-            })),
-        )
-        .await;
-    let (job, _) = minted(&v);
-    let body = tokio::time::timeout(DEADLINE, rx.recv())
-        .await
-        .expect("a callback arrives")
-        .unwrap();
-    assert_eq!(body["job_instance_id"], job);
-    let mut out = Vec::new();
-    conforms("gateway_v3/callback_protocol", doc, &body, "", &mut out);
-    assert!(out.is_empty(), "{out:?}");
-    assert!(
-        body["step_instances"].is_array(),
-        "JobCallbackDTO's list: {body}"
-    );
+    let v3 = json!({
+        "bk_scope_type": "biz", "bk_scope_id": "1", "account_id": 1000,
+        "script_language": 1, "script_content": "ZWNobyBoaQ==",
+        "target_server": {"host_id_list": [101]}, "callback_url": url,
+        "bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_token": "xxx",
+    });
+    let v2 = json!({
+        "bk_biz_id": 1, "account": "root", "script_type": 1, "script_content": "ZWNobyBoaQ==",
+        "ip_list": [{"bk_cloud_id": 0, "ip": "10.0.0.1"}], "bk_callback_url": url,
+        "bk_app_code": "esb_test", "bk_app_secret": "xxx", "bk_token": "xxx",
+    });
+    for (family, body) in [
+        (Family::GatewayV3, &v3),
+        (Family::EsbJobV3, &v3),
+        (Family::EsbV2, &v2),
+    ] {
+        let fixture = load(family, "callback_protocol").unwrap();
+        let Request::Post(doc) = &fixture.requests[0].1 else {
+            panic!("callback example is a body")
+        };
+        let (_, v) = emu
+            .send(family, "fast_execute_script", &Request::Post(body.clone()))
+            .await;
+        let (job, _) = minted(&v);
+        let callback = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("a callback arrives")
+            .unwrap();
+        assert_eq!(callback["job_instance_id"], job);
+        let mut out = Vec::new();
+        let api = format!("{}/callback_protocol", family.name());
+        conforms(&api, doc, &callback, "", &mut out);
+        assert!(out.is_empty(), "{api}: {out:?}");
+        assert!(
+            callback["step_instances"].is_array(),
+            "JobCallbackDTO's list: {callback}"
+        );
+    }
 }
 
 /// Every documented API the emulator answers has fixtures, and every fixture either
