@@ -211,6 +211,18 @@ class EmulatorTest(unittest.TestCase):
         end = self.wait(self.esb_status, data["job_instance_id"])
         self.assertEqual(end["job_instance"]["status"], 3, end)
         self.assertEqual(self.host_file("0:10.0.0.2", "/srv/app/app.txt"), "release 1.2.3\n")
+        data = self.ok(self.esb.jobv3.fast_transfer_file(dict(
+            SCOPE,
+            file_target_path="/srv/pkg/",
+            account_alias="root",
+            file_source_list=[{"file_list": ["releases/app-1.2.3.tgz"], "file_type": 3,
+                               "file_source_code": "artifacts"}],
+            target_server={"host_id_list": [11, 12]},
+        )))
+        end = self.wait(self.esb_status, data["job_instance_id"])
+        self.assertEqual(end["job_instance"]["status"], 3, end)
+        for host in ("0:10.0.0.1", "0:10.0.0.2"):
+            self.assertEqual(self.host_file(host, "/srv/pkg/app-1.2.3.tgz"), "tarball bytes\n")
 
         plans = self.ok(self.esb.jobv3.get_job_plan_list(dict(SCOPE)))
         self.assertIn(50, [p["id"] for p in plans["data"]])
