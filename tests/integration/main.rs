@@ -3,7 +3,10 @@
 mod bad_plans;
 mod callback_surface;
 mod cli_inspect;
+mod conformance;
+mod conformance_docs;
 mod emulator_api;
+mod emulator_clients;
 mod emulator_exec;
 mod emulator_executor;
 mod exactly_once;
@@ -18,6 +21,7 @@ mod plan_props;
 mod run;
 mod run_control;
 mod schema;
+mod sdk;
 mod secrets;
 mod seeds;
 mod state;

@@ -1,5 +1,7 @@
-//! Who is calling: ESB v2 credentials in the body (`bk_app_code`, `bk_app_secret`,
-//! `bk_token` | `bk_username`) and the gateway's `X-Bkapi-Authorization` header (JSON,
+//! Who is calling: ESB credentials from the `X-Bkapi-Authorization` header when it is
+//! there, else from the body or query (`bk_app_code`, `bk_app_secret`, `bk_token` |
+//! `bk_username`, and their older `app_code` / `app_secret` / `username` spellings), as
+//! ESB's channel reads them; and the gateway's `X-Bkapi-Authorization` header (JSON,
 //! app code + secret + user or token, or an `access_token`), checked against the
 //! world's credentials. With no credentials in the world any non-empty app code and
 //! secret pass, and a user name or token is still required, as JOB requires one.
@@ -10,9 +12,12 @@ use crate::emulator::http::params::Params;
 use crate::emulator::model::caller::Caller;
 use crate::emulator::model::inventory::Inventory;
 
-/// Why ESB refused the body credentials: its 1306000 message.
+/// Why ESB refused the credentials: its 1306000 message (1306406 for a bad header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EsbRefusal {
+    /// An `X-Bkapi-Authorization` header that is not JSON.
+    #[error("request header X-Bkapi-Authorization is not a valid JSON format string")]
+    HeaderNotJson,
     /// No `bk_app_code`.
     #[error("APP Code [bk_app_code] cannot be empty")]
     NoAppCode,
@@ -49,19 +54,51 @@ pub enum GatewayRefusal {
     NoUser,
 }
 
-/// Checks ESB body credentials; the error is ESB's 1306000 message.
-pub fn check_esb(inventory: &Inventory, params: &Params) -> Result<Caller, EsbRefusal> {
-    let text = |key: &str| params.opt_str(key).ok().flatten().unwrap_or_default();
-    let app_code = text("bk_app_code");
-    let secret = text("bk_app_secret");
+impl EsbRefusal {
+    /// ESB's code for this refusal.
+    pub fn code(self) -> i64 {
+        match self {
+            EsbRefusal::HeaderNotJson => 1_306_406,
+            _ => 1_306_000,
+        }
+    }
+}
+
+/// Checks ESB credentials: the header when present (even if it lacks a field: ESB then
+/// does not look at the body), else the body or query; the error is ESB's message.
+pub fn check_esb(
+    inventory: &Inventory,
+    header: Option<&str>,
+    params: &Params,
+) -> Result<Caller, EsbRefusal> {
+    let from_header = match header {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Some(Params::from_map(map)),
+            _ => return Err(EsbRefusal::HeaderNotJson),
+        },
+        None => None,
+    };
+    let source = from_header.as_ref().unwrap_or(params);
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|key| source.opt_str(key).ok().flatten())
+            .unwrap_or_default()
+    };
+    let app_code = text(&["bk_app_code", "app_code"]);
+    let secret = text(&["bk_app_secret", "app_secret"]);
     if app_code.is_empty() {
         return Err(EsbRefusal::NoAppCode);
     }
     if secret.is_empty() || !app_ok(inventory, &app_code, &secret) {
         return Err(EsbRefusal::BadSecret);
     }
-    let user = user_of(inventory, &text("bk_username"), &text("bk_token"), "")
-        .ok_or(EsbRefusal::NoUser)?;
+    let user = user_of(
+        inventory,
+        &text(&["bk_username", "username"]),
+        &text(&["bk_token"]),
+        "",
+    )
+    .ok_or(EsbRefusal::NoUser)?;
     Ok(Caller { app_code, user })
 }
 
@@ -155,9 +192,12 @@ mod tests {
         let i = inv("");
         let ok = Params::from_body(br#"{"bk_app_code":"a","bk_app_secret":"b","bk_token":"t"}"#)
             .unwrap();
-        assert!(check_esb(&i, &ok).is_ok());
+        assert!(check_esb(&i, None, &ok).is_ok());
         let bad = Params::from_body(br#"{"bk_app_code":"a","bk_token":"t"}"#).unwrap();
-        assert_eq!(check_esb(&i, &bad).unwrap_err(), EsbRefusal::BadSecret);
+        assert_eq!(
+            check_esb(&i, None, &bad).unwrap_err(),
+            EsbRefusal::BadSecret
+        );
         assert!(check_gateway(&i, None).is_err());
         assert!(
             check_gateway(
@@ -181,5 +221,34 @@ mod tests {
         };
         assert!(header("s").is_ok());
         assert!(header("x").is_err());
+    }
+
+    #[test]
+    fn esb_reads_the_header_first_and_only_it_when_present() {
+        let i = inv("credentials: {apps: [{code: a, secret: s}], users: [alice]}");
+        let body =
+            Params::from_body(br#"{"bk_app_code":"a","bk_app_secret":"s","bk_username":"alice"}"#)
+                .unwrap();
+        let header = r#"{"bk_app_code":"a","bk_app_secret":"s","bk_username":"alice"}"#;
+        assert_eq!(
+            check_esb(&i, Some(header), &Params::default())
+                .unwrap()
+                .user,
+            "alice"
+        );
+        assert_eq!(check_esb(&i, None, &body).unwrap().app_code, "a");
+        // A header without a user hides the body's user, as ESB's channel does.
+        let partial = r#"{"bk_app_code":"a","bk_app_secret":"s"}"#;
+        assert_eq!(
+            check_esb(&i, Some(partial), &body).unwrap_err(),
+            EsbRefusal::NoUser
+        );
+        assert_eq!(
+            check_esb(&i, Some("nope"), &body).unwrap_err().code(),
+            1_306_406
+        );
+        let old =
+            Params::from_body(br#"{"app_code":"a","app_secret":"s","username":"alice"}"#).unwrap();
+        assert!(check_esb(&i, None, &old).is_ok());
     }
 }

@@ -1,7 +1,12 @@
 //! JOB's response envelopes and error vocabulary, per protocol generation: the ESB v2
 //! body (`result/code/message/data/request_id`), the gateway v3 body (`result/code/data/
-//! job_request_id`, `message` only on failure), v4's `{data}` / `{error}` with real HTTP
-//! statuses, and the gateway's and ESB's own failures (auth, unknown path, rate limit).
+//! job_request_id`, `message` only on failure), the ESB jobv3 body (JOB's v3 body with
+//! ESB's `request_id` and `message`, `""` when JOB gave none: `format_resp_dict` in
+//! ESB's `response.py`), v4's `{data}` / `{error}` with real HTTP statuses, and the
+//! gateway's and ESB's own failures (auth, unknown path, rate limit). Gateway-made
+//! failures carry `X-Bkapi-Error-Code` / `X-Bkapi-Error-Message`, which is how
+//! `bkapi-client-core` tells them from JOB's own answers; every gateway answer carries
+//! `X-Bkapi-Request-Id`.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -84,6 +89,33 @@ pub fn failure(protocol: Protocol, error: &JobError) -> Response {
     }
 }
 
+/// JOB's v3 answer as ESB relays it on `/api/c/compapi/v2/jobv3/`: ESB sets its own
+/// `request_id` and fills a missing `message` with `""`.
+pub async fn esb_relay(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    map.insert("request_id".into(), json!(request_id()));
+    map.entry("message").or_insert_with(|| json!(""));
+    let bytes = serde_json::to_vec(&Value::Object(map)).unwrap_or_default();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Adds the gateway's `X-Bkapi-Request-Id` to an answer that lacks one.
+pub fn with_gateway_request_id(mut response: Response) -> Response {
+    if !response.headers().contains_key("X-Bkapi-Request-Id")
+        && let Ok(value) = HeaderValue::from_str(&request_id())
+    {
+        response.headers_mut().insert("X-Bkapi-Request-Id", value);
+    }
+    response
+}
+
 /// ESB's own failure body (auth, unknown component): HTTP 200 with a 1306xxx code.
 pub fn esb_failure(code: i64, message: &str) -> Response {
     let body = json!({
@@ -93,12 +125,33 @@ pub fn esb_failure(code: i64, message: &str) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
-/// The gateway's own failure body: non-200 HTTP with a 16xxxxx code and `code_name`.
+/// The gateway's own failure body: non-200 HTTP with a 16xxxxx code and `code_name`,
+/// and the same code and message in `X-Bkapi-Error-Code` / `X-Bkapi-Error-Message`
+/// (the gateway's error-code table: "a 7-digit integer string").
 pub fn gateway_failure(status: StatusCode, code: i64, code_name: &str, message: &str) -> Response {
     let body = json!({
         "code": code, "code_name": code_name, "data": null, "message": message, "result": false,
     });
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&code.to_string()) {
+        headers.insert("X-Bkapi-Error-Code", value);
+    }
+    // Header values must be visible ASCII; the gateway's own messages are.
+    let ascii: String = message
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&ascii) {
+        headers.insert("X-Bkapi-Error-Message", value);
+    }
+    with_gateway_request_id(response)
 }
 
 /// Gateway 400 `INVALID_ARGS` for authentication problems.
@@ -130,13 +183,13 @@ pub fn not_found(path: &str) -> Response {
 
 /// A rate-limit answer, as the gateway (429 with `X-Bkapi-RateLimit-*`) or ESB
 /// (`1306429`, HTTP 200) gives it.
-pub fn rate_limited(protocol: Protocol, reset_secs: u64) -> Response {
-    match protocol {
-        Protocol::V2 => esb_failure(
+pub fn rate_limited(esb: bool, reset_secs: u64) -> Response {
+    match esb {
+        true => esb_failure(
             1_306_429,
             "Request rate exceeds the limit, please try again later",
         ),
-        Protocol::V3 | Protocol::V4 => {
+        false => {
             let mut response = gateway_failure(
                 StatusCode::TOO_MANY_REQUESTS,
                 1_642_903,
@@ -158,11 +211,12 @@ pub fn rate_limited(protocol: Protocol, reset_secs: u64) -> Response {
     }
 }
 
-/// An injected server error with the given HTTP status.
+/// An injected server error with the given HTTP status: the gateway's "request backend
+/// service failed".
 pub fn server_error(status: StatusCode) -> Response {
     gateway_failure(
         status,
-        1_650_200,
+        1_650_201,
         "ERROR_REQUESTING_BACKEND",
         "Request backend service failed",
     )

@@ -105,15 +105,17 @@ impl Params {
         }
     }
 
-    /// A boolean field (`true`, `"true"`, `1`).
+    /// A boolean field: `true`, `1`, or the strings Spring's binding takes in any case
+    /// (`true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`), so that `True` from a Python
+    /// client's query string reads as JOB reads it.
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, JobError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::Number(n)) => Ok(Some(n.as_i64() == Some(1))),
-            Some(Value::String(s)) => match s.trim() {
-                "true" | "1" => Ok(Some(true)),
-                "false" | "0" | "" => Ok(Some(false)),
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "on" | "yes" => Ok(Some(true)),
+                "false" | "0" | "off" | "no" | "" => Ok(Some(false)),
                 _ => Err(JobError::illegal(key)),
             },
             Some(_) => Err(JobError::illegal(key)),
@@ -192,6 +194,10 @@ mod tests {
         assert_eq!(p.opt_i64("job_instance_id").unwrap(), Some(12));
         assert_eq!(p.opt_bool("return_ip_result").unwrap(), Some(true));
         assert_eq!(p.opt_array("host_id_list").unwrap().unwrap().len(), 2);
+        let p = Params::from_query(Some("a=True&b=False&c=maybe"));
+        assert_eq!(p.opt_bool("a").unwrap(), Some(true));
+        assert_eq!(p.opt_bool("b").unwrap(), Some(false));
+        assert_eq!(p.opt_bool("c").unwrap_err().code, 1_241_005);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The HTTP surface: ESB v2 (`/api/c/compapi/v2/job/<name>/`, body credentials), ESB
 //! jobv3 (`/api/c/compapi/v2/jobv3/<name>/`), gateway v3 (`/api/v3/<name>`, also
-//! `/api/v3/system/<name>`) and v4 (`/api/v4/<name>`), header credentials; the control
+//! `/api/v3/system/<name>`) and v4 (`/api/v4/<name>`), header credentials, each also
+//! under the gateway's `/api/bk-job/<stage>` prefix; the control
 //! endpoints under `/_emulator/`; everything else 404 as ESB or the gateway says it.
 //! Each API request is recorded as received, then request holds wait, then faults are
 //! applied, then credentials checked, then the per-protocol handler runs, then answer
 //! holds wait.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -63,6 +65,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v3/{name}", door(Door::GatewayV3))
         .route("/api/v3/system/{name}", door(Door::GatewayV3))
         .route("/api/v4/{name}", door(Door::GatewayV4))
+        // The gateway's own URL form, `{BKAPI}/api/bk-job/{stage}/api/v3/<name>`, so an
+        // SDK whose URL template is `http://<emulator>/api/{api_name}/` needs no change.
+        .route("/api/bk-job/{stage}/api/v3/{name}", door(Door::GatewayV3))
+        .route(
+            "/api/bk-job/{stage}/api/v3/system/{name}",
+            door(Door::GatewayV3),
+        )
+        .route("/api/bk-job/{stage}/api/v4/{name}", door(Door::GatewayV4))
         .nest("/_emulator", control::router())
         .fallback(fallback)
         .with_state(Arc::new(Face::new(app)))
@@ -78,11 +88,14 @@ type Parts = (Method, Uri, HeaderMap, Bytes);
 fn door(door: Door) -> MethodRouter<Arc<Face>> {
     any(
         move |State(face): State<Arc<Face>>,
-              Path(name): Path<String>,
+              Path(mut captured): Path<HashMap<String, String>>,
               method: Method,
               uri: Uri,
               headers: HeaderMap,
-              body: Bytes| { handle(face, door, name, (method, uri, headers, body)) },
+              body: Bytes| {
+            let name = captured.remove("name").unwrap_or_default();
+            handle(face, door, name, (method, uri, headers, body))
+        },
     )
 }
 
@@ -112,7 +125,7 @@ async fn handle(face: Arc<Face>, door: Door, name: String, parts: Parts) -> Resp
         );
     }
     if let Some(reset) = decision.rate_limit_reset {
-        return envelope::rate_limited(protocol, reset);
+        return envelope::rate_limited(door.is_esb(), reset);
     }
 
     let response = answer(
@@ -128,7 +141,11 @@ async fn handle(face: Arc<Face>, door: Door, name: String, parts: Parts) -> Resp
     if decision.drop {
         return dropped();
     }
-    response
+    match door {
+        Door::EsbV3 => envelope::esb_relay(response).await,
+        Door::EsbV2 => response,
+        Door::GatewayV3 | Door::GatewayV4 => envelope::with_gateway_request_id(response),
+    }
 }
 
 fn answer(
@@ -168,9 +185,12 @@ fn answer(
             user: String::new(),
         }
     } else if door.is_esb() {
-        match auth::check_esb(&app.inventory, &params) {
+        let header = headers
+            .get("X-Bkapi-Authorization")
+            .map(|v| v.to_str().unwrap_or_default());
+        match auth::check_esb(&app.inventory, header, &params) {
             Ok(caller) => caller,
-            Err(refusal) => return envelope::esb_failure(1_306_000, &refusal.to_string()),
+            Err(refusal) => return envelope::esb_failure(refusal.code(), &refusal.to_string()),
         }
     } else {
         let header = headers

@@ -12,7 +12,7 @@ use crate::emulator::http::params::{Params, value_i64};
 use crate::emulator::http::wire;
 use crate::emulator::model::inventory::{Account, Host, HostSel, Inventory, TargetSpec};
 use crate::emulator::model::job_error::JobError;
-use crate::emulator::model::jobs::{ScriptStep, StepKind};
+use crate::emulator::model::jobs::{FileSource, ScriptStep, StepKind};
 use crate::emulator::model::new_job::{NewJob, NewStep, RollingSpec};
 use crate::emulator::model::plans::{self, PlanRun};
 use crate::emulator::model::protocol::Protocol;
@@ -21,6 +21,28 @@ use crate::emulator::model::values::{self, ScriptSource};
 use crate::emulator::model::world::PlanDef;
 use crate::job_api::rules::MAX_WINDOWS_INTERPRETER_CHARS;
 use crate::job_api::types::HostAddr;
+
+/// A v3 `file_source_list` entry of `file_type` 3: a third-party file source named by
+/// `file_source_id` or `file_source_code`; its objects arrive under `account`.
+pub fn third_party_source(
+    ctx: &Ctx,
+    source: &Params,
+    account: &Account,
+) -> Result<FileSource, JobError> {
+    let id = source.opt_i64("file_source_id")?;
+    let code = source.opt_str("file_source_code")?;
+    if id.is_none() && code.is_none() {
+        return Err(JobError::missing("file_source_id|file_source_code"));
+    }
+    let objects = wire::object_names("file_source.file_list", source.opt_array("file_list")?)?;
+    plans::third_party_source(
+        &ctx.app.inventory,
+        id,
+        code.as_deref(),
+        &objects,
+        account.clone(),
+    )
+}
 
 /// `operate_job_instance`: the operation in `operation_code` on the job named by
 /// `job_instance_id`.

@@ -318,6 +318,12 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
     let inventory = &ctx.app.inventory;
     let created = views::v2_time(Some(plan.create_time.unwrap_or(ctx.app.started_ms)));
     let ip_list = |targets: &crate::emulator::model::world::TargetDef| -> Value {
+        // v2 has no host variables on the wire: a target given by one shows its hosts.
+        let targets = targets
+            .variable
+            .as_ref()
+            .and_then(|name| plan.global_vars.iter().find(|v| &v.name == name))
+            .map_or(targets, |var| &var.targets);
         let spec =
             crate::emulator::model::inventory::TargetSpec::from_def(targets).unwrap_or_default();
         let hosts = inventory
@@ -351,11 +357,29 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
         .map(|s| {
             let mut value = json!({
                 "step_id": s.id, "name": s.name, "type": s.kind, "target_server": ip_list(&s.targets),
+                "creator": plan.creator, "create_time": created, "last_modify_user": plan.creator,
+                "last_modify_time": created,
             });
             if let Some(script) = &s.script {
-                value["script_type"] = json!(script.language.unwrap_or(1));
-                value["script_id"] = json!(script.script_version_id);
-                value["script_content"] = json!(script.content.as_ref().map(|c| {
+                let stored = script
+                    .script_version_id
+                    .and_then(|v| inventory.script_version(v));
+                value["script_type"] = json!(
+                    script
+                        .language
+                        .or(stored.map(|d| d.language))
+                        .unwrap_or(1)
+                );
+                // EsbStepDTO is NON_NULL: a local script has no script_id; a cited one
+                // shows its version and content.
+                if let Some(version) = script.script_version_id {
+                    value["script_id"] = json!(version);
+                }
+                let content = script
+                    .content
+                    .clone()
+                    .or(stored.map(|d| d.content.clone()));
+                value["script_content"] = json!(content.map(|c| {
                     use base64::Engine as _;
                     base64::engine::general_purpose::STANDARD.encode(c)
                 }));
@@ -370,11 +394,16 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
                 value["file_source"] = file
                     .sources
                     .iter()
-                    .map(|src| {
-                        let mut v = ip_list(&src.targets);
-                        v["files"] = json!(src.files);
-                        v["account"] = json!(src.account.clone().unwrap_or_else(|| "root".into()));
-                        v
+                    .map(|src| match src.file_source_id {
+                        // EsbFileSourceDTO: the hosts nest under `target_server`.
+                        Some(id) => json!({
+                            "files": src.files, "file_type": 3, "file_source_id": id,
+                        }),
+                        None => json!({
+                            "files": src.files, "file_type": 1,
+                            "account": src.account.clone().unwrap_or_else(|| "root".into()),
+                            "target_server": ip_list(&src.targets),
+                        }),
                     })
                     .collect();
             }

@@ -103,12 +103,16 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
         .filter(|l| !l.is_empty())
         .ok_or_else(|| JobError::missing("file_source_list"))?;
     let rolling = wire::rolling(p)?;
+    let account = shared::account(inventory, p)?;
     let mut sources = Vec::new();
     for source in list {
         let file_type = source.opt_i64("file_type")?.unwrap_or(1);
+        if file_type == 3 {
+            sources.push(shared::third_party_source(ctx, &source, &account)?);
+            continue;
+        }
         if file_type != 1 {
-            // Only server files exist in the emulator; local and third-party sources
-            // need artifactory / file-source services it does not have.
+            // Local uploads need an artifactory the emulator does not have.
             return Err(JobError::illegal("file_source.file_type"));
         }
         let files = wire::source_files("file_source.file_list", source.opt_array("file_list")?)?;
@@ -130,7 +134,6 @@ fn fast_transfer_file(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
             account,
         });
     }
-    let account = shared::account(inventory, p)?;
     let strict = match p.opt_i64("transfer_mode")? {
         None | Some(2) => false,
         Some(1) => true,
@@ -251,7 +254,8 @@ fn batch_ip_log(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     Ok(data)
 }
 
-fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
+/// `get_job_instance_list` (v4's answers with the same rows, see v4.rs).
+pub fn job_instance_list(ctx: &Ctx, p: &Params) -> Result<Value, JobError> {
     let scope = ctx.scope(p)?;
     let from = p.opt_i64("create_time_start")?;
     let to = p.opt_i64("create_time_end")?;
@@ -347,10 +351,16 @@ fn server_json(inventory: &Inventory, targets: &crate::emulator::model::world::T
         "dynamic_group_list": targets.dynamic_groups.iter().map(|g| json!({"id": g})).collect::<Vec<_>>(),
         "topo_node_list": targets.topo_nodes.iter().map(|t| json!({"id": t.id, "node_type": t.node_type})).collect::<Vec<_>>(),
     });
-    if let Some(variable) = &targets.variable {
-        value["variable"] = json!(variable);
-    }
+    // EsbServerV3DTO always has `variable`; the docs show "" for a server without one.
+    value["variable"] = json!(targets.variable.clone().unwrap_or_default());
     value
+}
+
+/// An account as plan details show it (`EsbAccountV3BasicDTO`: id, name, alias).
+fn account_json(inventory: &Inventory, alias: Option<&str>) -> Value {
+    let alias = alias.unwrap_or("root");
+    let (id, name) = inventory.account_view(alias);
+    json!({"id": id, "name": name, "alias": alias})
 }
 
 fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
@@ -381,36 +391,61 @@ fn plan_detail(ctx: &Ctx, scope: &Scope, plan: &PlanDef) -> Value {
         .map(|s| {
             let mut value = json!({"id": s.id, "name": s.name, "type": s.kind});
             if let Some(script) = &s.script {
-                value["script_info"] = json!({
+                let stored = script
+                    .script_version_id
+                    .and_then(|v| inventory.script_version(v));
+                let mut info = json!({
                     "script_type": if script.script_version_id.is_some() { 2 } else { 1 },
-                    "script_version_id": script.script_version_id,
-                    "script_content": script.content.as_ref().map(|c| {
-                        use base64::Engine as _;
-                        base64::engine::general_purpose::STANDARD.encode(c)
-                    }),
-                    "script_language": script.language.unwrap_or(1),
+                    "script_language": script.language.or(stored.map(|d| d.language)).unwrap_or(1),
                     "script_param": script.param,
                     "script_timeout": script.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
                     "is_param_sensitive": i32::from(script.sensitive),
-                    "account": {"alias": script.account.clone().unwrap_or_else(|| "root".into())},
+                    "account": account_json(inventory, script.account.as_deref()),
                     "server": server_json(inventory, &s.targets),
                 });
+                if let Some(version) = script.script_version_id {
+                    info["script_version_id"] = json!(version);
+                    info["script_id"] = json!(stored.and_then(|d| d.script_id.clone()));
+                } else {
+                    info["script_content"] = json!(script.content.as_ref().map(|c| {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(c)
+                    }));
+                }
+                value["script_info"] = info;
             }
             if let Some(file) = &s.file {
-                value["file_info"] = json!({
-                    "file_source_list": file.sources.iter().map(|src| json!({
-                        "file_list": src.files, "file_type": 1,
-                        "account": {"alias": src.account.clone().unwrap_or_else(|| "root".into())},
-                        "server": server_json(inventory, &src.targets),
-                    })).collect::<Vec<_>>(),
+                let sources: Vec<Value> = file
+                    .sources
+                    .iter()
+                    .map(|src| match src.file_source_id {
+                        Some(id) => json!({
+                            "file_list": src.files, "file_type": 3, "file_source_id": id,
+                        }),
+                        None => json!({
+                            "file_list": src.files, "file_type": 1,
+                            "account": account_json(inventory, src.account.as_deref()),
+                            "server": server_json(inventory, &src.targets),
+                        }),
+                    })
+                    .collect();
+                let mut info = json!({
+                    "file_source_list": sources,
                     "file_destination": {
                         "path": file.target_path,
-                        "account": {"alias": file.account.clone().unwrap_or_else(|| "root".into())},
+                        "account": account_json(inventory, file.account.as_deref()),
                         "server": server_json(inventory, &s.targets),
                     },
                     "timeout": file.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
                     "transfer_mode": file.transfer_mode.unwrap_or(2),
                 });
+                if let Some(limit) = file.source_speed_limit {
+                    info["source_speed_limit"] = json!(limit);
+                }
+                if let Some(limit) = file.destination_speed_limit {
+                    info["destination_speed_limit"] = json!(limit);
+                }
+                value["file_info"] = info;
             }
             if let Some(confirm) = &s.confirm {
                 value["approval_info"] = json!({

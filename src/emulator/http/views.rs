@@ -159,8 +159,18 @@ pub fn v3_status(job: &JobInstance, state: &JobState, with_hosts: bool) -> Value
     })
 }
 
-/// A v4 `execute_object` for a host.
-pub fn execute_object(host_id: u64, addr: &HostAddr) -> Value {
+/// A v4 `execute_object`: a host (type 1), or a container (type 2) for the hosts that
+/// stand for the world's containers.
+pub fn execute_object(inventory: &Inventory, host_id: u64, addr: &HostAddr) -> Value {
+    if let Some(c) = inventory.container(host_id) {
+        let mut container = json!({
+            "id": c.id, "container_id": c.container_id, "name": c.name,
+        });
+        if let Some(node) = c.node_host_id {
+            container["node_host_id"] = json!(node);
+        }
+        return json!({"type": 2, "resource_id": c.id.to_string(), "container": container});
+    }
     json!({
         "type": 1, "resource_id": host_id.to_string(),
         "host": {"bk_host_id": host_id, "ip": addr.ip, "bk_cloud_id": addr.cloud_id},
@@ -169,7 +179,13 @@ pub fn execute_object(host_id: u64, addr: &HostAddr) -> Value {
 
 /// v4 `get_job_instance_status` data (`return_execute_object_result`; the older
 /// `return_ip_result` flag gives the v3-style list too).
-pub fn v4_status(job: &JobInstance, state: &JobState, objects: bool, ips: bool) -> Value {
+pub fn v4_status(
+    inventory: &Inventory,
+    job: &JobInstance,
+    state: &JobState,
+    objects: bool,
+    ips: bool,
+) -> Value {
     let mut data = v3_status(job, state, ips);
     if objects && let Some(steps) = data["step_instance_list"].as_array_mut() {
         for (value, step) in steps.iter_mut().zip(&state.steps) {
@@ -182,7 +198,7 @@ pub fn v4_status(job: &JobInstance, state: &JobState, objects: bool, ips: bool) 
                             map.remove(key);
                         }
                     }
-                    row["execute_object"] = execute_object(h.host.host_id, &h.host.addr);
+                    row["execute_object"] = execute_object(inventory, h.host.host_id, &h.host.addr);
                     row
                 })
                 .collect();
@@ -325,9 +341,9 @@ pub fn v4_host_log(inventory: &Inventory, step: &StepInstance, addr: &HostAddr) 
     let host_id = inventory.lookup(addr).map(|h| h.host_id).unwrap_or(0);
     let object = |a: &HostAddr| {
         let id = inventory.lookup(a).map(|h| h.host_id).unwrap_or(0);
-        execute_object(id, a)
+        execute_object(inventory, id, a)
     };
-    let mut value = json!({"execute_object": execute_object(host_id, addr)});
+    let mut value = json!({"execute_object": execute_object(inventory, host_id, addr)});
     match step.kind {
         StepKind::File(_) => {
             let mut upload = Vec::new();

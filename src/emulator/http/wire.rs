@@ -12,6 +12,7 @@ use crate::emulator::model::job_error::JobError;
 use crate::emulator::model::jobs::RollingMode;
 use crate::emulator::model::new_job::{RollingBy, RollingSpec};
 use crate::emulator::model::world::TopoRef;
+use crate::emulator::model::world_objects::ContainerFilter;
 use crate::job_api::rules::RollingExpr;
 use crate::job_api::types::HostAddr;
 
@@ -197,6 +198,72 @@ pub fn v4_target(target: &Params) -> Result<TargetSpec, JobError> {
         .extend(object_ids(target, "dynamic_group_list")?);
     spec.topo.extend(topo_nodes(target, "topo_node_list")?);
     Ok(spec)
+}
+
+/// The `kube_container_filters` of a v4 `execute_target`.
+pub fn container_filters(target: &Params) -> Result<Vec<ContainerFilter>, JobError> {
+    const FIELD: &str = "execute_target.kube_container_filters";
+    let strings = |p: Option<Params>, key: &str| -> Result<Option<Vec<String>>, JobError> {
+        let Some(p) = p else { return Ok(None) };
+        let Some(items) = p.opt_array(key)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .map(|v| value_string(v).ok_or_else(|| JobError::illegal(FIELD)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    let mut filters = Vec::new();
+    for f in target
+        .opt_objects("kube_container_filters")?
+        .unwrap_or_default()
+    {
+        let cluster = f
+            .opt_object("kube_cluster_filter")?
+            .ok_or_else(|| JobError::missing("kube_cluster_filter"))?;
+        let clusters = strings(Some(cluster), "cluster_uid_list")?
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| JobError::missing("kube_cluster_filter.cluster_uid_list"))?;
+        let workload = f.opt_object("kube_workload_filter")?;
+        filters.push(ContainerFilter {
+            clusters,
+            namespaces: strings(
+                f.opt_object("kube_namespace_filter")?,
+                "namespace_name_list",
+            )?,
+            workload_kind: match &workload {
+                Some(w) => w.opt_str("kind")?,
+                None => None,
+            },
+            workloads: strings(workload, "workload_name_list")?,
+            pods: strings(f.opt_object("kube_pod_filter")?, "pod_name_list")?,
+            names: strings(
+                f.opt_object("kube_container_prop_filter")?,
+                "container_name_list",
+            )?,
+            whole_cluster: f.opt_bool("execute_in_whole_cluster")?.unwrap_or(false),
+        });
+    }
+    Ok(filters)
+}
+
+/// Object names of a third-party file source (`bucket/key`: relative, no `..`).
+pub fn object_names(field: &str, values: Option<Vec<Value>>) -> Result<Vec<String>, JobError> {
+    let values = values.ok_or_else(|| JobError::missing(field))?;
+    let mut names = Vec::new();
+    for value in values {
+        let name = value_string(&value).ok_or_else(|| JobError::illegal(field))?;
+        let name = name.trim().trim_start_matches('/').to_owned();
+        if name.is_empty() || name.split('/').any(|part| part == "..") {
+            return Err(JobError::illegal(field));
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        return Err(JobError::missing(field));
+    }
+    Ok(names)
 }
 
 /// Checks source paths.

@@ -14,7 +14,10 @@ use std::sync::RwLock;
 
 use crate::emulator::model::job_error::{JobError, code};
 use crate::emulator::model::world::{
-    AccountDef, HostRef, PlanDef, ScriptDef, TargetDef, TopoRef, World,
+    AccountDef, HostDef, HostRef, PlanDef, ScriptDef, TargetDef, TopoRef, World,
+};
+use crate::emulator::model::world_objects::{
+    self, ContainerDef, ContainerFilter, ThirdPartySourceDef,
 };
 use crate::job_api::types::HostAddr;
 
@@ -121,7 +124,7 @@ const FIRST_CREATED_HOST_ID: u64 = 1_000_001;
 
 impl Inventory {
     /// Builds the inventory; refuses malformed host entries.
-    pub fn new(world: World) -> Result<Self, BadHost> {
+    pub fn new(mut world: World) -> Result<Self, BadHost> {
         let mut registry = Registry {
             by_addr: HashMap::new(),
             by_id: HashMap::new(),
@@ -147,6 +150,7 @@ impl Inventory {
             registry.by_addr.insert(addr.clone(), id);
             registry.by_id.insert(id, addr);
         }
+        stand_ins(&mut world, &mut registry);
         for group in &world.dynamic_groups {
             for h in &group.hosts {
                 host_sel(h)?;
@@ -373,6 +377,60 @@ impl Inventory {
             .ok_or_else(|| account_missing(&id.to_string()))
     }
 
+    /// The id and system name of the account with this alias, as plan details show
+    /// it (`{id, name}`); an alias the world does not list has id 0.
+    pub fn account_view(&self, alias: &str) -> (i64, String) {
+        self.world
+            .accounts
+            .iter()
+            .find(|a| a.alias == alias)
+            .map(|a| (a.id, a.name.clone().unwrap_or_else(|| a.alias.clone())))
+            .unwrap_or_else(|| (0, alias.to_owned()))
+    }
+
+    /// A third-party file source by id or code (1244xxx-free: JOB's file gateway says
+    /// the source does not exist with 1241005 on the field).
+    pub fn third_party_source(
+        &self,
+        id: Option<i64>,
+        code: Option<&str>,
+    ) -> Result<&ThirdPartySourceDef, JobError> {
+        self.world
+            .file_sources
+            .iter()
+            .find(|s| match (id, code) {
+                (Some(id), _) => i64::from(s.id) == id,
+                (None, Some(code)) => s.code == code,
+                (None, None) => false,
+            })
+            .ok_or_else(|| {
+                JobError::illegal(if id.is_some() {
+                    "file_source_id"
+                } else {
+                    "file_source_code"
+                })
+            })
+    }
+
+    /// The containers that pass any of `filters`, as hosts, in world order.
+    pub fn containers(&self, filters: &[ContainerFilter]) -> Vec<Host> {
+        self.world
+            .containers
+            .iter()
+            .filter(|c| filters.iter().any(|f| c.matches(f)))
+            .map(|c| {
+                let (addr, host_id) = world_objects::container_host(c.id);
+                Host { addr, host_id }
+            })
+            .collect()
+    }
+
+    /// The container a host id stands for.
+    pub fn container(&self, host_id: u64) -> Option<&ContainerDef> {
+        let id = world_objects::container_of(host_id)?;
+        self.world.containers.iter().find(|c| c.id == id)
+    }
+
     /// A script version by id.
     pub fn script_version(&self, version_id: i64) -> Option<&ScriptDef> {
         self.world
@@ -408,6 +466,35 @@ impl Inventory {
                     .is_none_or(|s| s.kind == kind && s.id == scope_id)
             })
             .collect()
+    }
+}
+
+/// Registers the hosts that third-party file sources and containers stand on, and adds
+/// them to the world's hosts so that their files are seeded like any host's.
+fn stand_ins(world: &mut World, registry: &mut Registry) {
+    let mut extra = Vec::new();
+    for source in &world.file_sources {
+        let (addr, id) = world_objects::file_source_host(source.id);
+        let files = source
+            .files
+            .iter()
+            .map(|(object, content)| (world_objects::object_path(object), content.clone()))
+            .collect();
+        extra.push((addr, id, files));
+    }
+    for container in &world.containers {
+        let (addr, id) = world_objects::container_host(container.id);
+        extra.push((addr, id, container.files.clone()));
+    }
+    for (addr, id, files) in extra {
+        registry.by_addr.insert(addr.clone(), id);
+        registry.by_id.insert(id, addr.clone());
+        world.hosts.push(HostDef {
+            host_id: Some(id),
+            cloud: addr.cloud_id,
+            ip: addr.ip,
+            files,
+        });
     }
 }
 

@@ -24,3 +24,4 @@ pub mod values;
 pub mod world;
 pub mod world_check;
 pub mod world_load;
+pub mod world_objects;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::emulator::model::inventory::{Host, Inventory, TargetSpec};
+use crate::emulator::model::inventory::{Account, Host, Inventory, TargetSpec};
 use crate::emulator::model::job_error::JobError;
 use crate::emulator::model::jobs::{
     ConfirmStep, FileSource, FileStep, RollingMode, ScriptStep, StepKind,
@@ -16,6 +16,7 @@ use crate::emulator::model::protocol::Protocol;
 use crate::emulator::model::scope::Scope;
 use crate::emulator::model::values::{self, ScriptSource};
 use crate::emulator::model::world::{PlanDef, StepDef};
+use crate::emulator::model::world_objects;
 use crate::job_api::rules::RollingExpr;
 use crate::job_api::types::step_type;
 
@@ -267,6 +268,18 @@ fn file_step(
         }
         None => {
             for source in &planned.sources {
+                if let Some(id) = source.file_source_id {
+                    let account =
+                        inventory.account_by_alias(planned.account.as_deref().unwrap_or("root"))?;
+                    sources.push(third_party_source(
+                        inventory,
+                        Some(i64::from(id)),
+                        None,
+                        &source.files,
+                        account,
+                    )?);
+                    continue;
+                }
                 let spec = TargetSpec::from_def(&source.targets)?;
                 sources.push(FileSource {
                     hosts: inventory.resolve(&spec, host_vars)?,
@@ -288,5 +301,30 @@ fn file_step(
         strict: planned.transfer_mode == Some(1),
         account: inventory.account_by_alias(&alias)?,
         timeout_secs: planned.timeout.unwrap_or(values::DEFAULT_TIMEOUT),
+    })
+}
+
+/// A third-party file source (`file_type` 3) as a copy source: its objects
+/// (`bucket/key`) read from the host it stands on (world_objects.rs), under the target
+/// account, as JOB's file gateway hands them to the agent.
+pub fn third_party_source(
+    inventory: &Inventory,
+    id: Option<i64>,
+    code: Option<&str>,
+    objects: &[String],
+    account: Account,
+) -> Result<FileSource, JobError> {
+    let source = inventory.third_party_source(id, code)?;
+    let (addr, host_id) = world_objects::file_source_host(source.id);
+    if objects.is_empty() {
+        return Err(JobError::missing("file_source.file_list"));
+    }
+    Ok(FileSource {
+        hosts: vec![Host { addr, host_id }],
+        files: objects
+            .iter()
+            .map(|o| world_objects::object_path(o))
+            .collect(),
+        account,
     })
 }

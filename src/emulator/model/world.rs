@@ -19,6 +19,8 @@
 //! dynamic_groups: [{ id: "3", hosts: ["0:10.0.0.1", 102] }]   # "cloud:ip" or host_id
 //! topology: [{ node_type: module, id: 1000, hosts: [101] }]
 //! scripts: [{ version_id: 1, script_id: "s-echo", language: 1, content: "echo $1" }]
+//! file_sources: [{ id: 1, code: cos, files: { "bucket/a.txt": "hi\n" } }]  # world_objects.rs
+//! containers: [{ id: 1, name: web, cluster_uid: K1 }]                         # world_objects.rs
 //! plans:
 //!   - id: 100
 //!     name: deploy
@@ -56,6 +58,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::emulator::model::faults::FaultSet;
+use crate::emulator::model::world_objects::{ContainerDef, ThirdPartySourceDef};
 
 /// The world file, as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -77,6 +80,10 @@ pub struct World {
     pub scripts: Vec<ScriptDef>,
     /// Job plans (执行方案).
     pub plans: Vec<PlanDef>,
+    /// Third-party file sources (see world_objects.rs).
+    pub file_sources: Vec<ThirdPartySourceDef>,
+    /// Containers (see world_objects.rs).
+    pub containers: Vec<ContainerDef>,
     /// Behaviour switches.
     pub settings: Settings,
     /// Faults switched on at start.
@@ -155,6 +162,9 @@ pub struct AccountDef {
     pub id: i64,
     /// `account_alias` (v2 `account`).
     pub alias: String,
+    /// The system account name (`account.name`); the alias when absent.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A host.
@@ -367,6 +377,10 @@ pub struct FileStepDef {
     pub transfer_mode: Option<u8>,
     /// Timeout seconds.
     pub timeout: Option<u64>,
+    /// Upload speed limit, MB/s (`source_speed_limit`).
+    pub source_speed_limit: Option<u64>,
+    /// Download speed limit, MB/s (`destination_speed_limit`).
+    pub destination_speed_limit: Option<u64>,
 }
 
 /// One file source of a plan's file step.
@@ -379,6 +393,9 @@ pub struct FileSourceDef {
     pub account: Option<String>,
     /// Source hosts.
     pub targets: TargetDef,
+    /// A third-party file source's id (`file_type` 3): `files` are its objects and
+    /// `account` and `targets` are unused.
+    pub file_source_id: Option<u32>,
 }
 
 /// A manual confirmation step.

@@ -62,7 +62,39 @@ pub fn problems(world: &World) -> Vec<WorldProblem> {
                     &format!("plans[{i}].steps[{j}].file.sources[{k}].targets"),
                     &source.targets,
                 );
+                if let Some(id) = source.file_source_id
+                    && !world.file_sources.iter().any(|s| s.id == id)
+                {
+                    found.add(
+                        format!("plans[{i}].steps[{j}].file.sources[{k}].file_source_id"),
+                        format!("no file source {id} in `file_sources`"),
+                    );
+                }
             }
+        }
+    }
+    for (i, source) in world.file_sources.iter().enumerate() {
+        if world.file_sources[..i].iter().any(|s| s.id == source.id) {
+            found.add(
+                format!("file_sources[{i}].id"),
+                format!("file source {} is declared twice", source.id),
+            );
+        }
+        for object in source.files.keys() {
+            if object.split('/').any(|part| part == "..") {
+                found.add(
+                    format!("file_sources[{i}].files"),
+                    format!("`{object}` leaves the bucket"),
+                );
+            }
+        }
+    }
+    for (i, container) in world.containers.iter().enumerate() {
+        if world.containers[..i].iter().any(|c| c.id == container.id) {
+            found.add(
+                format!("containers[{i}].id"),
+                format!("container {} is declared twice", container.id),
+            );
         }
     }
     let field = world.settings.callback_field.as_str();
@@ -197,5 +229,38 @@ faults:
         ))
         .expect("fixture");
         assert_eq!(fields(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn file_sources_and_containers_are_checked() {
+        let yaml = r#"
+file_sources:
+  - { id: 1, code: a, files: { "b/../../etc/passwd": "x" } }
+  - { id: 1, code: b }
+containers:
+  - { id: 5, name: c, cluster_uid: k }
+  - { id: 5, name: d, cluster_uid: k }
+plans:
+  - id: 1
+    name: p
+    steps:
+      - { id: 1, name: s, type: 2,
+          file: { target_path: /tmp/, sources: [{ files: [x], file_source_id: 2 }] } }
+"#;
+        assert_eq!(
+            fields(yaml),
+            [
+                "plans[0].steps[0].file.sources[0].file_source_id",
+                "file_sources[0].files",
+                "file_sources[1].id",
+                "containers[1].id",
+            ]
+        );
+        let apidoc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/worlds/apidoc.yaml"
+        ))
+        .expect("fixture");
+        assert_eq!(fields(&apidoc), Vec::<String>::new());
     }
 }

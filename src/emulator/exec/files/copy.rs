@@ -319,6 +319,13 @@ impl<'a> Push<'a> {
                         self.target
                     ));
                 }
+                if same_file(real, &dest_real) {
+                    // A file pushed onto itself (source host among the targets, same
+                    // folder) stays as it is; copying would truncate it first.
+                    return std::fs::metadata(real)
+                        .map(|m| m.len())
+                        .map_err(|e| format!("cannot read `{src_path}` on host {src_host}: {e}"));
+                }
                 std::fs::copy(real, &dest_real)
                     .map_err(|e| format!("cannot write `{dest}` on host {}: {e}", self.target))
             });
@@ -332,5 +339,13 @@ impl<'a> Push<'a> {
                 self.fail_with(host_status::FILE_TRANSFER_FAILED);
             }
         }
+    }
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
