@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, RunEvent, RunTarget, StepInfo, StepRef};
-use super::scheduler::{self, Final, Initial, ScheduleOptions, StepNode};
+use super::scheduler::{self, Final, Handles, Initial, ScheduleOptions, StepNode};
 use super::signals;
-use super::step::{JobStepRunner, ResumeFrom, StepOutput, StepRunnerSetup};
+use super::step::{JobStepRunner, ResumeFrom, StepOutput, StepRecord, StepRunnerSetup};
 use crate::compile::CompiledPlan;
 use crate::compile::OnFailure;
 use crate::job_api::client::{ClientError, JobApi};
@@ -46,6 +46,8 @@ pub struct Resumed {
     pub restored: Vec<RunEvent>,
     /// Whether resuming already left a step in doubt.
     pub in_doubt: bool,
+    /// How the kept steps ended, for conditions and drawn targets.
+    pub records: BTreeMap<usize, StepRecord>,
 }
 
 /// Everything a run needs once the settings are resolved and JOB is chosen.
@@ -116,9 +118,18 @@ impl<A: JobApi> Run<A> {
                 on_failure: validated
                     .settings(i)
                     .map_or(OnFailure::Stop, |settings| settings.on_failure),
+                handles: match validated.condition(i) {
+                    Some(c) if c.after_interrupt => Handles::Interrupt,
+                    Some(c) if c.handler => Handles::Failure,
+                    _ => Handles::Nothing,
+                },
             })
             .collect();
-        let runner = Arc::new(JobStepRunner::new(setup).with_resume(resumed.from));
+        let runner = Arc::new(
+            JobStepRunner::new(setup)
+                .with_resume(resumed.from)
+                .with_records(resumed.records),
+        );
 
         let signals = watch_signals.then(|| {
             tokio::spawn(signals::watch(

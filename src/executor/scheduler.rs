@@ -28,6 +28,20 @@ pub struct StepNode {
     pub needs: Vec<usize>,
     /// What its failure means for the rest of the run.
     pub on_failure: OnFailure,
+    /// Whether its `if` admits upstream failures (a handler), and interrupts.
+    pub handles: Handles,
+}
+
+/// What endings of its needs a step is considered after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Handles {
+    /// Only success (or skip) of every need: an ordinary step.
+    #[default]
+    Nothing,
+    /// Any ending of its needs (`failure()`); not after an interrupt.
+    Failure,
+    /// Any ending, also after an interrupt (`always()`, `cancelled()`).
+    Interrupt,
 }
 
 /// Cancellation handed to every running step.
@@ -59,6 +73,10 @@ pub struct StepContext<O> {
     pub ready_at: Option<Instant>,
     /// Cancellation.
     pub control: RunControl,
+    /// How every step that has ended so far ended, by index.
+    pub finished: Arc<BTreeMap<usize, Final>>,
+    /// Whether the run was interrupted before the step started.
+    pub interrupted: bool,
 }
 
 /// How one step ended, as the scheduler needs to know it.
@@ -202,18 +220,10 @@ pub async fn run_graph_from<R: StepRunner>(
         };
     }
     let mut ready: BTreeSet<usize> = (0..n)
-        .filter(|&i| {
-            state[i] == State::Pending
-                && steps[i].needs.iter().all(|&d| {
-                    matches!(
-                        state.get(d),
-                        Some(State::Done(Final::Succeeded | Final::Skipped)) | None
-                    )
-                })
-        })
+        .filter(|&i| state[i] == State::Pending && is_ready(i, steps, &state))
         .collect();
     for i in blocked_by {
-        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+        mark_downstream(i, steps, &dependents, &mut state, &mut ready, &|d| {
             events.emit(RunEvent::StepNotRun {
                 step: StepRef {
                     index: d,
@@ -225,6 +235,14 @@ pub async fn run_graph_from<R: StepRunner>(
             });
         });
     }
+    // Handlers run to their end whatever happens to the run meanwhile (a rollback cut
+    // in half is worse than either): neither `--abort-running` nor the first Ctrl-C
+    // reaches them; the second Ctrl-C still exits at once.
+    let handler_control = RunControl {
+        interrupt: CancellationToken::new(),
+        abort: CancellationToken::new(),
+        detach: options.detach,
+    };
     let mut observed_at: Vec<Option<Instant>> = vec![None; n];
     // When the latest slot was freed. A ready step waiting for `max_parallel` starts
     // only at a later finish; its handoff counts from that one, since the wait before
@@ -243,9 +261,28 @@ pub async fn run_graph_from<R: StepRunner>(
     };
 
     loop {
-        if !stopped && !interrupted {
+        {
             while running < max_parallel {
                 let Some(i) = ready.pop_first() else { break };
+                let blocked = match steps[i].handles {
+                    Handles::Nothing => stopped || interrupted,
+                    Handles::Failure => interrupted,
+                    Handles::Interrupt => false,
+                };
+                if blocked {
+                    let reason = if interrupted {
+                        NotRunReason::Interrupted
+                    } else {
+                        NotRunReason::RunStopped
+                    };
+                    events.emit(RunEvent::StepNotRun {
+                        step: step_ref(i),
+                        reason,
+                    });
+                    state[i] = State::Done(Final::NotRun);
+                    release(i, steps, &dependents, &state, &mut ready);
+                    continue;
+                }
                 state[i] = State::Running;
                 running += 1;
                 let needs_at = steps[i].needs.iter().filter_map(|&d| observed_at[d]).max();
@@ -253,10 +290,24 @@ pub async fn run_graph_from<R: StepRunner>(
                     (Some(needs), Some(slot)) => Some(needs.max(slot)),
                     (needs, slot) => needs.or(slot),
                 };
+                let finished: BTreeMap<usize, Final> = state
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, s)| match s {
+                        State::Done(f) => Some((j, *f)),
+                        _ => None,
+                    })
+                    .collect();
                 let ctx = StepContext {
                     upstream: Arc::new(outputs.clone()),
                     ready_at,
-                    control: control.clone(),
+                    control: if steps[i].handles == Handles::Nothing {
+                        control.clone()
+                    } else {
+                        handler_control.clone()
+                    },
+                    finished: Arc::new(finished),
+                    interrupted,
                 };
                 let runner = Arc::clone(&runner);
                 let handle = join_set.spawn(async move { (i, runner.run(i, ctx).await) });
@@ -301,22 +352,28 @@ pub async fn run_graph_from<R: StepRunner>(
                     }
                     StepEnd::Failed => {
                         state[i] = State::Done(Final::Failed);
-                        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+                        mark_downstream(i, steps, &dependents, &mut state, &mut ready, &|d| {
                             events.emit(RunEvent::StepNotRun {
                                 step: step_ref(d),
                                 reason: NotRunReason::UpstreamFailed { upstream: steps[i].id.clone() },
                             });
                         });
-                        if steps[i].on_failure == OnFailure::Stop {
+                        if steps[i].on_failure == OnFailure::Stop && !stopped {
                             stopped = true;
                             if options.abort_running && running > 0 {
                                 control.abort.cancel();
                             }
+                            settle_all(steps, &dependents, &mut state, &mut ready, |s| s == Handles::Nothing, &|d| {
+                                events.emit(RunEvent::StepNotRun {
+                                    step: step_ref(d),
+                                    reason: NotRunReason::RunStopped,
+                                });
+                            });
                         }
                     }
                     StepEnd::Interrupted => {
                         state[i] = State::Done(Final::Interrupted);
-                        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+                        mark_downstream(i, steps, &dependents, &mut state, &mut ready, &|d| {
                             events.emit(RunEvent::StepNotRun {
                                 step: step_ref(d),
                                 reason: NotRunReason::UpstreamFailed { upstream: steps[i].id.clone() },
@@ -327,8 +384,15 @@ pub async fn run_graph_from<R: StepRunner>(
             }
             _ = interrupt.cancelled(), if !interrupted => {
                 // Running steps see the same token (through `abort`) and wind down
-                // themselves; here we only stop starting new ones.
+                // themselves; here we only stop starting new ones, except the
+                // handlers an interrupt calls for.
                 interrupted = true;
+                settle_all(steps, &dependents, &mut state, &mut ready, |s| s != Handles::Interrupt, &|d| {
+                    events.emit(RunEvent::StepNotRun {
+                        step: step_ref(d),
+                        reason: NotRunReason::Interrupted,
+                    });
+                });
             }
         }
     }
@@ -354,7 +418,18 @@ pub async fn run_graph_from<R: StepRunner>(
         .collect()
 }
 
-/// A finished-ok step releases each dependent whose needs are now all satisfied.
+/// Whether step `i` may start: an ordinary step once every need succeeded or was
+/// skipped, a handler once every need has ended, however.
+fn is_ready(i: usize, steps: &[StepNode], state: &[State]) -> bool {
+    let handler = steps[i].handles != Handles::Nothing;
+    steps[i].needs.iter().all(|&need| match state.get(need) {
+        Some(State::Done(Final::Succeeded | Final::Skipped)) | None => true,
+        Some(State::Done(_)) => handler,
+        _ => false,
+    })
+}
+
+/// A step that ended releases each dependent that may now start.
 fn release(
     i: usize,
     steps: &[StepNode],
@@ -363,34 +438,63 @@ fn release(
     ready: &mut BTreeSet<usize>,
 ) {
     for &d in &dependents[i] {
-        let satisfied = steps[d].needs.iter().all(|&need| {
-            matches!(
-                state.get(need),
-                Some(State::Done(Final::Succeeded | Final::Skipped)) | None
-            )
-        });
-        if satisfied && state[d] == State::Pending {
+        if state[d] == State::Pending && is_ready(d, steps, state) {
             ready.insert(d);
         }
     }
 }
 
-/// Marks every pending step downstream of `i` as not run, reporting each once.
+/// Marks every pending ordinary step downstream of `i` as not run, reporting each
+/// once. Handlers are left to decide for themselves once all their needs have ended.
 fn mark_downstream(
     i: usize,
+    steps: &[StepNode],
     dependents: &[Vec<usize>],
     state: &mut [State],
     ready: &mut BTreeSet<usize>,
     report: &dyn Fn(usize),
 ) {
-    let mut stack = dependents[i].clone();
-    while let Some(d) = stack.pop() {
-        if state[d] == State::Pending {
+    let mut stack = vec![i];
+    while let Some(current) = stack.pop() {
+        for &d in &dependents[current] {
+            if state[d] != State::Pending {
+                continue;
+            }
+            if steps[d].handles != Handles::Nothing {
+                if is_ready(d, steps, state) {
+                    ready.insert(d);
+                }
+                continue;
+            }
             state[d] = State::Done(Final::NotRun);
             ready.remove(&d);
             report(d);
-            stack.extend(dependents[d].iter().copied());
+            stack.push(d);
         }
+    }
+}
+
+/// Marks every pending step that `will_not_start` says cannot start any more as not
+/// run, then lets the handlers that were waiting for them start.
+fn settle_all(
+    steps: &[StepNode],
+    dependents: &[Vec<usize>],
+    state: &mut [State],
+    ready: &mut BTreeSet<usize>,
+    will_not_start: impl Fn(Handles) -> bool,
+    report: &dyn Fn(usize),
+) {
+    let mut ended = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if state[i] == State::Pending && will_not_start(step.handles) {
+            state[i] = State::Done(Final::NotRun);
+            ready.remove(&i);
+            report(i);
+            ended.push(i);
+        }
+    }
+    for i in ended {
+        release(i, steps, dependents, state, ready);
     }
 }
 
@@ -539,6 +643,7 @@ mod tests {
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure,
+                handles: Handles::Nothing,
             })
             .collect();
         let runner = Arc::new(FakeRunner::new(
@@ -636,6 +741,7 @@ mod tests {
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure: OnFailure::Continue,
+                handles: Handles::Nothing,
             })
             .collect();
         let runner = Arc::new(FakeRunner::new(

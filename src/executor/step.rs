@@ -27,6 +27,7 @@ use crate::job_api::types::{JobInstanceId, JobOperation, RunStatus, StepOperatio
 pub use crate::mask::Masker;
 
 mod confirm;
+mod decide;
 mod ending;
 mod outputs;
 mod progress;
@@ -35,6 +36,7 @@ mod source;
 mod task_name;
 
 pub use confirm::ConfirmPolicy;
+pub use decide::StepRecord;
 use ending::Ending;
 pub use outputs::extract_outputs;
 pub use progress::progress_of;
@@ -101,6 +103,9 @@ pub struct JobStepRunner<A: JobApi, S: StepSource> {
     in_doubt: AtomicBool,
     /// Serializes terminal prompts between parallel steps.
     prompt_lock: tokio::sync::Mutex<()>,
+    /// How every step that ended so far ended, with its hosts, for later steps'
+    /// conditions and drawn targets; seeded from the journal on resume.
+    records: Mutex<BTreeMap<usize, StepRecord>>,
 }
 
 impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
@@ -112,7 +117,16 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             fatal: Mutex::new(None),
             in_doubt: AtomicBool::new(false),
             prompt_lock: tokio::sync::Mutex::new(()),
+            records: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// How steps of an earlier session ended, for conditions and drawn targets.
+    pub fn with_records(self, records: BTreeMap<usize, StepRecord>) -> Self {
+        if let Ok(mut mine) = self.records.lock() {
+            *mine = records;
+        }
+        self
     }
 
     /// The same runner continuing an earlier session: listed steps re-attach to their
@@ -179,6 +193,16 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             results: &ctx.upstream,
         };
         let started = Instant::now();
+        let drawn = match self.decide(&step_ref, &ctx) {
+            Ok(drawn) => drawn,
+            Err(reason) => {
+                setup.events.emit(RunEvent::StepNotRun {
+                    step: step_ref,
+                    reason,
+                });
+                return StepEnd::Skipped;
+            }
+        };
         let ending = match setup.source.when(index, &input) {
             Ok(false) => {
                 setup.events.emit(RunEvent::StepNotRun {
@@ -190,9 +214,12 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             Err(e) => Ending::failed(format!("cannot evaluate `when`: {e}"), 0, None),
             Ok(true) => match setup.source.render(index, &input) {
                 Err(e) => Ending::failed(format!("cannot render the step: {e}"), 0, None),
-                Ok(resolved) => {
+                Ok(mut resolved) => {
                     // Before any event can carry them (a log that echoes `$1`).
                     setup.masker.learn_step(&resolved.step);
+                    if let Some(targets) = drawn {
+                        resolved.step.targets = Some(targets);
+                    }
                     self.drive(&step_ref, &resolved, &ctx).await
                 }
             },
@@ -237,6 +264,17 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             job_ms: ending.job_ms,
         };
         let status = finished.status;
+        if let Ok(mut records) = self.records.lock() {
+            records.insert(
+                index,
+                StepRecord::of(
+                    status,
+                    &finished.hosts,
+                    &ending.outputs,
+                    ending.job.map(|j| j.0),
+                ),
+            );
+        }
         setup.events.emit(RunEvent::StepFinished {
             step: step_ref.clone(),
             outcome: Box::new(finished),
@@ -259,6 +297,56 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             }
             StepStatus::Failed | StepStatus::NotRun => StepEnd::Failed,
         }
+    }
+
+    /// Whether the step runs, by its `if`, and the targets it draws from an upstream
+    /// step if it does; `Err` says why it is skipped. A handler that runs says why.
+    fn decide(
+        &self,
+        step_ref: &StepRef,
+        ctx: &StepContext<StepOutput>,
+    ) -> Result<Option<crate::plan::model::Targets>, NotRunReason> {
+        let setup = &self.setup;
+        let index = step_ref.index;
+        let condition = setup.source.condition(index);
+        let from = setup.source.targets_from(index);
+        if condition.is_none() && from.is_none() {
+            return Ok(None);
+        }
+        let records = self.records.lock().map(|r| r.clone()).unwrap_or_default();
+        let source = &setup.source;
+        let view = decide::View::new(
+            |i| source.step_id(i).map(str::to_owned),
+            &ctx.finished,
+            &ctx.upstream,
+            &records,
+            ctx.interrupted,
+        );
+        if let Some(condition) = condition {
+            let verdict = condition.evaluate(&view, &|name| source.var(name));
+            if !verdict.run {
+                return Err(NotRunReason::ConditionFalse {
+                    condition: condition.text.clone(),
+                });
+            }
+            if condition.handler {
+                setup.events.emit(RunEvent::HandlerTriggered {
+                    step: step_ref.clone(),
+                    condition: condition.text.clone(),
+                    because: verdict.because,
+                });
+            }
+        }
+        let Some(from) = from else { return Ok(None) };
+        use crate::compile::condition::Outcomes;
+        let hosts = view.hosts(&from.from, from.hosts);
+        if hosts.is_empty() {
+            return Err(NotRunReason::NoTargets {
+                from: from.from.clone(),
+                hosts: from.hosts.name().to_owned(),
+            });
+        }
+        Ok(Some(decide::targets_of(&hosts)))
     }
 
     /// Submit, wait, classify, retry.

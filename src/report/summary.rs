@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::executor::events::{
-    HostOutcome, NotRunReason, Observed, RunEvent, RunTarget, StepStatus, format_time,
+    HostOutcome, Observed, RunEvent, RunTarget, StepStatus, format_time,
 };
 
 /// The JSON report's schema name.
@@ -99,9 +99,39 @@ pub struct StepRecord {
     pub host_outputs: BTreeMap<String, BTreeMap<String, String>>,
     /// Timings.
     pub timings: StepTimings,
+    /// A handler's condition and why it ran (absent for ordinary steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerRecord>,
+    /// An approval gate's question and answer (absent for other steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateRecord>,
     /// A submission was sent and its answer never recorded.
     #[serde(skip)]
     pub awaiting_answer: bool,
+}
+
+/// Why a handler ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerRecord {
+    /// Its `if` as written.
+    pub condition: String,
+    /// What made it true, e.g. "`deploy` failed".
+    pub because: String,
+}
+
+/// An approval gate in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateRecord {
+    /// What was asked.
+    pub message: String,
+    /// `approved`, `rejected`, `timed_out`, or absent while it waits.
+    pub decision: Option<String>,
+    /// Who answered.
+    pub by: Option<String>,
+    /// How: `terminal`, `baton approve`, `--approve`, `timeout`.
+    pub via: Option<String>,
+    /// When it was answered.
+    pub at: Option<String>,
 }
 
 /// The whole run.
@@ -200,6 +230,8 @@ impl RunRecord {
                         host_outputs: BTreeMap::new(),
                         timings: StepTimings::default(),
                         awaiting_answer: false,
+                        handler: None,
+                        gate: None,
                     })
                     .collect();
             }
@@ -249,21 +281,13 @@ impl RunRecord {
             }
             RunEvent::StepNotRun { step, reason } => {
                 if let Some(s) = self.steps.get_mut(step.index) {
-                    let (status, why) = match reason {
-                        NotRunReason::WhenFalse => ("skipped", "`when` was false".to_owned()),
-                        NotRunReason::UpstreamFailed { upstream } => (
-                            "not_run",
-                            format!("needs `{upstream}`, which did not succeed"),
-                        ),
-                        NotRunReason::RunStopped => {
-                            ("not_run", "the run stopped after a failure".to_owned())
-                        }
-                        NotRunReason::Interrupted => {
-                            ("not_run", "the run was interrupted".to_owned())
-                        }
+                    let status = if reason.is_skip() {
+                        "skipped"
+                    } else {
+                        "not_run"
                     };
                     s.status = status.into();
-                    s.reason = Some(why);
+                    s.reason = Some(reason.describe());
                 }
             }
             RunEvent::StepFinished { step, outcome, at } => {
@@ -277,6 +301,13 @@ impl RunRecord {
                         StepStatus::Unknown => "unknown",
                     }
                     .into();
+                    // A gate that was refused or not answered says so in its status.
+                    if outcome.status == StepStatus::Failed
+                        && let Some(decision) = s.gate.as_ref().and_then(|g| g.decision.clone())
+                        && decision != "approved"
+                    {
+                        s.status = decision;
+                    }
                     s.reason = outcome.error.clone();
                     s.attempts = s.attempts.max(outcome.attempts);
                     if outcome.job_instance_id.is_some() {
@@ -306,6 +337,43 @@ impl RunRecord {
                 self.exit_code = Some(*exit_code);
                 self.finished = Some(*at);
                 self.finished_at = Some(format_time(at));
+            }
+            RunEvent::HandlerTriggered {
+                step,
+                condition,
+                because,
+            } => {
+                if let Some(s) = self.steps.get_mut(step.index) {
+                    s.handler = Some(HandlerRecord {
+                        condition: condition.clone(),
+                        because: because.clone(),
+                    });
+                }
+            }
+            RunEvent::GateWaiting { step, message, .. } => {
+                if let Some(s) = self.steps.get_mut(step.index) {
+                    s.gate = Some(GateRecord {
+                        message: message.clone(),
+                        decision: None,
+                        by: None,
+                        via: None,
+                        at: None,
+                    });
+                }
+            }
+            RunEvent::GateDecided {
+                step,
+                decision,
+                by,
+                via,
+                at,
+            } => {
+                if let Some(gate) = self.steps.get_mut(step.index).and_then(|s| s.gate.as_mut()) {
+                    gate.decision = Some(decision.word().to_owned());
+                    gate.by = by.clone();
+                    gate.via = Some(via.clone());
+                    gate.at = Some(format_time(at));
+                }
             }
             RunEvent::StepProgress { .. } | RunEvent::StepWaitingUser { .. } => {}
         }
@@ -354,6 +422,8 @@ impl RunRecord {
             ("failed", "failed"),
             ("interrupted", "interrupted"),
             ("unknown", "in doubt"),
+            ("rejected", "rejected"),
+            ("timed_out", "timed out"),
             ("skipped", "skipped"),
             ("not_run", "not run"),
         ] {
@@ -410,6 +480,16 @@ impl RunRecord {
             {
                 let _ = writeln!(out, "      {reason}");
             }
+            if let Some(handler) = &step.handler {
+                let _ = writeln!(
+                    out,
+                    "      handler: ran because {} (if: {})",
+                    handler.because, handler.condition
+                );
+            }
+            if let Some(line) = step.gate.as_ref().and_then(GateRecord::answer) {
+                let _ = writeln!(out, "      gate: {line}");
+            }
             for host in step.hosts.iter().filter(|h| !h.ok) {
                 let exit = host
                     .exit_code
@@ -440,7 +520,11 @@ impl RunRecord {
 
     /// The JUnit XML report: one test case per step.
     pub fn to_junit(&self) -> String {
-        let failures = self.count("failed") + self.count("interrupted") + self.count("unknown");
+        let failures = self.count("failed")
+            + self.count("interrupted")
+            + self.count("unknown")
+            + self.count("rejected")
+            + self.count("timed_out");
         let skipped = self.count("skipped") + self.count("not_run");
         let total_secs: f64 = self
             .steps
@@ -469,9 +553,27 @@ impl RunRecord {
                 xml(&self.plan),
                 xml(&step.id)
             );
+            let mut notes = String::new();
+            if let Some(handler) = &step.handler {
+                let _ = writeln!(
+                    notes,
+                    "handler: ran because {} (if: {})",
+                    handler.because, handler.condition
+                );
+            }
+            if let Some(line) = step.gate.as_ref().and_then(GateRecord::answer) {
+                let _ = writeln!(notes, "gate: {line}");
+            }
             match step.status.as_str() {
-                "succeeded" => out.push_str("/>\n"),
-                "failed" | "interrupted" | "unknown" => {
+                "succeeded" if notes.is_empty() => out.push_str("/>\n"),
+                "succeeded" => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <system-out>{}</system-out>\n    </testcase>",
+                        xml(&notes)
+                    );
+                }
+                "failed" | "interrupted" | "unknown" | "rejected" | "timed_out" => {
                     out.push_str(">\n");
                     let message = step.reason.clone().unwrap_or_else(|| step.status.clone());
                     let mut details = String::new();
@@ -512,6 +614,21 @@ impl RunRecord {
     }
 }
 
+impl GateRecord {
+    /// `approved by ana (baton approve) at …`, once answered.
+    fn answer(&self) -> Option<String> {
+        let decision = self.decision.as_deref()?.replace('_', " ");
+        let by = self
+            .by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default();
+        let via = self.via.as_deref().unwrap_or("");
+        let at = self.at.as_deref().unwrap_or("");
+        Some(format!("{decision}{by} ({via}) at {at}: {}", self.message))
+    }
+}
+
 /// Escapes text for XML attributes and content, dropping characters XML 1.0 forbids.
 fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -546,6 +663,7 @@ pub fn human(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::events::NotRunReason;
     use crate::executor::events::{StepFinished, StepInfo, StepRef};
     use crate::job_api::types::{JobInstanceId, RunStatus};
     use std::time::Duration;

@@ -191,6 +191,8 @@ async fn run_confirming(
             interrupt,
             detach: false,
         },
+        finished: Arc::new(BTreeMap::new()),
+        interrupted: false,
     };
     let end = runner.run(0, ctx).await;
     let mut events = Vec::new();
