@@ -21,7 +21,8 @@ use crate::config::{self, ConfigFlags};
 use crate::emulator::World;
 use crate::error::{Error, UsageError, exit};
 use crate::executor::events::{EventSink, RunTarget};
-use crate::executor::prompt::{DrawControl, TerminalPrompter};
+use crate::executor::gate::GatePolicy;
+use crate::executor::prompt::{DrawControl, Prompter, TerminalPrompter};
 use crate::executor::run::{Run, RunOutcome};
 use crate::executor::scheduler::ScheduleOptions;
 use crate::executor::step::{ConfirmPolicy, Masker, StepRunnerSetup};
@@ -70,9 +71,14 @@ pub struct RunArgs {
     /// Emulator only: run scripts without a mount namespace.
     #[arg(long)]
     pub unisolated: bool,
-    /// Confirm manual steps and rolling batches without asking.
+    /// Confirm manual steps and rolling batches without asking (approval gates are
+    /// not passed by it: see --approve).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Pass the approval gate with this step id without asking (repeatable), for
+    /// unattended runs.
+    #[arg(long = "approve", value_name = "GATE")]
+    pub approve: Vec<String>,
     /// After a failure with `on_failure: stop`, terminate running steps too.
     #[arg(long)]
     pub abort_running: bool,
@@ -288,9 +294,17 @@ async fn run_async(
     let confirm = if args.yes {
         ConfirmPolicy::Yes
     } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        ConfirmPolicy::Ask(Arc::new(TerminalPrompter::new(display)))
+        ConfirmPolicy::Ask(Arc::new(TerminalPrompter::new(display.clone())))
     } else {
         ConfirmPolicy::Refuse
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let gates = GatePolicy {
+        run_dir: Some(session.dir().to_owned()),
+        pre_approved: args.approve.iter().cloned().collect(),
+        prompter: interactive
+            .then(|| Arc::new(TerminalPrompter::new(display.clone())) as Arc<dyn Prompter>),
+        ..GatePolicy::default()
     };
     let run = Run {
         setup: StepRunnerSetup {
@@ -306,6 +320,7 @@ async fn run_async(
             },
             confirm,
             masker: masker.clone(),
+            gates,
         },
         plan_path: plan_path.display().to_string(),
         target: backend.target.clone(),
@@ -368,6 +383,7 @@ fn exit_code(outcome: &RunOutcome) -> u8 {
         RunOutcome::Infrastructure(_) => exit::INFRASTRUCTURE,
         RunOutcome::InDoubt => exit::IN_DOUBT,
         RunOutcome::StepFailed => exit::STEP_FAILED,
+        RunOutcome::GateStopped => exit::GATE_STOPPED,
         RunOutcome::Succeeded => exit::SUCCESS,
     }
 }

@@ -14,8 +14,9 @@ use std::collections::{BTreeSet, HashMap};
 use super::graph::PlanGraph;
 use crate::plan::condition::{self, Expr, StatusFn, StepField};
 use crate::plan::findings::Findings;
-use crate::plan::handlers::{HostPick, TargetsFrom};
-use crate::plan::model::{Plan, Targets};
+pub use crate::plan::handlers::{ApproveStep, DEFAULT_GATE_TIMEOUT_SECS, HostPick, TargetsFrom};
+use crate::plan::model::Plan;
+pub use crate::plan::model::{HostSet, Targets};
 use crate::plan::vars;
 
 /// A step's compiled `if`.

@@ -30,6 +30,8 @@ pub enum RunOutcome {
     InDoubt,
     /// A step failed (or was cut short).
     StepFailed,
+    /// An approval gate was rejected or timed out, and nothing else failed.
+    GateStopped,
     /// Every step succeeded or was skipped.
     Succeeded,
 }
@@ -159,6 +161,14 @@ impl<A: JobApi> Run<A> {
             RunOutcome::Infrastructure(error)
         } else if runner.has_steps_in_doubt() || resumed.in_doubt {
             RunOutcome::InDoubt
+        } else if runner.has_gates_stopped()
+            && finals
+                .iter()
+                .filter(|f| matches!(f, Final::Failed | Final::Interrupted))
+                .count()
+                == 1
+        {
+            RunOutcome::GateStopped
         } else if finals
             .iter()
             .any(|f| matches!(f, Final::Failed | Final::Interrupted))

@@ -19,6 +19,7 @@ use std::time::Instant;
 use super::events::{
     self, EventSink, NotRunReason, Observed, RunEvent, StepFinished, StepRef, StepStatus,
 };
+use super::gate::{self as gates, GateEnd, GatePolicy};
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitMode, WaitOptions};
 use crate::compile::ResolvedStep;
@@ -79,6 +80,8 @@ pub struct StepRunnerSetup<A: JobApi, S: StepSource> {
     /// Masks secrets in everything emitted; learns each sensitive step's rendered
     /// parameters as it is rendered.
     pub masker: Masker,
+    /// How approval gates are answered.
+    pub gates: GatePolicy,
 }
 
 /// Where a resumed step picks up (see [`JobStepRunner::with_resume`]).
@@ -101,6 +104,8 @@ pub struct JobStepRunner<A: JobApi, S: StepSource> {
     fatal: Mutex<Option<ClientError>>,
     /// Whether a step ended `unknown` (the run exits 4).
     in_doubt: AtomicBool,
+    /// Whether a gate was rejected or timed out.
+    gate_stopped: AtomicBool,
     /// Serializes terminal prompts between parallel steps.
     prompt_lock: tokio::sync::Mutex<()>,
     /// How every step that ended so far ended, with its hosts, for later steps'
@@ -116,6 +121,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             resume: BTreeMap::new(),
             fatal: Mutex::new(None),
             in_doubt: AtomicBool::new(false),
+            gate_stopped: AtomicBool::new(false),
             prompt_lock: tokio::sync::Mutex::new(()),
             records: Mutex::new(BTreeMap::new()),
         }
@@ -139,6 +145,11 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     /// The infrastructure error that ended the run, if any.
     pub fn fatal_error(&self) -> Option<ClientError> {
         self.fatal.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Whether a gate of this session was rejected or timed out.
+    pub fn has_gates_stopped(&self) -> bool {
+        self.gate_stopped.load(Ordering::SeqCst)
     }
 
     /// Whether a step of this session ended in doubt.
@@ -220,7 +231,10 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     if let Some(targets) = drawn {
                         resolved.step.targets = Some(targets);
                     }
-                    self.drive(&step_ref, &resolved, &ctx).await
+                    match &resolved.step.approve {
+                        Some(approve) => self.gate(&step_ref, approve, &ctx).await,
+                        None => self.drive(&step_ref, &resolved, &ctx).await,
+                    }
                 }
             },
         };
@@ -305,7 +319,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         &self,
         step_ref: &StepRef,
         ctx: &StepContext<StepOutput>,
-    ) -> Result<Option<crate::plan::model::Targets>, NotRunReason> {
+    ) -> Result<Option<crate::compile::condition::Targets>, NotRunReason> {
         let setup = &self.setup;
         let index = step_ref.index;
         let condition = setup.source.condition(index);
@@ -347,6 +361,63 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             });
         }
         Ok(Some(decide::targets_of(&hosts)))
+    }
+
+    /// Waits at an approval gate.
+    async fn gate(
+        &self,
+        step_ref: &StepRef,
+        approve: &crate::compile::condition::ApproveStep,
+        ctx: &StepContext<StepOutput>,
+    ) -> Ending {
+        let setup = &self.setup;
+        let timeout = std::time::Duration::from_secs(
+            approve
+                .timeout
+                .map_or(crate::compile::condition::DEFAULT_GATE_TIMEOUT_SECS, |t| {
+                    t.0
+                }),
+        );
+        let end = gates::wait(
+            &setup.gates,
+            &setup.events,
+            &setup.run_id,
+            step_ref,
+            &approve.message,
+            timeout,
+            &ctx.control,
+        )
+        .await;
+        let (run, id) = (&setup.run_id, &step_ref.id);
+        let mut ending = match end {
+            GateEnd::Decided(events::GateDecision::Approved, _) => Ending {
+                status: StepStatus::Succeeded,
+                error: None,
+                ..Ending::failed(String::new(), 0, None)
+            },
+            GateEnd::Decided(events::GateDecision::Rejected, by) => Ending::failed(
+                format!("rejected by {}", by.unwrap_or_else(|| "someone".into())),
+                0,
+                None,
+            ),
+            GateEnd::Decided(events::GateDecision::TimedOut, _) => Ending::failed(
+                format!(
+                    "no approval within {}: `baton approve {run} {id}`, then `baton resume {run}`",
+                    humantime::format_duration(timeout)
+                ),
+                0,
+                None,
+            ),
+            GateEnd::Interrupted => Ending {
+                status: StepStatus::Interrupted,
+                ..Ending::failed("interrupted while waiting for approval".into(), 0, None)
+            },
+        };
+        if ending.status == StepStatus::Failed {
+            self.gate_stopped.store(true, Ordering::SeqCst);
+        }
+        ending.observed = Some((Instant::now(), events::Observed::Poll));
+        ending
     }
 
     /// Submit, wait, classify, retry.

@@ -118,7 +118,11 @@ pub fn describe(event: &RunEvent) -> Option<String> {
             ..
         } => match by {
             Some(by) => format!("step {} {} by {by} ({via})", step.id, decision.word()),
-            None => format!("step {} {} ({via})", step.id, decision.word()),
+            None => format!(
+                "step {} {}: nobody answered",
+                step.id,
+                decision.word().replace('_', " ")
+            ),
         },
         RunEvent::StepFinished { step, outcome, .. } => {
             let job = outcome

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::StepOutput;
 use crate::compile::condition::Outcomes;
+use crate::compile::condition::{HostPick, HostSet, Targets};
 use crate::executor::events::{HostOutcome, StepStatus};
 use crate::executor::scheduler::Final;
-use crate::plan::handlers::HostPick;
-use crate::plan::model::{HostSet, Targets};
 
 /// How one step of this run (or of an earlier session) ended, as later steps read it.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 
 use super::StepOutput;
 use crate::compile::condition::StepCondition;
+use crate::compile::condition::{Targets, TargetsFrom};
 use crate::compile::request::encode_step;
 use crate::compile::template::StepResult;
 use crate::compile::{CompiledPlan, RenderContext, RenderError, ResolvedStep};
 use crate::job_api::build::{ApiCall, BuildErrors};
 use crate::job_api::types::Protocol;
-use crate::plan::handlers::TargetsFrom;
-use crate::plan::model::Targets;
 
 /// What rendering a step may read.
 #[derive(Debug, Clone, Copy)]

@@ -181,6 +181,7 @@ async fn run_confirming(
         },
         confirm,
         masker: Masker::new(vec!["hunter2".into()]),
+        gates: Default::default(),
     }));
     let interrupt = CancellationToken::new();
     let ctx = StepContext {
