@@ -7,6 +7,7 @@ mod emulator_api;
 mod emulator_exec;
 mod exactly_once;
 mod examples;
+mod failure_paths;
 mod faults;
 mod lock_holder;
 mod operator_mistakes;
