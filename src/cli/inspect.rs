@@ -13,6 +13,9 @@ use crate::compile::{self, CompileOptions, CompiledPlan, RenderContext};
 use crate::error::{Error, UsageError, exit};
 use crate::job_api::build::{ApiCall, HttpMethod};
 use crate::job_api::types::Protocol;
+use crate::plan::condition::{self, StatusFn};
+use crate::plan::handlers::DEFAULT_GATE_TIMEOUT_SECS;
+use crate::plan::model::Targets;
 use crate::plan::vars::{MASK, VarInputs};
 
 /// The plan and the inputs that complete it.
@@ -138,7 +141,14 @@ struct PlannedStep {
     id: String,
     wave: usize,
     when: Option<String>,
-    call: ApiCall,
+    /// Absent for an approval gate, which sends nothing.
+    call: Option<ApiCall>,
+    /// The step's `if`, and whether it makes the step a handler.
+    condition: Option<(String, bool)>,
+    /// An approval gate's message and timeout in seconds.
+    gate: Option<(String, u64)>,
+    /// Targets drawn from an upstream step: its id and which hosts.
+    drawn: Option<(String, &'static str)>,
 }
 
 /// Runs `baton plan`.
@@ -153,6 +163,28 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
                 .resolve_step(index, &ctx)
                 .map_err(UsageError::Render)?;
             let step = &resolved.step;
+            let condition = validated
+                .condition(index)
+                .map(|c| (c.text.clone(), c.handler));
+            let drawn = match &validated.plan.steps[index].targets {
+                Some(Targets::From(from)) => Some((from.from.clone(), from.hosts.name())),
+                _ => None,
+            };
+            if let Some(approve) = &step.approve {
+                planned.push(PlannedStep {
+                    id: step.id.clone(),
+                    wave: wave_number + 1,
+                    when: step.when.clone(),
+                    call: None,
+                    condition,
+                    gate: Some((
+                        approve.message.clone(),
+                        approve.timeout.map_or(DEFAULT_GATE_TIMEOUT_SECS, |t| t.0),
+                    )),
+                    drawn,
+                });
+                continue;
+            }
             let mut call = encode_step(
                 &validated.plan,
                 step,
@@ -179,7 +211,10 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
                 id: step.id.clone(),
                 wave: wave_number + 1,
                 when: step.when.clone(),
-                call,
+                call: Some(call),
+                condition,
+                gate: None,
+                drawn,
             });
         }
     }
@@ -224,12 +259,30 @@ fn plan_text(validated: &CompiledPlan, planned: &[PlannedStep], auth: &Auth) -> 
         if let Some(when) = &step.when {
             out.push_str(&format!("    when: {when}\n"));
         }
-        out.push_str(&format!(
-            "    {} {}\n",
-            method_name(step.call.method),
-            step.call.path
-        ));
-        let body = serde_json::to_string_pretty(&step.call.body).unwrap_or_default();
+        if let Some((condition, handler)) = &step.condition {
+            let role = if *handler {
+                " (handler: considered once its needs have ended, however they ended)"
+            } else {
+                ""
+            };
+            out.push_str(&format!("    if: {condition}{role}\n"));
+        }
+        if let Some((from, hosts)) = &step.drawn {
+            out.push_str(&format!(
+                "    targets: the {hosts} hosts of `{from}` at run time (shown: the most they can be)\n"
+            ));
+        }
+        if let Some((message, timeout)) = &step.gate {
+            out.push_str(&format!(
+                "    approval gate, up to {}: {message}\n    sends nothing; passed by `baton approve RUN {}`, a yes on a terminal, or `--approve {}`\n",
+                humantime::format_duration(std::time::Duration::from_secs(*timeout)),
+                step.id,
+                step.id
+            ));
+        }
+        let Some(call) = &step.call else { continue };
+        out.push_str(&format!("    {} {}\n", method_name(call.method), call.path));
+        let body = serde_json::to_string_pretty(&call.body).unwrap_or_default();
         for line in body.lines() {
             out.push_str(&format!("    {line}\n"));
         }
@@ -255,13 +308,25 @@ fn plan_json(validated: &CompiledPlan, planned: &[PlannedStep], auth: &Auth) -> 
             let mut entry = json!({
                 "id": step.id,
                 "wave": step.wave,
-                "api": step.call.api,
-                "method": method_name(step.call.method),
-                "path": step.call.path,
-                "body": step.call.body,
             });
-            if validated.protocol != Protocol::V2 {
-                entry["headers"] = json!({ "X-Bkapi-Authorization": auth.header() });
+            if let Some(call) = &step.call {
+                entry["api"] = json!(call.api);
+                entry["method"] = json!(method_name(call.method));
+                entry["path"] = json!(call.path);
+                entry["body"] = call.body.clone();
+                if validated.protocol != Protocol::V2 {
+                    entry["headers"] = json!({ "X-Bkapi-Authorization": auth.header() });
+                }
+            }
+            if let Some((condition, handler)) = &step.condition {
+                entry["if"] = json!(condition);
+                entry["handler"] = json!(handler);
+            }
+            if let Some((from, hosts)) = &step.drawn {
+                entry["targets_from"] = json!({ "from": from, "hosts": hosts });
+            }
+            if let Some((message, timeout)) = &step.gate {
+                entry["gate"] = json!({ "message": message, "timeout_secs": timeout });
             }
             if let Some(when) = &step.when {
                 entry["when"] = json!(when);
@@ -346,9 +411,34 @@ pub fn graph(args: GraphArgs) -> Result<ExitCode, Error> {
                 .errors(graph::graph_issues(&loaded.source, problems)),
         )
     })?;
+    // A condition that does not parse draws as an ordinary step; `baton validate`
+    // names the mistake.
+    let drawing = graph::Drawing {
+        handlers: loaded
+            .plan
+            .steps
+            .iter()
+            .map(|s| {
+                s.condition
+                    .as_deref()
+                    .and_then(|c| condition::parse(c).ok())
+                    .is_some_and(|e| {
+                        e.status_calls()
+                            .iter()
+                            .any(|(f, _)| *f != StatusFn::Success)
+                    })
+            })
+            .collect(),
+        gates: loaded
+            .plan
+            .steps
+            .iter()
+            .map(|s| s.approve.is_some())
+            .collect(),
+    };
     let text = match args.format {
-        GraphFormat::Dot => graph.to_dot(),
-        GraphFormat::Mermaid => graph.to_mermaid(),
+        GraphFormat::Dot => graph.to_dot_with(&drawing),
+        GraphFormat::Mermaid => graph.to_mermaid_with(&drawing),
     };
     print_out(&text)
 }

@@ -416,3 +416,46 @@ fn an_unanswered_gate_times_out_even_with_yes_and_resume_goes_on_once_approved()
         .count();
     assert_eq!(submitted, 1, "the rollback ran once");
 }
+
+#[test]
+fn plan_and_graph_show_conditions_handlers_and_gates() {
+    let scratch = Scratch::new();
+    let canary = plans().join("release-web-canary.yaml");
+    let plan = baton(scratch.dir())
+        .arg("plan")
+        .arg(&canary)
+        .args(["--var", "version=1.5.0", "--format", "json"])
+        .output()
+        .expect("baton plan");
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let document: Value = serde_json::from_slice(&plan.stdout).expect("JSON");
+    let rollback = step(&document, "rollback-rest");
+    assert_eq!(rollback["if"], "failure()");
+    assert_eq!(rollback["handler"], true);
+    assert_eq!(rollback["targets_from"]["from"], "deploy-rest");
+    // Shown with the most hosts it can have: those `deploy-rest` targets.
+    assert_eq!(
+        rollback["body"]["target_server"]["ip_list"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{rollback}"
+    );
+    let gate = step(&document, "approve-rollout");
+    assert_eq!(gate["gate"]["timeout_secs"], 1800);
+    assert!(gate.get("body").is_none(), "a gate sends nothing: {gate}");
+
+    let graph = baton(scratch.dir())
+        .arg("graph")
+        .arg(&canary)
+        .args(["--format", "dot"])
+        .output()
+        .expect("baton graph");
+    let dot = String::from_utf8_lossy(&graph.stdout);
+    assert!(dot.contains("7 -> 8 [ style=dashed]"), "{dot}");
+    assert!(dot.contains("6 -> 7 [ ]"), "{dot}");
+    assert!(
+        dot.contains("label = \"approve-rollout\" shape=hexagon"),
+        "{dot}"
+    );
+}
