@@ -261,6 +261,25 @@ pub async fn run_graph_from<R: StepRunner>(
     };
 
     loop {
+        if !interrupted && interrupt.is_cancelled() {
+            // Running steps see the same token (through `abort`) and wind down
+            // themselves; here we only stop starting new ones, except the handlers an
+            // interrupt calls for.
+            interrupted = true;
+            settle_all(
+                steps,
+                &dependents,
+                &mut state,
+                &mut ready,
+                |s| s != Handles::Interrupt,
+                &|d| {
+                    events.emit(RunEvent::StepNotRun {
+                        step: step_ref(d),
+                        reason: NotRunReason::Interrupted,
+                    });
+                },
+            );
+        }
         {
             while running < max_parallel {
                 let Some(i) = ready.pop_first() else { break };
@@ -383,16 +402,8 @@ pub async fn run_graph_from<R: StepRunner>(
                 }
             }
             _ = interrupt.cancelled(), if !interrupted => {
-                // Running steps see the same token (through `abort`) and wind down
-                // themselves; here we only stop starting new ones, except the
-                // handlers an interrupt calls for.
-                interrupted = true;
-                settle_all(steps, &dependents, &mut state, &mut ready, |s| s != Handles::Interrupt, &|d| {
-                    events.emit(RunEvent::StepNotRun {
-                        step: step_ref(d),
-                        reason: NotRunReason::Interrupted,
-                    });
-                });
+                // Handled at the top of the loop, which also sees an interrupt that
+                // raced a step's end.
             }
         }
     }
@@ -544,7 +555,8 @@ mod tests {
                 {
                     let finished = self.finished.lock().unwrap();
                     for &need in &self.needs[index] {
-                        if !finished[need] {
+                        // A need that ended without running (not run) has ended too.
+                        if !finished[need] && !ctx.finished.contains_key(&need) {
                             self.violations
                                 .lock()
                                 .unwrap()
@@ -554,7 +566,8 @@ mod tests {
                 }
                 self.started.lock().unwrap().push(index);
                 for &need in &self.needs[index] {
-                    if !self.skip[need] && ctx.upstream.get(&need) != Some(&need) {
+                    let succeeded = ctx.finished.get(&need) == Some(&Final::Succeeded);
+                    if succeeded && ctx.upstream.get(&need) != Some(&need) {
                         self.violations
                             .lock()
                             .unwrap()
@@ -816,5 +829,216 @@ mod tests {
             OnFailure::Stop,
         );
         assert_eq!(finals, vec![Final::Skipped, Final::Succeeded]);
+    }
+
+    fn nodes(needs: &[Vec<usize>], handles: &[Handles], on_failure: OnFailure) -> Vec<StepNode> {
+        needs
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| StepNode {
+                id: format!("s{i}"),
+                needs: ns.clone(),
+                on_failure,
+                handles: handles[i],
+            })
+            .collect()
+    }
+
+    fn run_nodes(
+        nodes: &[StepNode],
+        runner: Arc<FakeRunner>,
+        max_parallel: usize,
+        interrupt: CancellationToken,
+    ) -> Vec<Final> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sink, _rx) = EventSink::channel();
+        rt.block_on(run_graph(
+            nodes,
+            runner,
+            &ScheduleOptions {
+                max_parallel,
+                abort_running: false,
+                detach: false,
+            },
+            interrupt,
+            &sink,
+        ))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn handlers_run_once_every_need_has_ended(
+            (needs, fail, skip, yields) in dag(),
+            picks in proptest::collection::vec(0u8..3, 14),
+            max_parallel in 1usize..5,
+        ) {
+            let handles: Vec<Handles> = (0..needs.len())
+                .map(|i| match picks[i] {
+                    0 => Handles::Nothing,
+                    1 => Handles::Failure,
+                    _ => Handles::Interrupt,
+                })
+                .collect();
+            let runner = Arc::new(FakeRunner::new(needs.clone(), fail.clone(), skip.clone(), yields.clone()));
+            let finals = run_nodes(
+                &nodes(&needs, &handles, OnFailure::Continue),
+                Arc::clone(&runner),
+                max_parallel,
+                CancellationToken::new(),
+            );
+            let violations = runner.violations.lock().unwrap().clone();
+            prop_assert!(violations.is_empty(), "{violations:?}");
+            let started = runner.started.lock().unwrap().clone();
+            let unique: BTreeSet<usize> = started.iter().copied().collect();
+            prop_assert_eq!(unique.len(), started.len(), "a step ran twice");
+            for (i, f) in finals.iter().enumerate() {
+                let needs_ok = needs[i]
+                    .iter()
+                    .all(|&d| matches!(finals[d], Final::Succeeded | Final::Skipped));
+                // With `continue` and no interrupt, a handler always gets its turn and
+                // an ordinary step runs exactly when its needs went well.
+                let should_run = handles[i] != Handles::Nothing || needs_ok;
+                prop_assert_eq!(started.contains(&i), should_run, "step {} ended {:?}", i, f);
+            }
+        }
+    }
+
+    #[test]
+    fn a_stopped_run_still_runs_the_handlers_a_failure_triggers() {
+        // s0 fails (stop); s1 needs it; s2 handles s1; s3 is independent; s4 follows s2.
+        let needs = vec![vec![], vec![0], vec![1], vec![], vec![2]];
+        let handles = [
+            Handles::Nothing,
+            Handles::Nothing,
+            Handles::Failure,
+            Handles::Nothing,
+            Handles::Nothing,
+        ];
+        let runner = Arc::new(FakeRunner::new(
+            needs.clone(),
+            vec![true, false, false, false, false],
+            vec![false; 5],
+            vec![0; 5],
+        ));
+        let finals = run_nodes(
+            &nodes(&needs, &handles, OnFailure::Stop),
+            Arc::clone(&runner),
+            1,
+            CancellationToken::new(),
+        );
+        assert_eq!(
+            finals,
+            vec![
+                Final::Failed,
+                Final::NotRun,
+                Final::Succeeded,
+                Final::NotRun,
+                Final::NotRun
+            ]
+        );
+        assert_eq!(*runner.started.lock().unwrap(), vec![0, 2]);
+    }
+
+    /// Waits for the interrupt at step 0, then ends it interrupted.
+    struct Blocking {
+        started: Mutex<Vec<usize>>,
+        controls: Mutex<Vec<(usize, bool)>>,
+        first_started: tokio::sync::Notify,
+    }
+
+    impl StepRunner for Blocking {
+        type Output = usize;
+        async fn run(self: Arc<Self>, index: usize, ctx: StepContext<usize>) -> StepEnd<usize> {
+            self.started.lock().unwrap().push(index);
+            self.controls
+                .lock()
+                .unwrap()
+                .push((index, ctx.control.abort.is_cancelled()));
+            if index == 0 {
+                self.first_started.notify_one();
+                ctx.control.abort.cancelled().await;
+                return StepEnd::Interrupted;
+            }
+            StepEnd::Succeeded {
+                output: index,
+                observed_at: Instant::now(),
+            }
+        }
+    }
+
+    #[test]
+    fn after_an_interrupt_only_always_and_cancelled_handlers_run() {
+        // s0 runs until interrupted; s1 (`failure()`), s2 (`always()`) and s3 (ordinary)
+        // need it.
+        let needs = vec![vec![], vec![0], vec![0], vec![0]];
+        let handles = [
+            Handles::Nothing,
+            Handles::Failure,
+            Handles::Interrupt,
+            Handles::Nothing,
+        ];
+        let runner = Arc::new(Blocking {
+            started: Mutex::new(Vec::new()),
+            controls: Mutex::new(Vec::new()),
+            first_started: tokio::sync::Notify::new(),
+        });
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let interrupt = CancellationToken::new();
+        let (sink, mut rx) = EventSink::channel();
+        let finals = rt.block_on(async {
+            let nodes = nodes(&needs, &handles, OnFailure::Stop);
+            let cut = interrupt.clone();
+            let waiter = Arc::clone(&runner);
+            tokio::spawn(async move {
+                waiter.first_started.notified().await;
+                cut.cancel();
+            });
+            run_graph(
+                &nodes,
+                Arc::clone(&runner),
+                &ScheduleOptions {
+                    max_parallel: 4,
+                    abort_running: false,
+                    detach: false,
+                },
+                interrupt,
+                &sink,
+            )
+            .await
+        });
+        assert_eq!(
+            finals,
+            vec![
+                Final::Interrupted,
+                Final::NotRun,
+                Final::Succeeded,
+                Final::NotRun
+            ]
+        );
+        assert_eq!(*runner.started.lock().unwrap(), vec![0, 2]);
+        // The handler's own control is not cancelled by the interrupt it reacts to.
+        assert!(runner.controls.lock().unwrap().contains(&(2, false)));
+        let mut reasons = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let RunEvent::StepNotRun { step, reason } = event {
+                reasons.push((step.id, reason));
+            }
+        }
+        // s3 may be reported after its need's end or after the interrupt, whichever the
+        // scheduler saw first; s1, a `failure()` handler, is not run for the interrupt.
+        assert!(
+            reasons.contains(&("s1".to_owned(), NotRunReason::Interrupted)),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().any(|(id, _)| id == "s3"), "{reasons:?}");
     }
 }
