@@ -324,7 +324,10 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
         let index = step_ref.index;
         let condition = setup.source.condition(index);
         let from = setup.source.targets_from(index);
-        if condition.is_none() && from.is_none() {
+        // An instance an earlier session started runs whatever its condition says now:
+        // it is followed to its end, never left unobserved or sent again.
+        let attaching = self.resume.get(&index).is_some_and(|r| r.attach.is_some());
+        if attaching || (condition.is_none() && from.is_none()) {
             return Ok(None);
         }
         let records = self.records.lock().map(|r| r.clone()).unwrap_or_default();

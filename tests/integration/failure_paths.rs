@@ -459,3 +459,137 @@ fn plan_and_graph_show_conditions_handlers_and_gates() {
         "{dot}"
     );
 }
+
+const CREDENTIALS: &str = "credentials:\n  apps: [{ code: baton, secret: s3cret }]\n";
+
+/// `deploy` fails on 10.0.0.1 until `/opt/fixed` exists there; `slow` runs on
+/// 10.0.0.2 (held by the tests); `rollback` reacts to `deploy`'s failure on 10.0.0.3.
+const RESUME_PLAN: &str = r#"version: 1
+name: resume-handlers
+api: v3
+scope: { type: biz, id: 2 }
+defaults: { account: root, timeout: 120 }
+steps:
+  - id: deploy
+    targets: { ips: ["0:10.0.0.1"] }
+    script: { language: shell, content: "test -e /opt/fixed" }
+  - id: slow
+    targets: { ips: ["0:10.0.0.2"] }
+    script: { language: shell, content: "echo slow" }
+  - id: rollback
+    needs: [deploy, slow]
+    if: failure(deploy)
+    targets: { ips: ["0:10.0.0.3"] }
+    script: { language: shell, content: "mkdir -p /opt && echo undone >> /opt/rollback.log" }
+"#;
+
+fn against(scratch: &Scratch, emulator: &crate::support::Emulator, command: &[&str]) -> Command {
+    std::fs::write(scratch.dir().join("plan.yaml"), RESUME_PLAN).expect("plan");
+    let mut cmd = baton(scratch.dir());
+    cmd.args(command)
+        .arg("--endpoint")
+        .arg(emulator.url())
+        .arg("--report")
+        .arg(scratch.dir().join("report.json"));
+    crate::support::app_credentials(&mut cmd, "s3cret");
+    cmd
+}
+
+fn rollback_submissions(emulator: &crate::support::Emulator) -> usize {
+    emulator
+        .requests("fast_execute_script")
+        .iter()
+        .filter(|r| {
+            r["body"]["task_name"]
+                .as_str()
+                .is_some_and(|t| t.contains(" rollback#"))
+        })
+        .count()
+}
+
+#[test]
+fn a_runner_killed_during_a_rollback_resumes_by_attaching_to_it_not_resending_it() {
+    let scratch = Scratch::new();
+    let emulator = crate::support::Emulator::start(CREDENTIALS, &scratch.sandbox());
+    emulator.hold_host("0:10.0.0.3");
+    let plan = scratch.dir().join("plan.yaml");
+    let mut running = Running::spawn(against(
+        &scratch,
+        &emulator,
+        &["run", plan.to_str().expect("path")],
+    ));
+    running.wait_for("step rollback submitted (job ");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let (code, _) = running.finish();
+    assert_eq!(code, None, "killed");
+    emulator.release_host("0:10.0.0.3");
+
+    let resumed = against(&scratch, &emulator, &["resume", "last"])
+        .output()
+        .expect("resume");
+    assert_eq!(resumed.status.code(), Some(1), "{}", text(&resumed));
+    assert_eq!(
+        rollback_submissions(&emulator),
+        1,
+        "the rollback was sent once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.file("0:10.0.0.3", "/opt/rollback.log")).expect("log"),
+        "undone\n"
+    );
+    let report = scratch.report();
+    assert_eq!(step(&report, "rollback")["status"], "succeeded");
+    assert_eq!(step(&report, "deploy")["status"], "failed");
+
+    // Resuming again keeps the rollback that ran.
+    let again = against(&scratch, &emulator, &["resume", "last"])
+        .output()
+        .expect("resume");
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert_eq!(rollback_submissions(&emulator), 1);
+}
+
+#[test]
+fn resuming_a_failed_step_that_now_succeeds_skips_its_failure_handler() {
+    let scratch = Scratch::new();
+    let emulator = crate::support::Emulator::start(CREDENTIALS, &scratch.sandbox());
+    emulator.hold_host("0:10.0.0.2");
+    let plan = scratch.dir().join("plan.yaml");
+    let mut running = Running::spawn(against(
+        &scratch,
+        &emulator,
+        &["run", plan.to_str().expect("path")],
+    ));
+    running.wait_for("step deploy failed");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal");
+    let (code, seen) = running.finish();
+    assert_eq!(code, Some(130), "{seen}");
+    assert!(
+        seen.contains("step rollback not run: interrupted"),
+        "{seen}"
+    );
+
+    // The operator fixes the host and resumes.
+    let fixed = scratch.file("0:10.0.0.1", "/opt/fixed");
+    std::fs::create_dir_all(fixed.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&fixed, "").expect("fix");
+    emulator.release_host("0:10.0.0.2");
+    let resumed = against(&scratch, &emulator, &["resume", "last"])
+        .output()
+        .expect("resume");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let report = scratch.report();
+    assert_eq!(step(&report, "deploy")["status"], "succeeded");
+    let rollback = step(&report, "rollback");
+    assert_eq!(rollback["status"], "skipped");
+    assert_eq!(rollback["reason"], "`if: failure(deploy)` was false");
+    assert_eq!(rollback_submissions(&emulator), 0);
+}
