@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::events::{
     self, EventSink, NotRunReason, Observed, RunEvent, StepFinished, StepRef, StepStatus,
 };
-use super::gate::{self as gates, GateEnd, GatePolicy};
+use super::gate::GatePolicy;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitMode, WaitOptions};
 use crate::compile::ResolvedStep;
@@ -27,6 +27,7 @@ use crate::job_api::client::{ClientError, JobApi, JobStatusView};
 use crate::job_api::types::{JobInstanceId, JobOperation, RunStatus, StepOperation};
 pub use crate::mask::Masker;
 
+mod approval;
 mod confirm;
 mod decide;
 mod ending;
@@ -311,116 +312,6 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             }
             StepStatus::Failed | StepStatus::NotRun => StepEnd::Failed,
         }
-    }
-
-    /// Whether the step runs, by its `if`, and the targets it draws from an upstream
-    /// step if it does; `Err` says why it is skipped. A handler that runs says why.
-    fn decide(
-        &self,
-        step_ref: &StepRef,
-        ctx: &StepContext<StepOutput>,
-    ) -> Result<Option<crate::compile::condition::Targets>, NotRunReason> {
-        let setup = &self.setup;
-        let index = step_ref.index;
-        let condition = setup.source.condition(index);
-        let from = setup.source.targets_from(index);
-        // An instance an earlier session started runs whatever its condition says now:
-        // it is followed to its end, never left unobserved or sent again.
-        let attaching = self.resume.get(&index).is_some_and(|r| r.attach.is_some());
-        if attaching || (condition.is_none() && from.is_none()) {
-            return Ok(None);
-        }
-        let records = self.records.lock().map(|r| r.clone()).unwrap_or_default();
-        let source = &setup.source;
-        let view = decide::View::new(
-            |i| source.step_id(i).map(str::to_owned),
-            &ctx.finished,
-            &ctx.upstream,
-            &records,
-            ctx.interrupted,
-        );
-        if let Some(condition) = condition {
-            let verdict = condition.evaluate(&view, &|name| source.var(name));
-            if !verdict.run {
-                return Err(NotRunReason::ConditionFalse {
-                    condition: condition.text.clone(),
-                });
-            }
-            if condition.handler {
-                setup.events.emit(RunEvent::HandlerTriggered {
-                    step: step_ref.clone(),
-                    condition: condition.text.clone(),
-                    because: verdict.because,
-                });
-            }
-        }
-        let Some(from) = from else { return Ok(None) };
-        use crate::compile::condition::Outcomes;
-        let hosts = view.hosts(&from.from, from.hosts);
-        if hosts.is_empty() {
-            return Err(NotRunReason::NoTargets {
-                from: from.from.clone(),
-                hosts: from.hosts.name().to_owned(),
-            });
-        }
-        Ok(Some(decide::targets_of(&hosts)))
-    }
-
-    /// Waits at an approval gate.
-    async fn gate(
-        &self,
-        step_ref: &StepRef,
-        approve: &crate::compile::condition::ApproveStep,
-        ctx: &StepContext<StepOutput>,
-    ) -> Ending {
-        let setup = &self.setup;
-        let timeout = std::time::Duration::from_secs(
-            approve
-                .timeout
-                .map_or(crate::compile::condition::DEFAULT_GATE_TIMEOUT_SECS, |t| {
-                    t.0
-                }),
-        );
-        let end = gates::wait(
-            &setup.gates,
-            &setup.events,
-            &setup.run_id,
-            step_ref,
-            &approve.message,
-            timeout,
-            &ctx.control,
-        )
-        .await;
-        let (run, id) = (&setup.run_id, &step_ref.id);
-        let mut ending = match end {
-            GateEnd::Decided(events::GateDecision::Approved, _) => Ending {
-                status: StepStatus::Succeeded,
-                error: None,
-                ..Ending::failed(String::new(), 0, None)
-            },
-            GateEnd::Decided(events::GateDecision::Rejected, by) => Ending::failed(
-                format!("rejected by {}", by.unwrap_or_else(|| "someone".into())),
-                0,
-                None,
-            ),
-            GateEnd::Decided(events::GateDecision::TimedOut, _) => Ending::failed(
-                format!(
-                    "no approval within {}: `baton approve {run} {id}`, then `baton resume {run}`",
-                    humantime::format_duration(timeout)
-                ),
-                0,
-                None,
-            ),
-            GateEnd::Interrupted => Ending {
-                status: StepStatus::Interrupted,
-                ..Ending::failed("interrupted while waiting for approval".into(), 0, None)
-            },
-        };
-        if ending.status == StepStatus::Failed {
-            self.gate_stopped.store(true, Ordering::SeqCst);
-        }
-        ending.observed = Some((Instant::now(), events::Observed::Poll));
-        ending
     }
 
     /// Submit, wait, classify, retry.

@@ -4,11 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::StepOutput;
+use super::{JobStepRunner, StepOutput, StepSource};
 use crate::compile::condition::Outcomes;
 use crate::compile::condition::{HostPick, HostSet, Targets};
 use crate::executor::events::{HostOutcome, StepStatus};
+use crate::executor::events::{NotRunReason, RunEvent, StepRef};
 use crate::executor::scheduler::Final;
+use crate::executor::scheduler::StepContext;
+use crate::job_api::client::JobApi;
 
 /// How one step of this run (or of an earlier session) ended, as later steps read it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -134,4 +137,58 @@ pub fn targets_of(hosts: &[String]) -> Targets {
         }
     }
     Targets::Inline(set)
+}
+
+impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
+    /// Whether the step runs, by its `if`, and the targets it draws from an upstream
+    /// step if it does; `Err` says why it is skipped. A handler that runs says why.
+    pub(super) fn decide(
+        &self,
+        step_ref: &StepRef,
+        ctx: &StepContext<StepOutput>,
+    ) -> Result<Option<crate::compile::condition::Targets>, NotRunReason> {
+        let setup = &self.setup;
+        let index = step_ref.index;
+        let condition = setup.source.condition(index);
+        let from = setup.source.targets_from(index);
+        // An instance an earlier session started runs whatever its condition says now:
+        // it is followed to its end, never left unobserved or sent again.
+        let attaching = self.resume.get(&index).is_some_and(|r| r.attach.is_some());
+        if attaching || (condition.is_none() && from.is_none()) {
+            return Ok(None);
+        }
+        let records = self.records.lock().map(|r| r.clone()).unwrap_or_default();
+        let source = &setup.source;
+        let view = View::new(
+            |i| source.step_id(i).map(str::to_owned),
+            &ctx.finished,
+            &ctx.upstream,
+            &records,
+            ctx.interrupted,
+        );
+        if let Some(condition) = condition {
+            let verdict = condition.evaluate(&view, &|name| source.var(name));
+            if !verdict.run {
+                return Err(NotRunReason::ConditionFalse {
+                    condition: condition.text.clone(),
+                });
+            }
+            if condition.handler {
+                setup.events.emit(RunEvent::HandlerTriggered {
+                    step: step_ref.clone(),
+                    condition: condition.text.clone(),
+                    because: verdict.because,
+                });
+            }
+        }
+        let Some(from) = from else { return Ok(None) };
+        let hosts = view.hosts(&from.from, from.hosts);
+        if hosts.is_empty() {
+            return Err(NotRunReason::NoTargets {
+                from: from.from.clone(),
+                hosts: from.hosts.name().to_owned(),
+            });
+        }
+        Ok(Some(targets_of(&hosts)))
+    }
 }
