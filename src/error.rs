@@ -121,10 +121,10 @@ pub enum UsageError {
         /// Why not.
         why: OutputProblem,
     },
-    /// `baton approve` names a step that is not an approval gate of the run.
-    #[error("run {run} has no approval gate `{step}` ({known})")]
+    /// `baton approve` or `--approve` names a step that is not an approval gate.
+    #[error("{run} has no approval gate `{step}` ({known})")]
     NoSuchGate {
-        /// The run.
+        /// The run (`run ID`) or plan (`plan NAME`).
         run: String,
         /// The step named.
         step: String,

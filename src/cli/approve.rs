@@ -53,7 +53,7 @@ pub fn approve(args: ApproveArgs) -> Result<ExitCode, Error> {
             format!("its gates: {}", gates.join(", "))
         };
         return Err(Error::Usage(UsageError::NoSuchGate {
-            run: dir.id().to_owned(),
+            run: format!("run {}", dir.id()),
             step: args.gate,
             known,
         }));

@@ -163,6 +163,26 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
         }
         .into());
     }
+    // A misspelt `--approve` would leave an unattended run waiting at the real gate.
+    let gates: Vec<&str> = validated
+        .plan
+        .steps
+        .iter()
+        .filter(|s| s.approve.is_some())
+        .map(|s| s.id.as_str())
+        .collect();
+    if let Some(unknown) = args.approve.iter().find(|g| !gates.contains(&g.as_str())) {
+        return Err(UsageError::NoSuchGate {
+            run: format!("plan {}", validated.plan.name),
+            step: unknown.clone(),
+            known: if gates.is_empty() {
+                "it has no gates".into()
+            } else {
+                format!("its gates: {}", gates.join(", "))
+            },
+        }
+        .into());
+    }
     // Read before the lock is taken, so that a bad world is refused like a bad plan.
     let world = match (&config.endpoint, &config.credentials) {
         (Some(_), Some(_)) => World::default(),

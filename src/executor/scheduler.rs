@@ -1,11 +1,15 @@
 //! The scheduler: starts every step whose `needs` are done, never more than
 //! `max_parallel` at once, and decides what a failure means for the rest of the run.
 //!
-//! A failed step's dependents (transitively) never run. With `on_failure: stop` (the
-//! default) nothing new starts after a failure and running steps finish; with
-//! `--abort-running` they are cancelled (their runner terminates the JOB instance).
-//! With `on_failure: continue`, independent branches go on. A skipped step (`when:`
-//! false) satisfies its dependents. The scheduler knows nothing about JOB: it drives a
+//! A failed step's ordinary dependents (transitively) never run. With `on_failure:
+//! stop` (the default) no new ordinary step starts after a failure and running steps
+//! finish; with `--abort-running` they are cancelled (their runner terminates the JOB
+//! instance). With `on_failure: continue`, independent branches go on. A skipped step
+//! (`when:` or `if:` false) satisfies its dependents. A handler (an `if:` admitting
+//! failure) starts once all of its needs have ended, however, even after a stop; after
+//! an interrupt only the handlers that admit one (`always()`, `cancelled()`) start.
+//! Handlers get a control of their own, so neither `--abort-running` nor the first
+//! interrupt cuts one short. The scheduler knows nothing about JOB: it drives a
 //! [`StepRunner`], so a fake runner can prove the ordering rules on random graphs.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -358,6 +358,21 @@ fn a_gate_waits_for_baton_approve_from_another_process() {
         .expect("baton approve");
     assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("its gates: approve-rollout"));
+
+    let misspelt = scratch
+        .run(
+            &plans().join("release-web-canary.yaml"),
+            &["--approve", "approve-rollot"],
+        )
+        .output()
+        .expect("baton run");
+    assert_eq!(misspelt.status.code(), Some(2), "{}", text(&misspelt));
+    assert!(
+        String::from_utf8_lossy(&misspelt.stderr)
+            .contains("plan release-web-canary has no approval gate `approve-rollot`"),
+        "{}",
+        text(&misspelt)
+    );
 }
 
 #[test]
