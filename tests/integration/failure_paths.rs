@@ -608,3 +608,96 @@ fn resuming_a_failed_step_that_now_succeeds_skips_its_failure_handler() {
     assert_eq!(rollback["reason"], "`if: failure(deploy)` was false");
     assert_eq!(rollback_submissions(&emulator), 0);
 }
+
+const GATE_PLAN: &str = r#"version: 1
+name: gated
+api: v3
+scope: { type: biz, id: 2 }
+defaults: { account: root, timeout: 120 }
+steps:
+  - id: first
+    targets: { ips: ["0:10.0.0.1"] }
+    script: { language: shell, content: "echo first" }
+  - id: go
+    needs: [first]
+    approve: { message: "Ship it?", timeout: 10m }
+  - id: second
+    needs: [go]
+    targets: { ips: ["0:10.0.0.1"] }
+    script: { language: shell, content: "echo second" }
+  - id: cleanup
+    needs: [second]
+    if: always()
+    targets: { ips: ["0:10.0.0.2"] }
+    script: { language: shell, content: "mkdir -p /opt && echo cleaned > /opt/cleaned" }
+"#;
+
+#[test]
+fn on_a_terminal_the_gate_asks_and_the_answer_is_recorded() {
+    use crate::run_control::{shell_quote, under_pty};
+    for (answer, code, decision) in [("y\n", 0, "approved"), ("n\n", 5, "rejected")] {
+        let scratch = Scratch::new();
+        let emulator = crate::support::Emulator::start(CREDENTIALS, &scratch.sandbox());
+        std::fs::write(scratch.dir().join("plan.yaml"), GATE_PLAN).expect("plan");
+        let command = format!(
+            "USER=ana BK_APP_CODE=baton BK_APP_SECRET=s3cret BK_USERNAME=admin XDG_CONFIG_HOME={} BATON_STATE_DIR={} {} run {} --endpoint {} --report {}",
+            shell_quote(&scratch.dir().join("config").display().to_string()),
+            shell_quote(&scratch.dir().join("state").display().to_string()),
+            shell_quote(crate::support::BATON),
+            shell_quote(&scratch.dir().join("plan.yaml").display().to_string()),
+            emulator.url(),
+            shell_quote(&scratch.dir().join("report.json").display().to_string()),
+        );
+        let (exit, shown) = under_pty(&command, "Approve? [y/N]", answer);
+        assert_eq!(exit, Some(code), "{shown}");
+        assert!(shown.contains("baton: gate go: Ship it?"), "{shown}");
+        let report = scratch.report();
+        let gate = &step(&report, "go")["gate"];
+        assert_eq!(gate["decision"], decision, "{gate}");
+        assert_eq!(gate["by"], "ana");
+        assert_eq!(gate["via"], "terminal");
+        // `always()` runs either way.
+        assert_eq!(step(&report, "cleanup")["status"], "succeeded");
+    }
+}
+
+#[test]
+fn after_ctrl_c_an_always_handler_still_runs() {
+    let scratch = Scratch::new();
+    let emulator = crate::support::Emulator::start(CREDENTIALS, &scratch.sandbox());
+    emulator.hold_host("0:10.0.0.1");
+    std::fs::write(scratch.dir().join("plan.yaml"), GATE_PLAN).expect("plan");
+    let plan = scratch.dir().join("plan.yaml");
+    let mut running = Running::spawn(against_plan(&scratch, &emulator, &plan));
+    running.wait_for("step first submitted (job ");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal");
+    let (code, seen) = running.finish();
+    assert_eq!(code, Some(130), "{seen}");
+    let report = scratch.report();
+    assert_eq!(step(&report, "first")["status"], "interrupted");
+    assert_eq!(step(&report, "go")["status"], "not_run");
+    assert_eq!(step(&report, "second")["status"], "not_run");
+    let cleanup = step(&report, "cleanup");
+    assert_eq!(cleanup["status"], "succeeded", "{seen}");
+    assert_eq!(cleanup["handler"]["because"], "it always runs");
+    assert_eq!(
+        std::fs::read_to_string(scratch.file("0:10.0.0.2", "/opt/cleaned")).expect("cleaned"),
+        "cleaned\n"
+    );
+}
+
+fn against_plan(scratch: &Scratch, emulator: &crate::support::Emulator, plan: &Path) -> Command {
+    let mut cmd = baton(scratch.dir());
+    cmd.arg("run")
+        .arg(plan)
+        .arg("--endpoint")
+        .arg(emulator.url())
+        .arg("--report")
+        .arg(scratch.dir().join("report.json"));
+    crate::support::app_credentials(&mut cmd, "s3cret");
+    cmd
+}
