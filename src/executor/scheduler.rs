@@ -1045,4 +1045,94 @@ mod tests {
         );
         assert!(reasons.iter().any(|(id, _)| id == "s3"), "{reasons:?}");
     }
+
+    /// s0 fails at once; s1 (a handler of s0) waits until s2 has failed; s2 fails once
+    /// s1 runs. Records whether s1 saw its control cancelled.
+    struct AbortProbe {
+        handler_running: tokio::sync::Notify,
+        other_failed: tokio::sync::Notify,
+        handler_cut: Mutex<Option<bool>>,
+    }
+
+    impl StepRunner for AbortProbe {
+        type Output = usize;
+        async fn run(self: Arc<Self>, index: usize, ctx: StepContext<usize>) -> StepEnd<usize> {
+            match index {
+                1 => {
+                    self.handler_running.notify_one();
+                    self.other_failed.notified().await;
+                    *self.handler_cut.lock().unwrap() = Some(ctx.control.abort.is_cancelled());
+                    StepEnd::Succeeded {
+                        output: 1,
+                        observed_at: Instant::now(),
+                    }
+                }
+                2 => {
+                    self.handler_running.notified().await;
+                    StepEnd::Failed
+                }
+                _ => StepEnd::Failed,
+            }
+        }
+    }
+
+    #[test]
+    fn abort_running_does_not_cut_a_running_handler() {
+        // s3 needs s2, so s2's failure is seen as s3 not running.
+        let needs = vec![vec![], vec![0], vec![], vec![2]];
+        let handles = [
+            Handles::Nothing,
+            Handles::Failure,
+            Handles::Nothing,
+            Handles::Nothing,
+        ];
+        let probe = Arc::new(AbortProbe {
+            handler_running: tokio::sync::Notify::new(),
+            other_failed: tokio::sync::Notify::new(),
+            handler_cut: Mutex::new(None),
+        });
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sink, mut rx) = EventSink::channel();
+        let nodes = nodes(&needs, &handles, OnFailure::Continue);
+        let mut nodes = nodes;
+        nodes[2].on_failure = OnFailure::Stop;
+        let finals = rt.block_on(async {
+            let watcher = Arc::clone(&probe);
+            let run = run_graph(
+                &nodes,
+                Arc::clone(&probe),
+                &ScheduleOptions {
+                    max_parallel: 4,
+                    abort_running: true,
+                    detach: false,
+                },
+                CancellationToken::new(),
+                &sink,
+            );
+            tokio::pin!(run);
+            // s2's failure shows up as s3 not running; then the handler looks.
+            let watch = async {
+                loop {
+                    tokio::select! {
+                        finals = &mut run => break finals,
+                        Some(event) = rx.recv() => {
+                            if matches!(&event, RunEvent::StepNotRun { step, .. } if step.id == "s3") {
+                                watcher.other_failed.notify_one();
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(30), watch)
+                .await
+                .expect("the run ends")
+        });
+        assert_eq!(finals[1], Final::Succeeded);
+        assert_eq!(finals[2], Final::Failed);
+        assert_eq!(*probe.handler_cut.lock().unwrap(), Some(false));
+    }
 }
