@@ -34,6 +34,8 @@ pub mod exit {
     /// A step's submission may or may not have started a job and JOB could not tell:
     /// it is not sent again until checked (`baton resume RUN --step ID --force`).
     pub const IN_DOUBT: u8 = 4;
+    /// An approval gate was rejected or not answered in time, and nothing else failed.
+    pub const GATE_STOPPED: u8 = 5;
     /// Another run of the plan holds the lock.
     pub const LOCKED: u8 = 75;
     /// Interrupted by Ctrl-C or SIGTERM.
@@ -131,6 +133,16 @@ pub enum UsageError {
         path: PathBuf,
         /// Why not.
         why: OutputProblem,
+    },
+    /// `baton approve` or `--approve` names a step that is not an approval gate.
+    #[error("{run} has no approval gate `{step}` ({known})")]
+    NoSuchGate {
+        /// The run (`run ID`) or plan (`plan NAME`).
+        run: String,
+        /// The step named.
+        step: String,
+        /// The run's gates, or that it has none.
+        known: String,
     },
     /// The default state folder cannot be written.
     #[error("the state folder {}: {why} (choose another with --state-dir)", path.display())]

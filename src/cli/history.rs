@@ -173,7 +173,7 @@ fn show(state: &StateDir, args: &ShowArgs) -> Result<ExitCode, Error> {
         record.close_abandoned();
     }
     if let Some(path) = &args.html {
-        std::fs::write(path, html::render(&record, &[])).map_err(|source| Error::Io {
+        std::fs::write(path, html::render(&record)).map_err(|source| Error::Io {
             context: format!("cannot write {}", path.display()),
             source,
         })?;

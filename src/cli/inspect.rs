@@ -9,6 +9,7 @@ use crate::compile::graph::{self, PlanGraph};
 use crate::compile::{self, CompileOptions, CompiledPlan};
 use crate::error::{Error, exit};
 use crate::job_api::types::Protocol;
+use crate::plan::condition::{self, StatusFn};
 use crate::plan::vars::VarInputs;
 
 /// The plan and the inputs that complete it.
@@ -153,9 +154,34 @@ pub fn graph(args: GraphArgs) -> Result<ExitCode, Error> {
                 .errors(graph::graph_issues(&loaded.source, problems)),
         )
     })?;
+    // A condition that does not parse draws as an ordinary step; `baton validate`
+    // names the mistake.
+    let drawing = graph::Drawing {
+        handlers: loaded
+            .plan
+            .steps
+            .iter()
+            .map(|s| {
+                s.condition
+                    .as_deref()
+                    .and_then(|c| condition::parse(c).ok())
+                    .is_some_and(|e| {
+                        e.status_calls()
+                            .iter()
+                            .any(|(f, _)| *f != StatusFn::Success)
+                    })
+            })
+            .collect(),
+        gates: loaded
+            .plan
+            .steps
+            .iter()
+            .map(|s| s.approve.is_some())
+            .collect(),
+    };
     let text = match args.format {
-        GraphFormat::Dot => graph.to_dot(),
-        GraphFormat::Mermaid => graph.to_mermaid(),
+        GraphFormat::Dot => graph.to_dot_with(&drawing),
+        GraphFormat::Mermaid => graph.to_mermaid_with(&drawing),
     };
     print_out(&text)
 }

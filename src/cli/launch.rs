@@ -14,7 +14,7 @@ use crate::executor::events::RunTarget;
 use crate::executor::reconcile::{self, Answer, Doubt, Question, Settling};
 use crate::executor::run::Resumed;
 use crate::executor::scheduler::Initial;
-use crate::executor::step::{ResumeFrom, StepOutput};
+use crate::executor::step::{ResumeFrom, StepOutput, StepRecord};
 use crate::job_api::client::JobApi;
 use crate::mask::Masker;
 use crate::plan::load::LoadedPlan;
@@ -233,10 +233,29 @@ pub fn resumed(session: &Session) -> Resumed {
             Some((index, from))
         })
         .collect();
+    let restored = session.restored();
+    // How kept steps ended, hosts included, so conditions and drawn targets of the
+    // steps that run now read what the earlier session saw.
+    let records = restored
+        .iter()
+        .filter_map(|event| match event {
+            crate::executor::events::RunEvent::StepFinished { step, outcome, .. } => Some((
+                step.index,
+                StepRecord::of(
+                    outcome.status,
+                    &outcome.hosts,
+                    &outcome.outputs,
+                    outcome.job_instance_id.map(|j| j.0),
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
     Resumed {
         initial,
         from,
-        restored: session.restored(),
+        restored,
+        records,
         in_doubt: session.has_steps_in_doubt(),
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command family, and the mapping of
 //! outcomes to exit codes.
 
+pub mod approve;
 pub mod backend;
 pub mod emulator;
 pub mod history;
@@ -45,6 +46,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Continue a recorded run: re-attach to in-flight jobs, keep what succeeded, run the rest.
     Resume(Box<resume::ResumeArgs>),
+    /// Approve (or reject) an approval gate a run waits at, or will reach on resume.
+    Approve(approve::ApproveArgs),
     /// List recorded runs, show one again, or prune old ones.
     Runs(history::RunsArgs),
     /// Print a recorded step's full logs as JOB keeps them.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => resume::resume(*args),
         Command::Runs(args) => history::runs(args),
         Command::Logs(args) => logs::logs(args),
+        Command::Approve(args) => approve::approve(args),
         Command::Emulator(args) => emulator::serve(args),
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),

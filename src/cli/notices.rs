@@ -153,23 +153,98 @@ pub async fn at_end(
     deliveries
 }
 
-/// The hook for approval gates: tells the channels due `approval` that `step` waits
-/// for a person, in the background so the gate is never held up by a slow receiver.
-/// The caller journals the returned deliveries ([`marker`]) when it has them.
-pub fn at_gate(
-    client: &reqwest::Client,
-    channels: &[Channel],
-    gate: Message,
-    masker: &Masker,
-) -> tokio::task::JoinHandle<Vec<Delivery>> {
-    let due = notify::due(channels, When::Approval);
-    let (client, masker) = (client.clone(), masker.clone());
-    tokio::spawn(async move {
+/// Tells the `approval` channels when a gate starts waiting, in the background so the
+/// gate is never held up by a slow receiver. Watches the run's events; what became of
+/// each send is journaled by [`GateNotices::settle`] once the run is over.
+pub struct GateNotices {
+    client: reqwest::Client,
+    due: Vec<Channel>,
+    masker: Masker,
+    plan: String,
+    run_id: String,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<Vec<Delivery>>>>>,
+}
+
+/// The sends a [`GateNotices`] started, to be settled after the run.
+pub struct GateSends(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<Vec<Delivery>>>>>);
+
+impl GateNotices {
+    /// A watcher for the gates of run `run_id`, or `None` when no channel is due at
+    /// gates.
+    pub fn new(
+        client: &reqwest::Client,
+        channels: &[Channel],
+        plan: &str,
+        run_id: &str,
+        masker: &Masker,
+    ) -> Option<(Self, GateSends)> {
+        let due = notify::due(channels, When::Approval);
         if due.is_empty() {
-            return Vec::new();
+            return None;
         }
-        notify::send_all(&client, &due, &gate, &masker, SendOptions::default()).await
-    })
+        let sent = std::sync::Arc::default();
+        Some((
+            GateNotices {
+                client: client.clone(),
+                due,
+                masker: masker.clone(),
+                plan: plan.to_owned(),
+                run_id: run_id.to_owned(),
+                sent: std::sync::Arc::clone(&sent),
+            },
+            GateSends(sent),
+        ))
+    }
+}
+
+impl crate::report::watch::Watcher for GateNotices {
+    fn on_event(&mut self, event: &crate::executor::events::RunEvent) {
+        let crate::executor::events::RunEvent::GateWaiting {
+            step,
+            message,
+            command,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let gate = notify::gate_reached(
+            &self.plan,
+            &self.run_id,
+            &step.id,
+            &format!("{message} (answer with `{command}`)"),
+        );
+        let (client, due, masker) = (self.client.clone(), self.due.clone(), self.masker.clone());
+        let send = tokio::spawn(async move {
+            notify::send_all(&client, &due, &gate, &masker, SendOptions::default()).await
+        });
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(send);
+    }
+}
+
+impl GateSends {
+    /// Waits for the gate notices still on their way (each bounded by the send
+    /// options), journals each outcome and adds a warning to `record` for each that
+    /// failed.
+    pub async fn settle(self, record: &mut RunRecord, session: &Session) {
+        let sends = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for send in sends {
+            for delivery in send.await.unwrap_or_default() {
+                let _ = session.mark(marker(&delivery));
+                if let Some(warning) = warning(&delivery) {
+                    record.warnings.push(warning);
+                }
+            }
+        }
+    }
 }
 
 /// Tells the failure channels of a run that could not get going (exit 3 before its

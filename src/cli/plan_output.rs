@@ -14,6 +14,8 @@ use crate::error::{Error, UsageError};
 use crate::job_api::build::{ApiCall, HttpMethod};
 use crate::job_api::types::Protocol;
 use crate::mask::Masker;
+use crate::plan::handlers::DEFAULT_GATE_TIMEOUT_SECS;
+use crate::plan::model::Targets;
 use crate::plan::vars::MASK;
 
 /// Why printing the plan stopped.
@@ -51,7 +53,14 @@ struct PlannedStep {
     id: String,
     wave: usize,
     when: Option<String>,
-    call: ApiCall,
+    /// Absent for an approval gate, which sends nothing.
+    call: Option<ApiCall>,
+    /// The step's `if`, and whether it makes the step a handler.
+    condition: Option<(String, bool)>,
+    /// An approval gate's message and timeout in seconds.
+    gate: Option<(String, u64)>,
+    /// Targets drawn from an upstream step: its id and which hosts.
+    drawn: Option<(String, &'static str)>,
 }
 
 /// Prints the plan's requests in `format` to `out`, one step at a time.
@@ -98,6 +107,27 @@ fn planned_step(
         .resolve_step(index, ctx)
         .map_err(UsageError::Render)?;
     let step = &resolved.step;
+    let condition = validated
+        .condition(index)
+        .map(|c| (c.text.clone(), c.handler));
+    let drawn = match &validated.plan.steps[index].targets {
+        Some(Targets::From(from)) => Some((from.from.clone(), from.hosts.name())),
+        _ => None,
+    };
+    if let Some(approve) = &step.approve {
+        return Ok(PlannedStep {
+            id: step.id.clone(),
+            wave,
+            when: step.when.clone(),
+            call: None,
+            condition,
+            gate: Some((
+                approve.message.clone(),
+                approve.timeout.map_or(DEFAULT_GATE_TIMEOUT_SECS, |t| t.0),
+            )),
+            drawn,
+        });
+    }
     let mut call = encode_step(
         &validated.plan,
         step,
@@ -124,7 +154,10 @@ fn planned_step(
         id: step.id.clone(),
         wave,
         when: step.when.clone(),
-        call,
+        call: Some(call),
+        condition,
+        gate: None,
+        drawn,
     })
 }
 
@@ -167,12 +200,32 @@ fn text_step(step: &PlannedStep, wave: usize, new_wave: bool) -> String {
     if let Some(when) = &step.when {
         out.push_str(&format!("    when: {when}\n"));
     }
-    out.push_str(&format!(
-        "    {} {}\n",
-        method_name(step.call.method),
-        step.call.path
-    ));
-    let body = serde_json::to_string_pretty(&step.call.body).unwrap_or_default();
+    if let Some((condition, handler)) = &step.condition {
+        let role = if *handler {
+            " (handler: considered once its needs have ended, however they ended)"
+        } else {
+            ""
+        };
+        out.push_str(&format!("    if: {condition}{role}\n"));
+    }
+    if let Some((from, hosts)) = &step.drawn {
+        out.push_str(&format!(
+            "    targets: the {hosts} hosts of `{from}` at run time (shown: the most they can be)\n"
+        ));
+    }
+    if let Some((message, timeout)) = &step.gate {
+        out.push_str(&format!(
+            "    approval gate, up to {}: {message}\n    sends nothing; passed by `baton approve RUN {}`, a yes on a terminal, or `--approve {}`\n",
+            humantime::format_duration(std::time::Duration::from_secs(*timeout)),
+            step.id,
+            step.id
+        ));
+    }
+    let Some(call) = &step.call else {
+        return out;
+    };
+    out.push_str(&format!("    {} {}\n", method_name(call.method), call.path));
+    let body = serde_json::to_string_pretty(&call.body).unwrap_or_default();
     for line in body.lines() {
         out.push_str(&format!("    {line}\n"));
     }
@@ -224,13 +277,25 @@ fn json_step(validated: &CompiledPlan, step: &PlannedStep, auth: &Auth, first: b
     let mut entry = json!({
         "id": step.id,
         "wave": step.wave,
-        "api": step.call.api,
-        "method": method_name(step.call.method),
-        "path": step.call.path,
-        "body": step.call.body,
     });
-    if validated.protocol != Protocol::V2 {
-        entry["headers"] = json!({ "X-Bkapi-Authorization": auth.header() });
+    if let Some(call) = &step.call {
+        entry["api"] = json!(call.api);
+        entry["method"] = json!(method_name(call.method));
+        entry["path"] = json!(call.path);
+        entry["body"] = call.body.clone();
+        if validated.protocol != Protocol::V2 {
+            entry["headers"] = json!({ "X-Bkapi-Authorization": auth.header() });
+        }
+    }
+    if let Some((condition, handler)) = &step.condition {
+        entry["if"] = json!(condition);
+        entry["handler"] = json!(handler);
+    }
+    if let Some((from, hosts)) = &step.drawn {
+        entry["targets_from"] = json!({ "from": from, "hosts": hosts });
+    }
+    if let Some((message, timeout)) = &step.gate {
+        entry["gate"] = json!({ "message": message, "timeout_secs": timeout });
     }
     if let Some(when) = &step.when {
         entry["when"] = json!(when);

@@ -22,7 +22,8 @@ use crate::config::{self, ConfigFlags};
 use crate::emulator::World;
 use crate::error::{Error, UsageError, exit};
 use crate::executor::events::{EventSink, RunTarget};
-use crate::executor::prompt::{DrawControl, TerminalPrompter};
+use crate::executor::gate::GatePolicy;
+use crate::executor::prompt::{DrawControl, Prompter, TerminalPrompter};
 use crate::executor::run::{Run, RunOutcome};
 use crate::executor::scheduler::ScheduleOptions;
 use crate::executor::step::{ConfirmPolicy, Masker, StepRunnerSetup};
@@ -74,9 +75,14 @@ pub struct RunArgs {
     /// Emulator only: run scripts without a mount namespace.
     #[arg(long)]
     pub unisolated: bool,
-    /// Confirm manual steps and rolling batches without asking.
+    /// Confirm manual steps and rolling batches without asking (approval gates are
+    /// not passed by it: see --approve).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Pass the approval gate with this step id without asking (repeatable), for
+    /// unattended runs.
+    #[arg(long = "approve", value_name = "GATE")]
+    pub approve: Vec<String>,
     /// After a failure with `on_failure: stop`, terminate running steps too.
     #[arg(long)]
     pub abort_running: bool,
@@ -164,6 +170,26 @@ fn run_with(args: RunArgs, resume: Option<ResumeRequest>) -> Result<ExitCode, Er
     if validated.plan.scope.is_none() {
         return Err(UsageError::NoScope {
             plan: args.input.plan.clone(),
+        }
+        .into());
+    }
+    // A misspelt `--approve` would leave an unattended run waiting at the real gate.
+    let gates: Vec<&str> = validated
+        .plan
+        .steps
+        .iter()
+        .filter(|s| s.approve.is_some())
+        .map(|s| s.id.as_str())
+        .collect();
+    if let Some(unknown) = args.approve.iter().find(|g| !gates.contains(&g.as_str())) {
+        return Err(UsageError::NoSuchGate {
+            run: format!("plan {}", validated.plan.name),
+            step: unknown.clone(),
+            known: if gates.is_empty() {
+                "it has no gates".into()
+            } else {
+                format!("its gates: {}", gates.join(", "))
+            },
         }
         .into());
     }
@@ -304,6 +330,17 @@ async fn run_async(
 
     let (mut watchers, display) = watchers_for(&args);
     watchers.extend(launch::log_watchers(&args.state)?);
+    let notice_client = if channels.is_empty() {
+        None
+    } else {
+        Some(client::build_http_client(&Timeouts::default())?)
+    };
+    let gate_sends = notice_client.as_ref().and_then(|client| {
+        let (notices, sends) =
+            notices::GateNotices::new(client, &channels, &validated.plan.name, &run_id, &masker)?;
+        watchers.push(Box::new(notices));
+        Some(sends)
+    });
     let session = launch::start_session(pending, api.as_ref(), &backend.target, &validated).await?;
     let (sink, rx) = EventSink::channel();
     let sink = sink
@@ -314,9 +351,17 @@ async fn run_async(
     let confirm = if args.yes {
         ConfirmPolicy::Yes
     } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        ConfirmPolicy::Ask(Arc::new(TerminalPrompter::new(display)))
+        ConfirmPolicy::Ask(Arc::new(TerminalPrompter::new(display.clone())))
     } else {
         ConfirmPolicy::Refuse
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let gates = GatePolicy {
+        run_dir: Some(session.dir().to_owned()),
+        pre_approved: args.approve.iter().cloned().collect(),
+        prompter: interactive
+            .then(|| Arc::new(TerminalPrompter::new(display.clone())) as Arc<dyn Prompter>),
+        ..GatePolicy::default()
     };
     let run = Run {
         setup: StepRunnerSetup {
@@ -332,6 +377,7 @@ async fn run_async(
             },
             confirm,
             masker: masker.clone(),
+            gates,
         },
         plan_path: plan_path.display().to_string(),
         target: backend.target.clone(),
@@ -351,12 +397,14 @@ async fn run_async(
     if let Some(web) = &job_web {
         record.link_jobs(web);
     }
-    if !channels.is_empty() {
-        let client = client::build_http_client(&Timeouts::default())?;
+    if let Some(sends) = gate_sends {
+        sends.settle(&mut record, &session).await;
+    }
+    if let Some(client) = &notice_client {
         let report = args.html.as_deref().or(args.report.as_deref());
         let error = outcome.fatal().map(|e| masker.mask(&e.to_string()));
         notices::at_end(
-            &client,
+            client,
             &channels,
             &mut record,
             report,
@@ -412,6 +460,7 @@ fn exit_code(outcome: &RunOutcome) -> u8 {
         RunOutcome::Infrastructure(_) => exit::INFRASTRUCTURE,
         RunOutcome::InDoubt => exit::IN_DOUBT,
         RunOutcome::StepFailed => exit::STEP_FAILED,
+        RunOutcome::GateStopped => exit::GATE_STOPPED,
         RunOutcome::Succeeded => exit::SUCCESS,
     }
 }
@@ -459,7 +508,7 @@ fn write_reports(args: &RunArgs, record: &RunRecord) -> Result<(), Error> {
         write(path, record.to_junit())?;
     }
     if let Some(path) = &args.html {
-        write(path, html::render(record, &[]))?;
+        write(path, html::render(record))?;
     }
     Ok(())
 }

@@ -13,12 +13,13 @@ use std::path::Path;
 
 use serde_json::Map;
 
+use super::condition::StepCondition;
 use super::graph::{PlanGraph, graph_issues};
 use super::limits::{LimitError, check_rendered_limits};
 use super::render::{RenderContext, RenderError, Renderer};
 use super::settings::{ResolvedStep, StepSettings};
 use super::template::TemplateSet;
-use super::{dry_run, job_rules, references};
+use super::{condition, dry_run, job_rules, references};
 use crate::job_api::types::Protocol;
 use crate::plan::check;
 use crate::plan::findings::Findings;
@@ -62,6 +63,8 @@ pub struct CompiledPlan {
     index_by_id: HashMap<String, usize>,
     /// Per step, its settings with the plan's defaults filled in.
     settings: Vec<StepSettings>,
+    /// Per step, its compiled `if`.
+    conditions: Vec<Option<StepCondition>>,
 }
 
 /// A variable that feeds a `sensitive: true` parameter string is masked wherever the
@@ -130,6 +133,8 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         }
     };
 
+    let conditions = condition::check(&mut findings, &plan, graph.as_ref().filter(|_| ids_ok));
+
     let mut templates = TemplateSet::new();
     let mut upstream_refs = vec![Vec::new(); plan.steps.len()];
     let mut runtime_fields = HashSet::new();
@@ -186,6 +191,7 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         upstream_refs,
         index_by_id,
         settings,
+        conditions,
     })
 }
 
@@ -241,6 +247,11 @@ impl CompiledPlan {
     /// `false`, `no`, `0` or nothing (case-insensitive). No `when` means yes.
     pub fn evaluate_when(&self, index: usize, ctx: &RenderContext) -> Result<bool, RenderError> {
         self.renderer().evaluate_when(index, ctx)
+    }
+
+    /// Step `index`'s compiled `if`, if it has one.
+    pub fn condition(&self, index: usize) -> Option<&StepCondition> {
+        self.conditions.get(index).and_then(Option::as_ref)
     }
 
     /// The plan's `description` rendered with the variables (secrets masked).

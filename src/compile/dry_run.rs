@@ -80,7 +80,8 @@ pub(crate) fn check(
             );
             continue;
         }
-        if had_errors {
+        // A gate sends nothing, so there is no request to encode.
+        if had_errors || rendered.approve.is_some() {
             continue;
         }
         let settings = StepSettings::resolve(renderer.plan, &rendered);

@@ -251,7 +251,13 @@ impl PlanGraph {
 
     /// Graphviz DOT, edges pointing from a step to the steps that need it.
     pub fn to_dot(&self) -> String {
+        self.to_dot_with(&Drawing::default())
+    }
+
+    /// DOT with handlers' incoming edges dashed and gates drawn as hexagons.
+    pub fn to_dot_with(&self, drawing: &Drawing) -> String {
         use petgraph::dot::{Config, Dot};
+        use petgraph::visit::EdgeRef;
         format!(
             "{}",
             Dot::with_attr_getters(
@@ -260,28 +266,71 @@ impl PlanGraph {
                     Config::EdgeNoLabel,
                     Config::RankDir(petgraph::dot::RankDir::LR)
                 ],
-                &|_, _| String::new(),
-                &|_, _| "shape=box".to_owned(),
+                &|_, edge| {
+                    if drawing.is_handler(edge.target().index()) {
+                        "style=dashed".to_owned()
+                    } else {
+                        String::new()
+                    }
+                },
+                &|_, (node, _)| {
+                    if drawing.is_gate(node.index()) {
+                        "shape=hexagon".to_owned()
+                    } else {
+                        "shape=box".to_owned()
+                    }
+                },
             )
         )
     }
 
     /// A Mermaid flowchart, edges pointing from a step to the steps that need it.
     pub fn to_mermaid(&self) -> String {
+        self.to_mermaid_with(&Drawing::default())
+    }
+
+    /// Mermaid with handlers' incoming edges dotted (`-.->`) and gates as hexagons.
+    pub fn to_mermaid_with(&self, drawing: &Drawing) -> String {
         let mut out = String::from("flowchart LR\n");
         for node in self.graph.node_indices() {
-            out.push_str(&format!(
-                "    s{}[\"{}\"]\n",
-                node.index(),
-                mermaid_escape(&self.graph[node].0)
-            ));
+            let label = mermaid_escape(&self.graph[node].0);
+            let i = node.index();
+            if drawing.is_gate(i) {
+                out.push_str(&format!("    s{i}{{{{\"{label}\"}}}}\n"));
+            } else {
+                out.push_str(&format!("    s{i}[\"{label}\"]\n"));
+            }
         }
         for edge in self.graph.edge_indices() {
             if let Some((from, to)) = self.graph.edge_endpoints(edge) {
-                out.push_str(&format!("    s{} --> s{}\n", from.index(), to.index()));
+                let arrow = if drawing.is_handler(to.index()) {
+                    "-.->"
+                } else {
+                    "-->"
+                };
+                out.push_str(&format!("    s{} {arrow} s{}\n", from.index(), to.index()));
             }
         }
         out
+    }
+}
+
+/// What a drawing marks: handler steps (their incoming edges are drawn dashed, since
+/// they are followed on failure, not only on success) and approval gates.
+#[derive(Debug, Clone, Default)]
+pub struct Drawing {
+    /// Per step, whether it is a handler.
+    pub handlers: Vec<bool>,
+    /// Per step, whether it is an approval gate.
+    pub gates: Vec<bool>,
+}
+
+impl Drawing {
+    fn is_handler(&self, i: usize) -> bool {
+        self.handlers.get(i).copied().unwrap_or(false)
+    }
+    fn is_gate(&self, i: usize) -> bool {
+        self.gates.get(i).copied().unwrap_or(false)
     }
 }
 
@@ -544,6 +593,28 @@ mod tests {
         assert_eq!(
             g.to_mermaid(),
             "flowchart LR\n    s0[\"stop-web\"]\n    s1[\"push\"]\n    s0 --> s1\n"
+        );
+    }
+
+    #[test]
+    fn handler_edges_are_dashed_and_gates_are_hexagons() {
+        let g = PlanGraph::build(&steps(&[
+            ("deploy", &[]),
+            ("go", &["deploy"]),
+            ("undo", &["go"]),
+        ]))
+        .unwrap();
+        let drawing = Drawing {
+            handlers: vec![false, false, true],
+            gates: vec![false, true, false],
+        };
+        let dot = g.to_dot_with(&drawing);
+        assert!(dot.contains("1 -> 2 [ style=dashed]"), "{dot}");
+        assert!(dot.contains("0 -> 1 [ ]"), "{dot}");
+        assert!(dot.contains("shape=hexagon"), "{dot}");
+        assert_eq!(
+            g.to_mermaid_with(&drawing),
+            "flowchart LR\n    s0[\"deploy\"]\n    s1{{\"go\"}}\n    s2[\"undo\"]\n    s0 --> s1\n    s1 -.-> s2\n"
         );
     }
 }

@@ -158,6 +158,15 @@ fn count_hosts(plan: &Plan, targets: &Targets) -> Option<usize> {
     let sets: Vec<&HostSet> = match targets {
         Targets::Named(names) => names.iter().filter_map(|n| plan.hosts.get(n)).collect(),
         Targets::Inline(set) => vec![set],
+        Targets::From(from) => {
+            let upstream = plan.steps.iter().find(|s| s.id == from.from)?;
+            return match &upstream.targets {
+                Some(targets @ (Targets::Named(_) | Targets::Inline(_))) => {
+                    count_hosts(plan, targets)
+                }
+                _ => None,
+            };
+        }
     };
     let mut ips = HashSet::new();
     let mut ids = HashSet::new();

@@ -3,6 +3,7 @@
 //! on the plan, and a dry run that encodes every step for the chosen protocol.
 
 pub mod compiled;
+pub mod condition;
 pub mod dry_run;
 #[cfg(test)]
 mod encoding_tests;

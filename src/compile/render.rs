@@ -227,6 +227,9 @@ pub(crate) fn template_fields(step: &mut Step) -> Vec<(String, &mut String)> {
     if let Some(text) = step.when.as_mut() {
         out.push(("when".into(), text));
     }
+    if let Some(approve) = step.approve.as_mut() {
+        out.push(("approve.message".into(), &mut approve.message));
+    }
     if let Some(script) = step.script.as_mut() {
         if let Some(text) = script.content.as_mut() {
             out.push(("script.content".into(), text));

@@ -98,7 +98,29 @@ pub fn resolve_hosts(plan: &Plan, targets: &Targets, field: &str) -> Hosts {
         field: field.to_owned(),
         ..Hosts::default()
     };
+    // Targets drawn from an upstream step are replaced by its real hosts before a
+    // run encodes the step; a preview (`baton plan`, the dry run) shows the most they
+    // can be: the hosts that step targets.
+    let mut targets = targets;
+    let mut hops = 0;
+    while let Targets::From(from) = targets {
+        hops += 1;
+        match plan.steps.iter().find(|s| s.id == from.from) {
+            Some(upstream) if hops <= plan.steps.len() => match &upstream.targets {
+                Some(next) => targets = next,
+                None => return hosts,
+            },
+            _ => {
+                hosts.problems.push(BuildError {
+                    field: field.to_owned(),
+                    message: format!("targets drawn from `{}`, which has no targets", from.from),
+                });
+                return hosts;
+            }
+        }
+    }
     match targets {
+        Targets::From(_) => {}
         Targets::Inline(set) => merge(&mut hosts, set),
         Targets::Named(names) => {
             for name in names {

@@ -50,6 +50,9 @@ pub struct StepInfo {
     pub name: String,
     /// Ids of the steps it needs.
     pub needs: Vec<String>,
+    /// Its `if` lets it run after a failure (`failure()`, `always()`, `cancelled()`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handler: bool,
 }
 
 /// Why a step did not run.
@@ -67,6 +70,71 @@ pub enum NotRunReason {
     RunStopped,
     /// The run was interrupted before the step started.
     Interrupted,
+    /// Its `if` was false.
+    ConditionFalse {
+        /// The condition as written.
+        condition: String,
+    },
+    /// Its targets are drawn from an upstream step that had no such hosts.
+    NoTargets {
+        /// The upstream step.
+        from: String,
+        /// Which hosts: `succeeded`, `failed` or `all`.
+        hosts: String,
+    },
+}
+
+impl NotRunReason {
+    /// Whether the step counts as skipped (its dependents may run), not as not run.
+    pub fn is_skip(&self) -> bool {
+        matches!(
+            self,
+            NotRunReason::WhenFalse
+                | NotRunReason::ConditionFalse { .. }
+                | NotRunReason::NoTargets { .. }
+        )
+    }
+
+    /// The reason in the report's words.
+    pub fn describe(&self) -> String {
+        match self {
+            NotRunReason::WhenFalse => "`when` was false".into(),
+            NotRunReason::UpstreamFailed { upstream } => {
+                format!("needs `{upstream}`, which did not succeed")
+            }
+            NotRunReason::RunStopped => "the run stopped after a failure".into(),
+            NotRunReason::Interrupted => "the run was interrupted".into(),
+            NotRunReason::ConditionFalse { condition } => {
+                format!("`if: {condition}` was false")
+            }
+            NotRunReason::NoTargets { from, hosts } => {
+                format!("no targets: `{from}` has no {hosts} hosts")
+            }
+        }
+    }
+}
+
+/// How an approval gate ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateDecision {
+    /// A person (or `--approve`) let the run go on.
+    Approved,
+    /// A person refused.
+    Rejected,
+    /// Nobody answered within the gate's timeout.
+    TimedOut,
+}
+
+impl GateDecision {
+    /// The word used in reports.
+    pub fn word(self) -> &'static str {
+        match self {
+            GateDecision::Approved => "approved",
+            GateDecision::Rejected => "rejected",
+            GateDecision::TimedOut => "timed_out",
+        }
+    }
 }
 
 /// How the runner learned that an instance finished.
@@ -282,6 +350,44 @@ pub enum RunEvent {
         delay: Duration,
         /// How: `retry failed hosts` or `fresh submission`.
         how: String,
+    },
+    /// A handler's condition admitted what happened upstream: it runs, and why.
+    HandlerTriggered {
+        /// The step.
+        step: StepRef,
+        /// Its `if` as written.
+        condition: String,
+        /// What made it true, e.g. "`deploy` failed".
+        because: String,
+    },
+    /// An approval gate is waiting for a person.
+    GateWaiting {
+        /// The gate step.
+        step: StepRef,
+        /// What is asked.
+        message: String,
+        /// How long it waits, in seconds.
+        timeout_secs: u64,
+        /// The command that answers it from another terminal.
+        command: String,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
+        at: DateTime<Utc>,
+    },
+    /// An approval gate was answered (or timed out).
+    GateDecided {
+        /// The gate step.
+        step: StepRef,
+        /// How it ended.
+        decision: GateDecision,
+        /// Who answered: a user name, `--approve`, or nobody on a timeout.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// Where the answer came from: `terminal`, `baton approve`, `--approve`.
+        via: String,
+        /// Wall clock.
+        #[serde(serialize_with = "rfc3339", deserialize_with = "parse_rfc3339")]
+        at: DateTime<Utc>,
     },
     /// A step did not run.
     StepNotRun {

@@ -2,6 +2,7 @@
 //! run's lifecycle from start to outcome, and reports everything as `RunEvent`s.
 
 pub mod events;
+pub mod gate;
 pub mod prompt;
 pub mod reconcile;
 pub mod run;

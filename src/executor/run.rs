@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, RunEvent, RunTarget, StepInfo, StepRef};
-use super::scheduler::{self, Final, Initial, ScheduleOptions, StepNode};
+use super::scheduler::{self, Final, Handles, Initial, ScheduleOptions, StepNode};
 use super::signals;
-use super::step::{JobStepRunner, ResumeFrom, StepOutput, StepRunnerSetup};
+use super::step::{JobStepRunner, ResumeFrom, StepOutput, StepRecord, StepRunnerSetup};
 use crate::compile::CompiledPlan;
 use crate::compile::OnFailure;
 use crate::job_api::client::{ClientError, JobApi};
@@ -30,6 +30,8 @@ pub enum RunOutcome {
     InDoubt,
     /// A step failed (or was cut short).
     StepFailed,
+    /// An approval gate was rejected or timed out, and nothing else failed.
+    GateStopped,
     /// Every step succeeded or was skipped.
     Succeeded,
 }
@@ -46,6 +48,8 @@ pub struct Resumed {
     pub restored: Vec<RunEvent>,
     /// Whether resuming already left a step in doubt.
     pub in_doubt: bool,
+    /// How the kept steps ended, for conditions and drawn targets.
+    pub records: BTreeMap<usize, StepRecord>,
 }
 
 /// Everything a run needs once the settings are resolved and JOB is chosen.
@@ -92,6 +96,7 @@ impl<A: JobApi> Run<A> {
                 },
                 name: s.name.clone(),
                 needs: s.needs.clone(),
+                handler: validated.condition(index).is_some_and(|c| c.handler),
             })
             .collect();
         sink.emit(RunEvent::RunStarted {
@@ -116,9 +121,18 @@ impl<A: JobApi> Run<A> {
                 on_failure: validated
                     .settings(i)
                     .map_or(OnFailure::Stop, |settings| settings.on_failure),
+                handles: match validated.condition(i) {
+                    Some(c) if c.after_interrupt => Handles::Interrupt,
+                    Some(c) if c.handler => Handles::Failure,
+                    _ => Handles::Nothing,
+                },
             })
             .collect();
-        let runner = Arc::new(JobStepRunner::new(setup).with_resume(resumed.from));
+        let runner = Arc::new(
+            JobStepRunner::new(setup)
+                .with_resume(resumed.from)
+                .with_records(resumed.records),
+        );
 
         let signals = watch_signals.then(|| {
             tokio::spawn(signals::watch(
@@ -148,6 +162,14 @@ impl<A: JobApi> Run<A> {
             RunOutcome::Infrastructure(error)
         } else if runner.has_steps_in_doubt() || resumed.in_doubt {
             RunOutcome::InDoubt
+        } else if runner.has_gates_stopped()
+            && finals
+                .iter()
+                .filter(|f| matches!(f, Final::Failed | Final::Interrupted))
+                .count()
+                == 1
+        {
+            RunOutcome::GateStopped
         } else if finals
             .iter()
             .any(|f| matches!(f, Final::Failed | Final::Interrupted))

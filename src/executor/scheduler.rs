@@ -1,11 +1,15 @@
 //! The scheduler: starts every step whose `needs` are done, never more than
 //! `max_parallel` at once, and decides what a failure means for the rest of the run.
 //!
-//! A failed step's dependents (transitively) never run. With `on_failure: stop` (the
-//! default) nothing new starts after a failure and running steps finish; with
-//! `--abort-running` they are cancelled (their runner terminates the JOB instance).
-//! With `on_failure: continue`, independent branches go on. A skipped step (`when:`
-//! false) satisfies its dependents. The scheduler knows nothing about JOB: it drives a
+//! A failed step's ordinary dependents (transitively) never run. With `on_failure:
+//! stop` (the default) no new ordinary step starts after a failure and running steps
+//! finish; with `--abort-running` they are cancelled (their runner terminates the JOB
+//! instance). With `on_failure: continue`, independent branches go on. A skipped step
+//! (`when:` or `if:` false) satisfies its dependents. A handler (an `if:` admitting
+//! failure) starts once all of its needs have ended, however, even after a stop; after
+//! an interrupt only the handlers that admit one (`always()`, `cancelled()`) start.
+//! Handlers get a control of their own, so neither `--abort-running` nor the first
+//! interrupt cuts one short. The scheduler knows nothing about JOB: it drives a
 //! [`StepRunner`], so a fake runner can prove the ordering rules on random graphs.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +32,20 @@ pub struct StepNode {
     pub needs: Vec<usize>,
     /// What its failure means for the rest of the run.
     pub on_failure: OnFailure,
+    /// Whether its `if` admits upstream failures (a handler), and interrupts.
+    pub handles: Handles,
+}
+
+/// What endings of its needs a step is considered after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Handles {
+    /// Only success (or skip) of every need: an ordinary step.
+    #[default]
+    Nothing,
+    /// Any ending of its needs (`failure()`); not after an interrupt.
+    Failure,
+    /// Any ending, also after an interrupt (`always()`, `cancelled()`).
+    Interrupt,
 }
 
 /// Cancellation handed to every running step.
@@ -59,6 +77,10 @@ pub struct StepContext<O> {
     pub ready_at: Option<Instant>,
     /// Cancellation.
     pub control: RunControl,
+    /// How every step that has ended so far ended, by index.
+    pub finished: Arc<BTreeMap<usize, Final>>,
+    /// Whether the run was interrupted before the step started.
+    pub interrupted: bool,
 }
 
 /// How one step ended, as the scheduler needs to know it.
@@ -202,18 +224,10 @@ pub async fn run_graph_from<R: StepRunner>(
         };
     }
     let mut ready: BTreeSet<usize> = (0..n)
-        .filter(|&i| {
-            state[i] == State::Pending
-                && steps[i].needs.iter().all(|&d| {
-                    matches!(
-                        state.get(d),
-                        Some(State::Done(Final::Succeeded | Final::Skipped)) | None
-                    )
-                })
-        })
+        .filter(|&i| state[i] == State::Pending && is_ready(i, steps, &state))
         .collect();
     for i in blocked_by {
-        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+        mark_downstream(i, steps, &dependents, &mut state, &mut ready, &|d| {
             events.emit(RunEvent::StepNotRun {
                 step: StepRef {
                     index: d,
@@ -225,6 +239,14 @@ pub async fn run_graph_from<R: StepRunner>(
             });
         });
     }
+    // Handlers run to their end whatever happens to the run meanwhile (a rollback cut
+    // in half is worse than either): neither `--abort-running` nor the first Ctrl-C
+    // reaches them; the second Ctrl-C still exits at once.
+    let handler_control = RunControl {
+        interrupt: CancellationToken::new(),
+        abort: CancellationToken::new(),
+        detach: options.detach,
+    };
     let mut observed_at: Vec<Option<Instant>> = vec![None; n];
     // When the latest slot was freed. A ready step waiting for `max_parallel` starts
     // only at a later finish; its handoff counts from that one, since the wait before
@@ -243,9 +265,47 @@ pub async fn run_graph_from<R: StepRunner>(
     };
 
     loop {
-        if !stopped && !interrupted {
+        if !interrupted && interrupt.is_cancelled() {
+            // Running steps see the same token (through `abort`) and wind down
+            // themselves; here we only stop starting new ones, except the handlers an
+            // interrupt calls for.
+            interrupted = true;
+            settle_all(
+                steps,
+                &dependents,
+                &mut state,
+                &mut ready,
+                |s| s != Handles::Interrupt,
+                &|d| {
+                    events.emit(RunEvent::StepNotRun {
+                        step: step_ref(d),
+                        reason: NotRunReason::Interrupted,
+                    });
+                },
+            );
+        }
+        {
             while running < max_parallel {
                 let Some(i) = ready.pop_first() else { break };
+                let blocked = match steps[i].handles {
+                    Handles::Nothing => stopped || interrupted,
+                    Handles::Failure => interrupted,
+                    Handles::Interrupt => false,
+                };
+                if blocked {
+                    let reason = if interrupted {
+                        NotRunReason::Interrupted
+                    } else {
+                        NotRunReason::RunStopped
+                    };
+                    events.emit(RunEvent::StepNotRun {
+                        step: step_ref(i),
+                        reason,
+                    });
+                    state[i] = State::Done(Final::NotRun);
+                    release(i, steps, &dependents, &state, &mut ready);
+                    continue;
+                }
                 state[i] = State::Running;
                 running += 1;
                 let needs_at = steps[i].needs.iter().filter_map(|&d| observed_at[d]).max();
@@ -253,10 +313,24 @@ pub async fn run_graph_from<R: StepRunner>(
                     (Some(needs), Some(slot)) => Some(needs.max(slot)),
                     (needs, slot) => needs.or(slot),
                 };
+                let finished: BTreeMap<usize, Final> = state
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, s)| match s {
+                        State::Done(f) => Some((j, *f)),
+                        _ => None,
+                    })
+                    .collect();
                 let ctx = StepContext {
                     upstream: Arc::new(outputs.clone()),
                     ready_at,
-                    control: control.clone(),
+                    control: if steps[i].handles == Handles::Nothing {
+                        control.clone()
+                    } else {
+                        handler_control.clone()
+                    },
+                    finished: Arc::new(finished),
+                    interrupted,
                 };
                 let runner = Arc::clone(&runner);
                 let handle = join_set.spawn(async move { (i, runner.run(i, ctx).await) });
@@ -301,22 +375,28 @@ pub async fn run_graph_from<R: StepRunner>(
                     }
                     StepEnd::Failed => {
                         state[i] = State::Done(Final::Failed);
-                        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+                        mark_downstream(i, steps, &dependents, &mut state, &mut ready, &|d| {
                             events.emit(RunEvent::StepNotRun {
                                 step: step_ref(d),
                                 reason: NotRunReason::UpstreamFailed { upstream: steps[i].id.clone() },
                             });
                         });
-                        if steps[i].on_failure == OnFailure::Stop {
+                        if steps[i].on_failure == OnFailure::Stop && !stopped {
                             stopped = true;
                             if options.abort_running && running > 0 {
                                 control.abort.cancel();
                             }
+                            settle_all(steps, &dependents, &mut state, &mut ready, |s| s == Handles::Nothing, &|d| {
+                                events.emit(RunEvent::StepNotRun {
+                                    step: step_ref(d),
+                                    reason: NotRunReason::RunStopped,
+                                });
+                            });
                         }
                     }
                     StepEnd::Interrupted => {
                         state[i] = State::Done(Final::Interrupted);
-                        mark_downstream(i, &dependents, &mut state, &mut ready, &|d| {
+                        mark_downstream(i, steps, &dependents, &mut state, &mut ready, &|d| {
                             events.emit(RunEvent::StepNotRun {
                                 step: step_ref(d),
                                 reason: NotRunReason::UpstreamFailed { upstream: steps[i].id.clone() },
@@ -326,9 +406,8 @@ pub async fn run_graph_from<R: StepRunner>(
                 }
             }
             _ = interrupt.cancelled(), if !interrupted => {
-                // Running steps see the same token (through `abort`) and wind down
-                // themselves; here we only stop starting new ones.
-                interrupted = true;
+                // Handled at the top of the loop, which also sees an interrupt that
+                // raced a step's end.
             }
         }
     }
@@ -354,7 +433,18 @@ pub async fn run_graph_from<R: StepRunner>(
         .collect()
 }
 
-/// A finished-ok step releases each dependent whose needs are now all satisfied.
+/// Whether step `i` may start: an ordinary step once every need succeeded or was
+/// skipped, a handler once every need has ended, however.
+fn is_ready(i: usize, steps: &[StepNode], state: &[State]) -> bool {
+    let handler = steps[i].handles != Handles::Nothing;
+    steps[i].needs.iter().all(|&need| match state.get(need) {
+        Some(State::Done(Final::Succeeded | Final::Skipped)) | None => true,
+        Some(State::Done(_)) => handler,
+        _ => false,
+    })
+}
+
+/// A step that ended releases each dependent that may now start.
 fn release(
     i: usize,
     steps: &[StepNode],
@@ -363,34 +453,63 @@ fn release(
     ready: &mut BTreeSet<usize>,
 ) {
     for &d in &dependents[i] {
-        let satisfied = steps[d].needs.iter().all(|&need| {
-            matches!(
-                state.get(need),
-                Some(State::Done(Final::Succeeded | Final::Skipped)) | None
-            )
-        });
-        if satisfied && state[d] == State::Pending {
+        if state[d] == State::Pending && is_ready(d, steps, state) {
             ready.insert(d);
         }
     }
 }
 
-/// Marks every pending step downstream of `i` as not run, reporting each once.
+/// Marks every pending ordinary step downstream of `i` as not run, reporting each
+/// once. Handlers are left to decide for themselves once all their needs have ended.
 fn mark_downstream(
     i: usize,
+    steps: &[StepNode],
     dependents: &[Vec<usize>],
     state: &mut [State],
     ready: &mut BTreeSet<usize>,
     report: &dyn Fn(usize),
 ) {
-    let mut stack = dependents[i].clone();
-    while let Some(d) = stack.pop() {
-        if state[d] == State::Pending {
+    let mut stack = vec![i];
+    while let Some(current) = stack.pop() {
+        for &d in &dependents[current] {
+            if state[d] != State::Pending {
+                continue;
+            }
+            if steps[d].handles != Handles::Nothing {
+                if is_ready(d, steps, state) {
+                    ready.insert(d);
+                }
+                continue;
+            }
             state[d] = State::Done(Final::NotRun);
             ready.remove(&d);
             report(d);
-            stack.extend(dependents[d].iter().copied());
+            stack.push(d);
         }
+    }
+}
+
+/// Marks every pending step that `will_not_start` says cannot start any more as not
+/// run, then lets the handlers that were waiting for them start.
+fn settle_all(
+    steps: &[StepNode],
+    dependents: &[Vec<usize>],
+    state: &mut [State],
+    ready: &mut BTreeSet<usize>,
+    will_not_start: impl Fn(Handles) -> bool,
+    report: &dyn Fn(usize),
+) {
+    let mut ended = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if state[i] == State::Pending && will_not_start(step.handles) {
+            state[i] = State::Done(Final::NotRun);
+            ready.remove(&i);
+            report(i);
+            ended.push(i);
+        }
+    }
+    for i in ended {
+        release(i, steps, dependents, state, ready);
     }
 }
 
@@ -440,7 +559,8 @@ mod tests {
                 {
                     let finished = self.finished.lock().unwrap();
                     for &need in &self.needs[index] {
-                        if !finished[need] {
+                        // A need that ended without running (not run) has ended too.
+                        if !finished[need] && !ctx.finished.contains_key(&need) {
                             self.violations
                                 .lock()
                                 .unwrap()
@@ -450,7 +570,8 @@ mod tests {
                 }
                 self.started.lock().unwrap().push(index);
                 for &need in &self.needs[index] {
-                    if !self.skip[need] && ctx.upstream.get(&need) != Some(&need) {
+                    let succeeded = ctx.finished.get(&need) == Some(&Final::Succeeded);
+                    if succeeded && ctx.upstream.get(&need) != Some(&need) {
                         self.violations
                             .lock()
                             .unwrap()
@@ -539,6 +660,7 @@ mod tests {
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure,
+                handles: Handles::Nothing,
             })
             .collect();
         let runner = Arc::new(FakeRunner::new(
@@ -636,6 +758,7 @@ mod tests {
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure: OnFailure::Continue,
+                handles: Handles::Nothing,
             })
             .collect();
         let runner = Arc::new(FakeRunner::new(
@@ -710,5 +833,306 @@ mod tests {
             OnFailure::Stop,
         );
         assert_eq!(finals, vec![Final::Skipped, Final::Succeeded]);
+    }
+
+    fn nodes(needs: &[Vec<usize>], handles: &[Handles], on_failure: OnFailure) -> Vec<StepNode> {
+        needs
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| StepNode {
+                id: format!("s{i}"),
+                needs: ns.clone(),
+                on_failure,
+                handles: handles[i],
+            })
+            .collect()
+    }
+
+    fn run_nodes(
+        nodes: &[StepNode],
+        runner: Arc<FakeRunner>,
+        max_parallel: usize,
+        interrupt: CancellationToken,
+    ) -> Vec<Final> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sink, _rx) = EventSink::channel();
+        rt.block_on(run_graph(
+            nodes,
+            runner,
+            &ScheduleOptions {
+                max_parallel,
+                abort_running: false,
+                detach: false,
+            },
+            interrupt,
+            &sink,
+        ))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn handlers_run_once_every_need_has_ended(
+            (needs, fail, skip, yields) in dag(),
+            picks in proptest::collection::vec(0u8..3, 14),
+            max_parallel in 1usize..5,
+        ) {
+            let handles: Vec<Handles> = (0..needs.len())
+                .map(|i| match picks[i] {
+                    0 => Handles::Nothing,
+                    1 => Handles::Failure,
+                    _ => Handles::Interrupt,
+                })
+                .collect();
+            let runner = Arc::new(FakeRunner::new(needs.clone(), fail.clone(), skip.clone(), yields.clone()));
+            let finals = run_nodes(
+                &nodes(&needs, &handles, OnFailure::Continue),
+                Arc::clone(&runner),
+                max_parallel,
+                CancellationToken::new(),
+            );
+            let violations = runner.violations.lock().unwrap().clone();
+            prop_assert!(violations.is_empty(), "{violations:?}");
+            let started = runner.started.lock().unwrap().clone();
+            let unique: BTreeSet<usize> = started.iter().copied().collect();
+            prop_assert_eq!(unique.len(), started.len(), "a step ran twice");
+            for (i, f) in finals.iter().enumerate() {
+                let needs_ok = needs[i]
+                    .iter()
+                    .all(|&d| matches!(finals[d], Final::Succeeded | Final::Skipped));
+                // With `continue` and no interrupt, a handler always gets its turn and
+                // an ordinary step runs exactly when its needs went well.
+                let should_run = handles[i] != Handles::Nothing || needs_ok;
+                prop_assert_eq!(started.contains(&i), should_run, "step {} ended {:?}", i, f);
+            }
+        }
+    }
+
+    #[test]
+    fn a_stopped_run_still_runs_the_handlers_a_failure_triggers() {
+        // s0 fails (stop); s1 needs it; s2 handles s1; s3 is independent; s4 follows s2.
+        let needs = vec![vec![], vec![0], vec![1], vec![], vec![2]];
+        let handles = [
+            Handles::Nothing,
+            Handles::Nothing,
+            Handles::Failure,
+            Handles::Nothing,
+            Handles::Nothing,
+        ];
+        let runner = Arc::new(FakeRunner::new(
+            needs.clone(),
+            vec![true, false, false, false, false],
+            vec![false; 5],
+            vec![0; 5],
+        ));
+        let finals = run_nodes(
+            &nodes(&needs, &handles, OnFailure::Stop),
+            Arc::clone(&runner),
+            1,
+            CancellationToken::new(),
+        );
+        assert_eq!(
+            finals,
+            vec![
+                Final::Failed,
+                Final::NotRun,
+                Final::Succeeded,
+                Final::NotRun,
+                Final::NotRun
+            ]
+        );
+        assert_eq!(*runner.started.lock().unwrap(), vec![0, 2]);
+    }
+
+    /// Waits for the interrupt at step 0, then ends it interrupted.
+    struct Blocking {
+        started: Mutex<Vec<usize>>,
+        controls: Mutex<Vec<(usize, bool)>>,
+        first_started: tokio::sync::Notify,
+    }
+
+    impl StepRunner for Blocking {
+        type Output = usize;
+        async fn run(self: Arc<Self>, index: usize, ctx: StepContext<usize>) -> StepEnd<usize> {
+            self.started.lock().unwrap().push(index);
+            self.controls
+                .lock()
+                .unwrap()
+                .push((index, ctx.control.abort.is_cancelled()));
+            if index == 0 {
+                self.first_started.notify_one();
+                ctx.control.abort.cancelled().await;
+                return StepEnd::Interrupted;
+            }
+            StepEnd::Succeeded {
+                output: index,
+                observed_at: Instant::now(),
+            }
+        }
+    }
+
+    #[test]
+    fn after_an_interrupt_only_always_and_cancelled_handlers_run() {
+        // s0 runs until interrupted; s1 (`failure()`), s2 (`always()`) and s3 (ordinary)
+        // need it.
+        let needs = vec![vec![], vec![0], vec![0], vec![0]];
+        let handles = [
+            Handles::Nothing,
+            Handles::Failure,
+            Handles::Interrupt,
+            Handles::Nothing,
+        ];
+        let runner = Arc::new(Blocking {
+            started: Mutex::new(Vec::new()),
+            controls: Mutex::new(Vec::new()),
+            first_started: tokio::sync::Notify::new(),
+        });
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let interrupt = CancellationToken::new();
+        let (sink, mut rx) = EventSink::channel();
+        let finals = rt.block_on(async {
+            let nodes = nodes(&needs, &handles, OnFailure::Stop);
+            let cut = interrupt.clone();
+            let waiter = Arc::clone(&runner);
+            tokio::spawn(async move {
+                waiter.first_started.notified().await;
+                cut.cancel();
+            });
+            run_graph(
+                &nodes,
+                Arc::clone(&runner),
+                &ScheduleOptions {
+                    max_parallel: 4,
+                    abort_running: false,
+                    detach: false,
+                },
+                interrupt,
+                &sink,
+            )
+            .await
+        });
+        assert_eq!(
+            finals,
+            vec![
+                Final::Interrupted,
+                Final::NotRun,
+                Final::Succeeded,
+                Final::NotRun
+            ]
+        );
+        assert_eq!(*runner.started.lock().unwrap(), vec![0, 2]);
+        // The handler's own control is not cancelled by the interrupt it reacts to.
+        assert!(runner.controls.lock().unwrap().contains(&(2, false)));
+        let mut reasons = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let RunEvent::StepNotRun { step, reason } = event {
+                reasons.push((step.id, reason));
+            }
+        }
+        // s3 may be reported after its need's end or after the interrupt, whichever the
+        // scheduler saw first; s1, a `failure()` handler, is not run for the interrupt.
+        assert!(
+            reasons.contains(&("s1".to_owned(), NotRunReason::Interrupted)),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().any(|(id, _)| id == "s3"), "{reasons:?}");
+    }
+
+    /// s0 fails at once; s1 (a handler of s0) waits until s2 has failed; s2 fails once
+    /// s1 runs. Records whether s1 saw its control cancelled.
+    struct AbortProbe {
+        handler_running: tokio::sync::Notify,
+        other_failed: tokio::sync::Notify,
+        handler_cut: Mutex<Option<bool>>,
+    }
+
+    impl StepRunner for AbortProbe {
+        type Output = usize;
+        async fn run(self: Arc<Self>, index: usize, ctx: StepContext<usize>) -> StepEnd<usize> {
+            match index {
+                1 => {
+                    self.handler_running.notify_one();
+                    self.other_failed.notified().await;
+                    *self.handler_cut.lock().unwrap() = Some(ctx.control.abort.is_cancelled());
+                    StepEnd::Succeeded {
+                        output: 1,
+                        observed_at: Instant::now(),
+                    }
+                }
+                2 => {
+                    self.handler_running.notified().await;
+                    StepEnd::Failed
+                }
+                _ => StepEnd::Failed,
+            }
+        }
+    }
+
+    #[test]
+    fn abort_running_does_not_cut_a_running_handler() {
+        // s3 needs s2, so s2's failure is seen as s3 not running.
+        let needs = vec![vec![], vec![0], vec![], vec![2]];
+        let handles = [
+            Handles::Nothing,
+            Handles::Failure,
+            Handles::Nothing,
+            Handles::Nothing,
+        ];
+        let probe = Arc::new(AbortProbe {
+            handler_running: tokio::sync::Notify::new(),
+            other_failed: tokio::sync::Notify::new(),
+            handler_cut: Mutex::new(None),
+        });
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sink, mut rx) = EventSink::channel();
+        let nodes = nodes(&needs, &handles, OnFailure::Continue);
+        let mut nodes = nodes;
+        nodes[2].on_failure = OnFailure::Stop;
+        let finals = rt.block_on(async {
+            let watcher = Arc::clone(&probe);
+            let run = run_graph(
+                &nodes,
+                Arc::clone(&probe),
+                &ScheduleOptions {
+                    max_parallel: 4,
+                    abort_running: true,
+                    detach: false,
+                },
+                CancellationToken::new(),
+                &sink,
+            );
+            tokio::pin!(run);
+            // s2's failure shows up as s3 not running; then the handler looks.
+            let watch = async {
+                loop {
+                    tokio::select! {
+                        finals = &mut run => break finals,
+                        Some(event) = rx.recv() => {
+                            if matches!(&event, RunEvent::StepNotRun { step, .. } if step.id == "s3") {
+                                watcher.other_failed.notify_one();
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(30), watch)
+                .await
+                .expect("the run ends")
+        });
+        assert_eq!(finals[1], Final::Succeeded);
+        assert_eq!(finals[2], Final::Failed);
+        assert_eq!(*probe.handler_cut.lock().unwrap(), Some(false));
     }
 }

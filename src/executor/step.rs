@@ -19,6 +19,7 @@ use std::time::Instant;
 use super::events::{
     self, EventSink, NotRunReason, Observed, RunEvent, StepFinished, StepRef, StepStatus,
 };
+use super::gate::GatePolicy;
 use super::scheduler::{StepContext, StepEnd, StepRunner};
 use super::wait::{self, CallbackHub, WaitEnd, WaitMode, WaitOptions};
 use crate::compile::ResolvedStep;
@@ -26,7 +27,9 @@ use crate::job_api::client::{ClientError, JobApi, JobStatusView};
 use crate::job_api::types::{JobInstanceId, JobOperation, RunStatus, StepOperation};
 pub use crate::mask::Masker;
 
+mod approval;
 mod confirm;
+mod decide;
 mod ending;
 mod outputs;
 mod progress;
@@ -35,6 +38,7 @@ mod source;
 mod task_name;
 
 pub use confirm::ConfirmPolicy;
+pub use decide::StepRecord;
 use ending::Ending;
 pub use outputs::extract_outputs;
 pub use progress::progress_of;
@@ -77,6 +81,8 @@ pub struct StepRunnerSetup<A: JobApi, S: StepSource> {
     /// Masks secrets in everything emitted; learns each sensitive step's rendered
     /// parameters as it is rendered.
     pub masker: Masker,
+    /// How approval gates are answered.
+    pub gates: GatePolicy,
 }
 
 /// Where a resumed step picks up (see [`JobStepRunner::with_resume`]).
@@ -99,8 +105,13 @@ pub struct JobStepRunner<A: JobApi, S: StepSource> {
     fatal: Mutex<Option<ClientError>>,
     /// Whether a step ended `unknown` (the run exits 4).
     in_doubt: AtomicBool,
+    /// Whether a gate was rejected or timed out.
+    gate_stopped: AtomicBool,
     /// Serializes terminal prompts between parallel steps.
     prompt_lock: tokio::sync::Mutex<()>,
+    /// How every step that ended so far ended, with its hosts, for later steps'
+    /// conditions and drawn targets; seeded from the journal on resume.
+    records: Mutex<BTreeMap<usize, StepRecord>>,
 }
 
 impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
@@ -111,8 +122,18 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             resume: BTreeMap::new(),
             fatal: Mutex::new(None),
             in_doubt: AtomicBool::new(false),
+            gate_stopped: AtomicBool::new(false),
             prompt_lock: tokio::sync::Mutex::new(()),
+            records: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// How steps of an earlier session ended, for conditions and drawn targets.
+    pub fn with_records(self, records: BTreeMap<usize, StepRecord>) -> Self {
+        if let Ok(mut mine) = self.records.lock() {
+            *mine = records;
+        }
+        self
     }
 
     /// The same runner continuing an earlier session: listed steps re-attach to their
@@ -125,6 +146,11 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
     /// The infrastructure error that ended the run, if any.
     pub fn fatal_error(&self) -> Option<ClientError> {
         self.fatal.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Whether a gate of this session was rejected or timed out.
+    pub fn has_gates_stopped(&self) -> bool {
+        self.gate_stopped.load(Ordering::SeqCst)
     }
 
     /// Whether a step of this session ended in doubt.
@@ -179,6 +205,16 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             results: &ctx.upstream,
         };
         let started = Instant::now();
+        let drawn = match self.decide(&step_ref, &ctx) {
+            Ok(drawn) => drawn,
+            Err(reason) => {
+                setup.events.emit(RunEvent::StepNotRun {
+                    step: step_ref,
+                    reason,
+                });
+                return StepEnd::Skipped;
+            }
+        };
         let ending = match setup.source.when(index, &input) {
             Ok(false) => {
                 setup.events.emit(RunEvent::StepNotRun {
@@ -190,10 +226,16 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             Err(e) => Ending::failed(format!("cannot evaluate `when`: {e}"), 0, None),
             Ok(true) => match setup.source.render(index, &input) {
                 Err(e) => Ending::failed(format!("cannot render the step: {e}"), 0, None),
-                Ok(resolved) => {
+                Ok(mut resolved) => {
                     // Before any event can carry them (a log that echoes `$1`).
                     setup.masker.learn_step(&resolved.step);
-                    self.drive(&step_ref, &resolved, &ctx).await
+                    if let Some(targets) = drawn {
+                        resolved.step.targets = Some(targets);
+                    }
+                    match &resolved.step.approve {
+                        Some(approve) => self.gate(&step_ref, approve, &ctx).await,
+                        None => self.drive(&step_ref, &resolved, &ctx).await,
+                    }
                 }
             },
         };
@@ -237,6 +279,17 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
             job_ms: ending.job_ms,
         };
         let status = finished.status;
+        if let Ok(mut records) = self.records.lock() {
+            records.insert(
+                index,
+                StepRecord::of(
+                    status,
+                    &finished.hosts,
+                    &ending.outputs,
+                    ending.job.map(|j| j.0),
+                ),
+            );
+        }
         setup.events.emit(RunEvent::StepFinished {
             step: step_ref.clone(),
             outcome: Box::new(finished),

@@ -122,7 +122,7 @@ pub fn due(channels: &[Channel], when: When) -> Vec<Channel> {
 }
 
 /// The message for an approval gate: `step` waits for a person to answer `prompt`.
-/// The command line's `notices::at_gate` sends it to the `approval` channels in the
+/// The command line's `notices::GateNotices` sends it to the `approval` channels in the
 /// background when a gate is reached.
 pub fn gate_reached(plan: &str, run_id: &str, step: &str, prompt: &str) -> Message {
     Message {

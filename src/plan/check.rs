@@ -34,7 +34,7 @@ pub fn named_host_sets(step: &Step) -> impl Iterator<Item = &str> {
         .into_iter()
         .flat_map(|(_, targets)| match targets {
             Targets::Named(names) => names.iter().map(String::as_str).collect::<Vec<_>>(),
-            Targets::Inline(_) => Vec::new(),
+            Targets::Inline(_) | Targets::From(_) => Vec::new(),
         })
 }
 
@@ -219,12 +219,16 @@ impl Checker<'_, '_> {
         .into_iter()
         .flatten()
         .collect();
+        if step.approve.is_some() {
+            self.gate(i, step, &actions);
+            return;
+        }
         match actions.len() {
             0 => {
                 self.error(
                     format!("steps[{i}]"),
                     format!(
-                        "step `{id}` does nothing: give it one of `script`, `push_file` or `job`"
+                        "step `{id}` does nothing: give it one of `script`, `push_file`, `job` or `approve`"
                     ),
                 );
             }
@@ -378,6 +382,54 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// An approval gate sends nothing to JOB, so the fields of a JOB action are
+    /// mistakes on it.
+    fn gate(&mut self, i: usize, step: &Step, actions: &[&str]) {
+        let id = &step.id;
+        for action in actions {
+            self.error(
+                format!("steps[{i}].{action}"),
+                format!("step `{id}` is an approval gate (`approve`) and cannot also have `{action}`: give the {action} a step of its own that needs `{id}`"),
+            );
+        }
+        let job_only = [
+            ("targets", step.targets.is_some()),
+            ("account", step.account.is_some()),
+            ("rolling", step.rolling.is_some()),
+            ("timeout", step.timeout.is_some()),
+            ("retries", step.retries.is_some()),
+            ("retry_delay", step.retry_delay.is_some()),
+            ("wait_timeout", step.wait_timeout.is_some()),
+            ("ignore_errors", step.ignore_errors.is_some()),
+            ("outputs", !step.outputs.is_empty()),
+            ("start_task", step.start_task.is_some()),
+            ("task_name", step.task_name.is_some()),
+        ];
+        for (field, set) in job_only {
+            if set {
+                let hint = if field == "timeout" {
+                    "; a gate's own timeout is `approve.timeout`"
+                } else {
+                    ""
+                };
+                self.error(
+                    format!("steps[{i}].{field}"),
+                    format!(
+                        "step `{id}` is an approval gate: `{field}` applies to JOB steps only{hint}"
+                    ),
+                );
+            }
+        }
+        if let Some(approve) = &step.approve
+            && approve.message.trim().is_empty()
+        {
+            self.error(
+                format!("steps[{i}].approve.message"),
+                "a gate needs a message saying what the person approves",
+            );
+        }
+    }
+
     fn targets(&mut self, plan: &Plan, field: &str, targets: &Targets) {
         match targets {
             Targets::Named(names) => {
@@ -409,6 +461,14 @@ impl Checker<'_, '_> {
                     self.error(field, "the inline host set has no hosts");
                 }
                 self.host_set_contents(field, set);
+            }
+            // Whether `from` names an upstream step is the step graph's to say.
+            Targets::From(_) if field.ends_with("].targets") && field.starts_with("steps[") => {}
+            Targets::From(_) => {
+                self.error(
+                    field,
+                    "only a step's own `targets` can be drawn `from` an upstream step",
+                );
             }
         }
     }

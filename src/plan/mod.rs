@@ -2,8 +2,10 @@
 //! variables and the JSON Schema.
 
 pub mod check;
+pub mod condition;
 pub mod expansion;
 pub mod findings;
+pub mod handlers;
 pub mod load;
 pub mod model;
 pub mod notify;

@@ -189,7 +189,7 @@ pub struct TopoNode {
     pub id: u64,
 }
 
-/// One runbook step: exactly one of `script`, `push_file` or `job`.
+/// One runbook step: exactly one of `script`, `push_file`, `job` or `approve`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -205,8 +205,14 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
     /// A template; when it renders to `false`, `no`, `0` or nothing, the step is skipped.
+    /// The older form of `if`; it sees only steps that succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// When the step runs relative to its `needs`: `success()` (the default),
+    /// `failure()`, `failure(deploy)`, `always()`, `cancelled()`, combined with `&&`,
+    /// `||`, `!` and comparisons on `steps.<id>.status|outputs.<k>|hosts.failed`.
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     /// Where the step runs: a host-set name, a list of names, or an inline set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Targets>,
@@ -222,6 +228,9 @@ pub struct Step {
     /// Start a job plan (`execute_job` / `execute_job_plan` / cross-business job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobStep>,
+    /// Wait for a person's approval (`baton approve`, a terminal, or `--approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<super::handlers::ApproveStep>,
     /// Roll the step over its targets (or source files) batch by batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling: Option<Rolling>,
@@ -597,13 +606,34 @@ impl JsonSchema for Seconds {
     }
 }
 
-/// Where a step runs: `web`, `[web, db]`, or an inline `{ips: [...], ...}`.
+/// Where a step runs: `web`, `[web, db]`, an inline `{ips: [...], ...}`, or the hosts
+/// of an upstream step, `{from: deploy, hosts: succeeded}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Targets {
     /// One or more named sets from `hosts:`, merged.
     Named(Vec<String>),
     /// A set written in place.
     Inline(HostSet),
+    /// Drawn at run time from an upstream step's host results.
+    From(super::handlers::TargetsFrom),
+}
+
+/// The mapping forms of [`Targets`] read as one, so a mistake keeps its location.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsObject {
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    host_ids: Vec<u64>,
+    #[serde(default)]
+    dynamic_groups: Vec<String>,
+    #[serde(default)]
+    topo_nodes: Vec<TopoNode>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    hosts: Option<super::handlers::HostPick>,
 }
 
 impl<'de> Deserialize<'de> for Targets {
@@ -622,8 +652,28 @@ impl<'de> Deserialize<'de> for Targets {
                     .map(Targets::Named)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Targets, A::Error> {
-                HostSet::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(Targets::Inline)
+                let o = TargetsObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let set = HostSet {
+                    ips: o.ips,
+                    host_ids: o.host_ids,
+                    dynamic_groups: o.dynamic_groups,
+                    topo_nodes: o.topo_nodes,
+                };
+                match (o.from, o.hosts) {
+                    (None, None) => Ok(Targets::Inline(set)),
+                    (None, Some(_)) => Err(de::Error::custom(
+                        "`hosts` picks hosts of an upstream step: add `from: <step id>`",
+                    )),
+                    (Some(from), hosts) if set == HostSet::default() => {
+                        Ok(Targets::From(super::handlers::TargetsFrom {
+                            from,
+                            hosts: hosts.unwrap_or_default(),
+                        }))
+                    }
+                    (Some(_), _) => Err(de::Error::custom(
+                        "`from` draws the targets from an upstream step and cannot be combined with `ips`, `host_ids`, `dynamic_groups` or `topo_nodes`",
+                    )),
+                }
             }
         }
         deserializer.deserialize_any(TargetsVisitor)
@@ -636,6 +686,7 @@ impl Serialize for Targets {
             Targets::Named(names) if names.len() == 1 => serializer.serialize_str(&names[0]),
             Targets::Named(names) => names.serialize(serializer),
             Targets::Inline(set) => set.serialize(serializer),
+            Targets::From(from) => from.serialize(serializer),
         }
     }
 }
@@ -646,12 +697,14 @@ impl JsonSchema for Targets {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let set = generator.subschema_for::<HostSet>();
+        let from = generator.subschema_for::<super::handlers::TargetsFrom>();
         json_schema!({
-            "description": "A host-set name, a list of host-set names, or an inline host set.",
+            "description": "A host-set name, a list of host-set names, an inline host set, or `{from: <upstream step>, hosts: succeeded|failed|all}`.",
             "anyOf": [
                 { "type": "string" },
                 { "type": "array", "items": { "type": "string" } },
-                set
+                set,
+                from
             ]
         })
     }

@@ -91,6 +91,39 @@ pub fn describe(event: &RunEvent) -> Option<String> {
                 format!("step {} not run: the run stopped after a failure", step.id)
             }
             NotRunReason::Interrupted => format!("step {} not run: interrupted", step.id),
+            NotRunReason::ConditionFalse { .. } | NotRunReason::NoTargets { .. } => {
+                format!("step {} skipped: {}", step.id, reason.describe())
+            }
+        },
+        RunEvent::HandlerTriggered {
+            step,
+            condition,
+            because,
+        } => format!("step {} runs: `if: {condition}` holds ({because})", step.id),
+        RunEvent::GateWaiting {
+            step,
+            message,
+            timeout_secs,
+            command,
+            ..
+        } => format!(
+            "step {} waits for approval: {message} (up to {}; answer with `{command}`)",
+            step.id,
+            human(std::time::Duration::from_secs(*timeout_secs))
+        ),
+        RunEvent::GateDecided {
+            step,
+            decision,
+            by,
+            via,
+            ..
+        } => match by {
+            Some(by) => format!("step {} {} by {by} ({via})", step.id, decision.word()),
+            None => format!(
+                "step {} {}: nobody answered",
+                step.id,
+                decision.word().replace('_', " ")
+            ),
         },
         RunEvent::StepFinished { step, outcome, .. } => {
             let job = outcome

@@ -231,6 +231,9 @@ impl Watcher for ProgressReporter {
                 }
             }
             RunEvent::StepWaitingUser { .. }
+            | RunEvent::HandlerTriggered { .. }
+            | RunEvent::GateWaiting { .. }
+            | RunEvent::GateDecided { .. }
             | RunEvent::Warning { .. }
             | RunEvent::Interrupted { .. } => {
                 if let Some(text) = describe(event) {

@@ -39,10 +39,11 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::failure_paths::{GateRecord, HandlerRecord};
 use super::links::JobWeb;
 use super::timeline::StepTimes;
 use crate::executor::events::{
-    HostOutcome, NotRunReason, Observed, RunEvent, RunTarget, StepStatus, format_time,
+    HostOutcome, Observed, RunEvent, RunTarget, StepStatus, format_time,
 };
 
 /// The JSON report's schema name.
@@ -80,6 +81,10 @@ pub struct StepRecord {
     pub name: String,
     /// Ids it needs.
     pub needs: Vec<String>,
+    /// A failure handler: drawn with its own edges; the JSON report's `handler` says
+    /// when one ran and why.
+    #[serde(skip)]
+    pub runs_after_failures: bool,
     /// Final status.
     pub status: String,
     /// Why it failed or did not run.
@@ -105,6 +110,12 @@ pub struct StepRecord {
     /// The instance's page in JOB's web UI, when a JOB web address is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_url: Option<String>,
+    /// A handler's condition and why it ran (absent for ordinary steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerRecord>,
+    /// An approval gate's question and answer (absent for other steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateRecord>,
     /// A submission was sent and its answer never recorded.
     #[serde(skip)]
     pub awaiting_answer: bool,
@@ -197,6 +208,7 @@ impl RunRecord {
                         id: s.step.id.clone(),
                         name: s.name.clone(),
                         needs: s.needs.clone(),
+                        runs_after_failures: s.handler,
                         status: "pending".into(),
                         reason: None,
                         attempts: 0,
@@ -211,6 +223,8 @@ impl RunRecord {
                         job_url: None,
                         awaiting_answer: false,
                         times: StepTimes::default(),
+                        handler: None,
+                        gate: None,
                     })
                     .collect();
             }
@@ -262,21 +276,13 @@ impl RunRecord {
             }
             RunEvent::StepNotRun { step, reason } => {
                 if let Some(s) = self.steps.get_mut(step.index) {
-                    let (status, why) = match reason {
-                        NotRunReason::WhenFalse => ("skipped", "`when` was false".to_owned()),
-                        NotRunReason::UpstreamFailed { upstream } => (
-                            "not_run",
-                            format!("needs `{upstream}`, which did not succeed"),
-                        ),
-                        NotRunReason::RunStopped => {
-                            ("not_run", "the run stopped after a failure".to_owned())
-                        }
-                        NotRunReason::Interrupted => {
-                            ("not_run", "the run was interrupted".to_owned())
-                        }
+                    let status = if reason.is_skip() {
+                        "skipped"
+                    } else {
+                        "not_run"
                     };
                     s.status = status.into();
-                    s.reason = Some(why);
+                    s.reason = Some(reason.describe());
                 }
             }
             RunEvent::StepFinished { step, outcome, at } => {
@@ -290,6 +296,13 @@ impl RunRecord {
                         StepStatus::Unknown => "unknown",
                     }
                     .into();
+                    // A gate that was refused or not answered says so in its status.
+                    if outcome.status == StepStatus::Failed
+                        && let Some(decision) = s.gate.as_ref().and_then(|g| g.decision.clone())
+                        && decision != "approved"
+                    {
+                        s.status = decision;
+                    }
                     s.reason = outcome.error.clone();
                     s.attempts = s.attempts.max(outcome.attempts);
                     if outcome.job_instance_id.is_some() {
@@ -329,6 +342,43 @@ impl RunRecord {
             } => {
                 if let Some(s) = self.steps.get_mut(step.index) {
                     s.times.saw_batch(*batch, *at);
+                }
+            }
+            RunEvent::HandlerTriggered {
+                step,
+                condition,
+                because,
+            } => {
+                if let Some(s) = self.steps.get_mut(step.index) {
+                    s.handler = Some(HandlerRecord {
+                        condition: condition.clone(),
+                        because: because.clone(),
+                    });
+                }
+            }
+            RunEvent::GateWaiting { step, message, .. } => {
+                if let Some(s) = self.steps.get_mut(step.index) {
+                    s.gate = Some(GateRecord {
+                        message: message.clone(),
+                        decision: None,
+                        by: None,
+                        via: None,
+                        at: None,
+                    });
+                }
+            }
+            RunEvent::GateDecided {
+                step,
+                decision,
+                by,
+                via,
+                at,
+            } => {
+                if let Some(gate) = self.steps.get_mut(step.index).and_then(|s| s.gate.as_mut()) {
+                    gate.decision = Some(decision.word().to_owned());
+                    gate.by = by.clone();
+                    gate.via = Some(via.clone());
+                    gate.at = Some(format_time(at));
                 }
             }
             RunEvent::StepProgress { .. } | RunEvent::StepWaitingUser { .. } => {}
@@ -395,6 +445,8 @@ impl RunRecord {
             ("failed", "failed"),
             ("interrupted", "interrupted"),
             ("unknown", "in doubt"),
+            ("rejected", "rejected"),
+            ("timed_out", "timed out"),
             ("skipped", "skipped"),
             ("not_run", "not run"),
         ] {
@@ -454,6 +506,16 @@ impl RunRecord {
             {
                 let _ = writeln!(out, "      {reason}");
             }
+            if let Some(handler) = &step.handler {
+                let _ = writeln!(
+                    out,
+                    "      handler: ran because {} (if: {})",
+                    handler.because, handler.condition
+                );
+            }
+            if let Some(line) = step.gate.as_ref().and_then(GateRecord::answer) {
+                let _ = writeln!(out, "      gate: {line}");
+            }
             for host in step.hosts.iter().filter(|h| !h.ok) {
                 let exit = host
                     .exit_code
@@ -484,7 +546,11 @@ impl RunRecord {
 
     /// The JUnit XML report: one test case per step.
     pub fn to_junit(&self) -> String {
-        let failures = self.count("failed") + self.count("interrupted") + self.count("unknown");
+        let failures = self.count("failed")
+            + self.count("interrupted")
+            + self.count("unknown")
+            + self.count("rejected")
+            + self.count("timed_out");
         let skipped = self.count("skipped") + self.count("not_run");
         let total_secs: f64 = self
             .steps
@@ -513,9 +579,27 @@ impl RunRecord {
                 xml(&self.plan),
                 xml(&step.id)
             );
+            let mut notes = String::new();
+            if let Some(handler) = &step.handler {
+                let _ = writeln!(
+                    notes,
+                    "handler: ran because {} (if: {})",
+                    handler.because, handler.condition
+                );
+            }
+            if let Some(line) = step.gate.as_ref().and_then(GateRecord::answer) {
+                let _ = writeln!(notes, "gate: {line}");
+            }
             match step.status.as_str() {
-                "succeeded" => out.push_str("/>\n"),
-                "failed" | "interrupted" | "unknown" => {
+                "succeeded" if notes.is_empty() => out.push_str("/>\n"),
+                "succeeded" => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <system-out>{}</system-out>\n    </testcase>",
+                        xml(&notes)
+                    );
+                }
+                "failed" | "interrupted" | "unknown" | "rejected" | "timed_out" => {
                     out.push_str(">\n");
                     let message = step.reason.clone().unwrap_or_else(|| step.status.clone());
                     let mut details = String::new();
@@ -590,6 +674,7 @@ pub fn human(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::events::NotRunReason;
     use crate::executor::events::{StepFinished, StepInfo, StepRef};
     use crate::job_api::types::{JobInstanceId, RunStatus};
     use std::time::Duration;
@@ -614,11 +699,13 @@ mod tests {
                         step: step(0, "a"),
                         name: "a".into(),
                         needs: vec![],
+                        handler: false,
                     },
                     StepInfo {
                         step: step(1, "b"),
                         name: "b".into(),
                         needs: vec!["a".into()],
+                        handler: false,
                     },
                 ],
                 at,

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::StateError;
 use super::journal::{JournalLine, Marker, Replay};
-use crate::executor::events::{NotRunReason, RunEvent, RunTarget, StepFinished, StepStatus};
+use crate::executor::events::{RunEvent, RunTarget, StepFinished, StepStatus};
 use crate::job_api::types::JobInstanceId;
 
 /// Where a step stood when its journal ends.
@@ -199,14 +199,18 @@ fn apply(state: &mut JournalState, event: &RunEvent) {
         }
         RunEvent::StepNotRun { step, reason } => {
             let history = entry(state, &step.id);
-            history.settled = match reason {
-                NotRunReason::WhenFalse => Settled::Skipped,
-                _ => Settled::NotRun,
+            history.settled = if reason.is_skip() {
+                Settled::Skipped
+            } else {
+                Settled::NotRun
             };
             history.last_word = Some(event.clone());
         }
         RunEvent::StepProgress { .. }
         | RunEvent::StepWaitingUser { .. }
+        | RunEvent::HandlerTriggered { .. }
+        | RunEvent::GateWaiting { .. }
+        | RunEvent::GateDecided { .. }
         | RunEvent::Warning { .. }
         | RunEvent::Interrupted { .. } => {}
     }
@@ -391,6 +395,7 @@ fn descendants(plan: &[PlanStep], of: usize) -> BTreeSet<usize> {
 mod tests {
     use super::*;
     use crate::executor::events::EventRecorder;
+    use crate::executor::events::NotRunReason;
     use crate::executor::events::{StepRef, now};
     use crate::job_api::types::RunStatus;
     use crate::state::journal::{self, Journal};

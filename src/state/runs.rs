@@ -312,7 +312,7 @@ impl RunState {
     pub fn from_exit(code: u8) -> Self {
         match code {
             0 => RunState::Succeeded,
-            1 => RunState::Failed,
+            1 | 5 => RunState::Failed,
             130 => RunState::Interrupted,
             _ => RunState::Error,
         }

@@ -11,6 +11,7 @@ mod emulator_exec;
 mod emulator_executor;
 mod exactly_once;
 mod examples;
+mod failure_paths;
 mod faults;
 mod html_report;
 mod lock_holder;

@@ -466,31 +466,83 @@ fn a_run_that_cannot_start_tells_the_failure_channels() {
 }
 
 #[test]
-fn the_approval_hook_tells_only_approval_channels() {
+fn a_gate_tells_only_the_approval_channels_while_it_waits() {
     let r = Receivers::start();
-    let mut approval = channel("gate", Format::Json, format!("{}/ok/json", r.base));
-    approval.on = vec![When::Approval];
-    let failure_only = channel("oncall", Format::Slack, format!("{}/ok/slack", r.base));
-    baton::job_api::client::install_crypto_provider();
-    let client = reqwest::Client::new();
-    let gate =
-        baton::notify::gate_reached("release", "0196-run", "go-live", "approve the cut-over");
-    let deliveries = r
-        .runtime
-        .block_on(async {
-            baton::cli::notices::at_gate(
-                &client,
-                &[approval, failure_only],
-                gate,
-                &Masker::default(),
-            )
-            .await
-        })
-        .expect("the hook's task");
-    assert_eq!(deliveries.len(), 1);
-    assert!(deliveries[0].ok);
-    let told = r.seen("json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            r#"version: 1
+name: go-live
+scope: {{ type: biz, id: 2 }}
+defaults: {{ account: root, timeout: 120 }}
+hosts:
+  web: {{ ips: ["0:10.0.0.1"] }}
+notify:
+  - {{ url: "{base}/ok/json", on: [approval] }}
+  - {{ url: "{base}/ok/slack", format: slack, on: [failure] }}
+steps:
+  - id: cut-over
+    approve: {{ message: "approve the cut-over", timeout: 10m }}
+  - id: switch
+    needs: [cut-over]
+    targets: web
+    script: {{ language: shell, content: "echo switched" }}
+"#,
+            base = r.base
+        ),
+    )
+    .expect("plan");
+    let child = baton(dir.path())
+        .arg("run")
+        .arg(dir.path().join("plan.yaml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("baton run");
+    // The run waits at the gate until it is answered, so the notice must arrive first.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let told = loop {
+        let told = r.seen("json");
+        if !told.is_empty() || Instant::now() > deadline {
+            break told;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        told.len(),
+        1,
+        "the approval channel is told while the gate waits"
+    );
     assert_eq!(told[0]["event"], "approval");
-    assert_eq!(told[0]["gate"], "go-live: approve the cut-over");
-    assert!(r.seen("slack").is_empty());
+    let gate = told[0]["gate"].as_str().unwrap_or_default();
+    assert!(gate.starts_with("cut-over: approve the cut-over"), "{gate}");
+    let run_id = told[0]["run_id"].as_str().expect("run id").to_owned();
+    assert!(
+        gate.contains(&format!("baton approve {run_id} cut-over")),
+        "{gate}"
+    );
+    let approve = baton(dir.path())
+        .args(["approve", &run_id, "cut-over", "--by", "ana"])
+        .output()
+        .expect("baton approve");
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    let out = child.wait_with_output().expect("baton run ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(r.seen("slack").is_empty(), "failure channels hear nothing");
+    let journal = std::fs::read_to_string(
+        dir.path()
+            .join("state")
+            .join("runs")
+            .join(&run_id)
+            .join("journal.jsonl"),
+    )
+    .expect("journal");
+    assert!(
+        journal
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|v| v["event"] == "notified" && v["when"] == "approval" && v["ok"] == true),
+        "{journal}"
+    );
 }

@@ -340,7 +340,7 @@ fn pty_run_command(r: &Scratch, emulator: &Emulator) -> String {
 
 /// Runs `command` under a pseudo-terminal (`script`), feeding `input` once `prompt`
 /// shows up; returns the exit code and everything the terminal showed.
-fn under_pty(command: &str, prompt: &str, input: &str) -> (Option<i32>, String) {
+pub(crate) fn under_pty(command: &str, prompt: &str, input: &str) -> (Option<i32>, String) {
     let mut child = Command::new("script")
         .args(["-qfec", command, "/dev/null"])
         .env("TERM", "xterm")
@@ -388,7 +388,7 @@ fn under_pty(command: &str, prompt: &str, input: &str) -> (Option<i32>, String) 
     }
 }
 
-fn shell_quote(text: &str) -> String {
+pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 

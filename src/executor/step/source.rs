@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::StepOutput;
+use crate::compile::condition::StepCondition;
+use crate::compile::condition::{Targets, TargetsFrom};
 use crate::compile::request::encode_step;
 use crate::compile::template::StepResult;
 use crate::compile::{CompiledPlan, RenderContext, RenderError, ResolvedStep};
@@ -33,6 +35,18 @@ pub trait StepSource: Send + Sync + 'static {
     fn build(&self, protocol: Protocol, resolved: &ResolvedStep) -> Result<ApiCall, BuildErrors>;
     /// Secret values that must never be shown.
     fn secret_values(&self) -> Vec<String>;
+    /// The step's compiled `if`, if it has one.
+    fn condition(&self, _index: usize) -> Option<&StepCondition> {
+        None
+    }
+    /// Where the step's targets are drawn from, when they are.
+    fn targets_from(&self, _index: usize) -> Option<&TargetsFrom> {
+        None
+    }
+    /// A plan variable's value, for conditions.
+    fn var(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The real plan: `plan-frontend`'s templates and `job-protocol`'s request builder.
@@ -59,6 +73,21 @@ impl StepSource for CompiledPlan {
             .into_iter()
             .map(str::to_owned)
             .collect()
+    }
+
+    fn condition(&self, index: usize) -> Option<&StepCondition> {
+        CompiledPlan::condition(self, index)
+    }
+
+    fn targets_from(&self, index: usize) -> Option<&TargetsFrom> {
+        match self.plan.steps.get(index)?.targets.as_ref()? {
+            Targets::From(from) => Some(from),
+            _ => None,
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.get(name).map(str::to_owned)
     }
 }
 

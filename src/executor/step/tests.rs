@@ -181,6 +181,7 @@ async fn run_confirming(
         },
         confirm,
         masker: Masker::new(vec!["hunter2".into()]),
+        gates: Default::default(),
     }));
     let interrupt = CancellationToken::new();
     let ctx = StepContext {
@@ -191,6 +192,8 @@ async fn run_confirming(
             interrupt,
             detach: false,
         },
+        finished: Arc::new(BTreeMap::new()),
+        interrupted: false,
     };
     let end = runner.run(0, ctx).await;
     let mut events = Vec::new();

@@ -41,7 +41,11 @@ pub fn needs_edges(record: &RunRecord) -> Vec<DagEdge> {
             step.needs.iter().map(|need| DagEdge {
                 from: need.clone(),
                 to: step.id.clone(),
-                kind: EdgeKind::Needs,
+                kind: if step.runs_after_failures {
+                    EdgeKind::Handler
+                } else {
+                    EdgeKind::Needs
+                },
             })
         })
         .collect()
@@ -55,17 +59,17 @@ pub fn exit_meaning(code: u8) -> &'static str {
         2 => "invalid plan, inputs or usage; nothing was sent",
         3 => "infrastructure: JOB unreachable, refused, or a local service failed",
         4 => "a step is in doubt: JOB could not tell whether its submission started a job",
+        5 => "an approval gate was rejected or nobody answered it in time",
         75 => "another run of the same plan held its lock",
         130 => "interrupted",
         _ => "unrecognised exit code",
     }
 }
 
-/// The page for `record`, its graph drawn with its `needs` edges plus `extra_edges`
-/// (handler edges, for instance).
-pub fn render(record: &RunRecord, extra_edges: &[DagEdge]) -> String {
-    let mut edges = needs_edges(record);
-    edges.extend(extra_edges.iter().cloned());
+/// The page for `record`, its graph drawn with its `needs` edges (a failure
+/// handler's edges drawn apart).
+pub fn render(record: &RunRecord) -> String {
+    let edges = needs_edges(record);
     let mut out = String::with_capacity(64 * 1024 + record.steps.len() * 2048);
     let _ = write!(
         out,

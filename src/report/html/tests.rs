@@ -42,6 +42,7 @@ fn record(n: usize) -> RunRecord {
                 } else {
                     vec![format!("step-{}", (i - 1) / 2)]
                 },
+                handler: false,
             })
             .collect(),
         at: at(0),
@@ -118,7 +119,7 @@ fn record(n: usize) -> RunRecord {
 
 #[test]
 fn a_page_holds_header_timeline_graph_and_collapsed_steps() {
-    let page = render(&record(5), &[]);
+    let page = render(&record(5));
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("release &lt;web&gt;"), "plan name escaped");
     assert!(page.contains("a step failed; its dependents did not run"));
@@ -137,13 +138,12 @@ fn a_page_holds_header_timeline_graph_and_collapsed_steps() {
 
 #[test]
 fn handler_edges_are_drawn_apart_from_needs() {
-    let extra = [DagEdge {
-        from: "step-4".into(),
-        to: "step-1".into(),
-        kind: EdgeKind::Handler,
-    }];
-    let page = render(&record(5), &extra);
+    let mut record = record(5);
+    // step-4 needs step-1 and runs after its failures.
+    record.steps[4].runs_after_failures = true;
+    let page = render(&record);
     assert_eq!(page.matches("class=\"edge-handler\"").count(), 1);
+    assert_eq!(page.matches("class=\"edge-needs\"").count(), 3);
     assert!(page.contains("stroke-dasharray"));
 }
 
@@ -155,7 +155,7 @@ fn job_links_appear_when_configured() {
         "biz",
         "2",
     ));
-    let page = render(&record, &[]);
+    let page = render(&record);
     assert!(page.contains("href=\"https://job.example.com/biz/2/execute/task/1001\""));
     assert!(
         record
@@ -175,7 +175,7 @@ fn job_links_appear_when_configured() {
 fn a_thousand_steps_render_small_and_fast() {
     let record = record(1000);
     let started = Instant::now();
-    let page = render(&record, &[]);
+    let page = render(&record);
     let took = started.elapsed();
     assert_eq!(page.matches("<details class=\"step\"").count(), 1000);
     assert_eq!(page.matches("<g class=\"row\"").count(), 1000);
