@@ -369,6 +369,7 @@ steps:
                     job_instance_id: 42,
                     status: "success".into(),
                     outputs,
+                    vars: BTreeMap::new(),
                 },
             )]),
             ..RenderContext::default()

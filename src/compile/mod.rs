@@ -18,6 +18,7 @@ pub mod settings;
 pub mod template;
 pub mod vocabulary;
 
+pub use crate::plan::job_exports::JobExport;
 pub use compiled::{
     CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, StepOutline, compile, load_and_compile,
 };

@@ -36,6 +36,11 @@ pub(crate) fn register(
         .iter()
         .map(|s| s.outputs.iter().cloned().collect())
         .collect();
+    let exported: Vec<HashSet<String>> = plan
+        .steps
+        .iter()
+        .map(|s| super::render::exported_names(s).into_iter().collect())
+        .collect();
     let mut upstream_cache: HashMap<(usize, usize), bool> = HashMap::new();
 
     if let Some(description) = &plan.description {
@@ -130,8 +135,18 @@ pub(crate) fn register(
                             continue;
                         }
                     }
+                    (Some("vars"), 4) => {
+                        let key = &segments[3];
+                        if !exported[target].contains(key) {
+                            let issue = findings.error(&name, format!("{place}: `{reference}` reads job variable `{key}`, which step `{target_id}` does not list in `job.exports`"));
+                            issue.help = Some(format!(
+                                "add `{key}` to the `job.exports` of step `{target_id}`"
+                            ));
+                            continue;
+                        }
+                    }
                     _ => {
-                        findings.error(&name, format!("{place}: `{reference}` is not a step result; use `steps.{target_id}.job_instance_id`, `steps.{target_id}.status` or `steps.{target_id}.outputs.<key>`"));
+                        findings.error(&name, format!("{place}: `{reference}` is not a step result; use `steps.{target_id}.job_instance_id`, `steps.{target_id}.status`, `steps.{target_id}.outputs.<key>` or `steps.{target_id}.vars.<name>`"));
                         continue;
                     }
                 }

@@ -171,12 +171,13 @@ impl Renderer<'_> {
             if let Some(result) = ctx.step_results.get(id) {
                 steps.insert(id.clone(), template::step_value(result));
             } else if ctx.preview {
-                let keys = self
-                    .index_by_id
-                    .get(id)
-                    .map(|&i| self.plan.steps[i].outputs.clone())
-                    .unwrap_or_default();
-                steps.insert(id.clone(), template::placeholder_step_value(id, &keys));
+                let step = self.index_by_id.get(id).map(|&i| &self.plan.steps[i]);
+                let keys = step.map(|s| s.outputs.clone()).unwrap_or_default();
+                let names = step.map(exported_names).unwrap_or_default();
+                steps.insert(
+                    id.clone(),
+                    template::placeholder_step_value(id, &keys, &names),
+                );
             }
         }
         self.context_with_steps(ctx, steps)
@@ -270,4 +271,12 @@ pub(crate) fn template_fields(step: &mut Step) -> Vec<(String, &mut String)> {
         }
     }
     out
+}
+
+/// The global variables a job-plan step reads back (`job.exports`).
+pub(crate) fn exported_names(step: &Step) -> Vec<String> {
+    step.job
+        .as_ref()
+        .map(|job| job.exports.iter().map(|e| e.name.clone()).collect())
+        .unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod expansion;
 pub mod findings;
+pub mod job_exports;
 pub mod load;
 pub mod model;
 pub mod schema;

@@ -400,6 +400,11 @@ pub struct JobStep {
     /// Cross-business job: the business files go to (v2 `target_bk_biz_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_biz: Option<u64>,
+    /// Global variables read back once the job finished
+    /// (`get_job_instance_global_var_value`); later steps use
+    /// `{{steps.<id>.vars.<name>}}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<crate::plan::job_exports::JobExport>,
 }
 
 /// An override of one step of a job plan (v2 `steps[]`).

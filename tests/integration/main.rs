@@ -8,6 +8,7 @@ mod emulator_exec;
 mod exactly_once;
 mod examples;
 mod faults;
+mod job_outputs;
 mod lock_holder;
 mod operator_mistakes;
 mod plan_props;

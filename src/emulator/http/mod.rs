@@ -18,5 +18,6 @@ pub mod shared;
 pub mod v2;
 pub mod v3;
 pub mod v4;
+pub mod var_values;
 pub mod views;
 pub mod wire;

@@ -202,6 +202,7 @@ pub fn submit_fast(ctx: &Ctx, task: FastTask) -> Result<Submitted, JobError> {
                 targets: task.targets,
                 rolling: task.rolling,
             }],
+            vars: Vec::new(),
         },
     )
 }

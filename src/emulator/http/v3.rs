@@ -1,14 +1,15 @@
 //! Gateway v3 (`/api/v3/<name>`; also ESB jobv3): fast_execute_script,
 //! fast_transfer_file, execute_job_plan, get_job_instance_status,
 //! get_job_instance_ip_log, batch_get_job_instance_ip_log, get_job_instance_list,
-//! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail
-//! and callback_protocol. Parsed from JOB's v3 wire format.
+//! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail,
+//! get_job_instance_global_var_value and callback_protocol. Parsed from JOB's v3 wire format.
 
 use serde_json::{Value, json};
 
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{self, FastTask};
+use crate::emulator::http::var_values;
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
 use crate::emulator::model::inventory::{HostSel, Inventory, TargetSpec};
@@ -34,7 +35,8 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
         | "get_job_instance_ip_log"
         | "get_job_instance_list"
         | "get_job_plan_list"
-        | "get_job_plan_detail" => ApiKind::Query,
+        | "get_job_plan_detail"
+        | "get_job_instance_global_var_value" => ApiKind::Query,
         "callback_protocol" => ApiKind::Open,
         _ => return None,
     })
@@ -59,6 +61,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
         "operate_job_instance" => shared::operate_job(ctx, p),
         "operate_step_instance" => shared::operate_step(ctx, p),
         "get_job_plan_list" => plan_list(ctx, p),
+        "get_job_instance_global_var_value" => var_values::v3(ctx, p),
         "get_job_plan_detail" => {
             let scope = ctx.scope(p)?;
             let id = p
