@@ -67,6 +67,15 @@ pub struct ValidateArgs {
     /// The plan and its inputs.
     #[command(flatten)]
     pub input: PlanInputArgs,
+    /// Also ask JOB: job plans and their variables, accounts, scripts, the scope.
+    #[arg(long)]
+    pub online: bool,
+    /// With --online: JOB base URL (else $BATON_ENDPOINT or the profile).
+    #[arg(long, value_name = "URL", requires = "online")]
+    pub endpoint: Option<String>,
+    /// With --online: profile name.
+    #[arg(long, value_name = "NAME", requires = "online")]
+    pub profile: Option<String>,
 }
 
 /// Output of `baton plan`.
@@ -118,6 +127,9 @@ fn checked_plan(input: &PlanInputArgs) -> Result<CompiledPlan, Error> {
 /// Runs `baton validate`.
 pub fn validate(args: ValidateArgs) -> Result<ExitCode, Error> {
     let validated = checked_plan(&args.input)?;
+    if args.online {
+        super::preflight::online(&validated, &args)?;
+    }
     let steps = validated.plan.steps.len();
     let waves = validated.graph.waves().len();
     print_out(&format!(

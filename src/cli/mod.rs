@@ -7,6 +7,7 @@ pub mod history;
 pub mod inspect;
 pub mod launch;
 pub mod outputs;
+pub mod preflight;
 pub mod resume;
 pub mod run;
 pub mod runtime;

@@ -8,6 +8,7 @@ pub mod client;
 pub mod credentials;
 pub mod decode;
 pub mod hosts;
+pub mod lookups;
 pub mod request;
 pub mod rules;
 pub mod types;

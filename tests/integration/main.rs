@@ -12,6 +12,7 @@ mod job_outputs;
 mod lock_holder;
 mod operator_mistakes;
 mod plan_props;
+mod preflight;
 mod run;
 mod run_control;
 mod schema;

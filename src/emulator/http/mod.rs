@@ -8,6 +8,7 @@
 
 pub mod answer_holds;
 pub mod auth;
+pub mod catalog;
 pub mod context;
 pub mod control;
 pub mod envelope;

@@ -2,10 +2,12 @@
 //! fast_transfer_file, execute_job_plan, get_job_instance_status,
 //! get_job_instance_ip_log, batch_get_job_instance_ip_log, get_job_instance_list,
 //! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail,
-//! get_job_instance_global_var_value and callback_protocol. Parsed from JOB's v3 wire format.
+//! get_job_instance_global_var_value, get_account_list, get_script_version_detail and
+//! callback_protocol. Parsed from JOB's v3 wire format.
 
 use serde_json::{Value, json};
 
+use crate::emulator::http::catalog;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{self, FastTask};
@@ -36,7 +38,9 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
         | "get_job_instance_list"
         | "get_job_plan_list"
         | "get_job_plan_detail"
-        | "get_job_instance_global_var_value" => ApiKind::Query,
+        | "get_job_instance_global_var_value"
+        | "get_account_list"
+        | "get_script_version_detail" => ApiKind::Query,
         "callback_protocol" => ApiKind::Open,
         _ => return None,
     })
@@ -62,6 +66,8 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
         "operate_step_instance" => shared::operate_step(ctx, p),
         "get_job_plan_list" => plan_list(ctx, p),
         "get_job_instance_global_var_value" => var_values::v3(ctx, p),
+        "get_account_list" => catalog::account_list(ctx, p),
+        "get_script_version_detail" => catalog::script_version_detail(ctx, p),
         "get_job_plan_detail" => {
             let scope = ctx.scope(p)?;
             let id = p

@@ -118,6 +118,16 @@ impl<C: ProtocolCodec> HttpJobApi<C> {
     }
 }
 
+impl<C: ProtocolCodec> HttpJobApi<C> {
+    /// Sends a read-only lookup (see `job_api::lookups`) and returns its `data`.
+    pub async fn lookup(&self, call: &ApiCall) -> Result<serde_json::Value, ClientError> {
+        self.query_decoded(call, |raw| {
+            crate::job_api::decode::unwrap_data(raw).map_err(ClientError::from)
+        })
+        .await
+    }
+}
+
 impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
     fn protocol(&self) -> Protocol {
         self.codec.protocol()
