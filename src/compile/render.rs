@@ -247,6 +247,13 @@ pub(crate) fn template_fields(step: &mut Step) -> Vec<(String, &mut String)> {
             out.push(("push_file.target_name".into(), text));
         }
     }
+    if let Some(config) = step.push_config.as_mut() {
+        out.push(("push_config.target_path".into(), &mut config.target_path));
+        for (f, file) in config.files.iter_mut().enumerate() {
+            out.push((format!("push_config.files[{f}].name"), &mut file.name));
+            out.push((format!("push_config.files[{f}].content"), &mut file.content));
+        }
+    }
     if let Some(job) = step.job.as_mut() {
         for var in job.vars.0.iter_mut() {
             if let JobVarValue::Text(text) = &mut var.value {

@@ -358,7 +358,8 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     }
                     // Only fast tasks carry the name (see `decorate`), so only they can
                     // be looked up by it.
-                    let lookup = call.api.starts_with("fast_").then(|| name.clone());
+                    let lookup =
+                        crate::job_api::build::carries_task_name(call.api).then(|| name.clone());
                     // Not raced against an interrupt: dropping the request midway would
                     // leave an instance we could neither see nor terminate.
                     match setup.api.submit(call, lookup).await {

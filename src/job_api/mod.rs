@@ -5,6 +5,7 @@ pub mod auth;
 pub mod build;
 pub mod calls;
 pub mod client;
+pub mod config_push;
 pub mod credentials;
 pub mod decode;
 pub mod hosts;

@@ -192,6 +192,7 @@ impl Checker<'_, '_> {
         let actions: Vec<&str> = [
             step.script.as_ref().map(|_| "script"),
             step.push_file.as_ref().map(|_| "push_file"),
+            step.push_config.as_ref().map(|_| "push_config"),
             step.job.as_ref().map(|_| "job"),
         ]
         .into_iter()
@@ -202,7 +203,7 @@ impl Checker<'_, '_> {
                 self.error(
                     format!("steps[{i}]"),
                     format!(
-                        "step `{id}` does nothing: give it one of `script`, `push_file` or `job`"
+                        "step `{id}` does nothing: give it one of `script`, `push_file`, `push_config` or `job`"
                     ),
                 );
             }
@@ -210,12 +211,13 @@ impl Checker<'_, '_> {
             _ => {
                 self.error(
                     format!("steps[{i}]"),
-                    format!("step `{id}` has {}; a step does exactly one of `script`, `push_file` or `job`", actions.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and ")),
+                    format!("step `{id}` has {}; a step does exactly one of `script`, `push_file`, `push_config` or `job`", actions.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and ")),
                 );
             }
         }
 
-        let needs_targets = step.script.is_some() || step.push_file.is_some();
+        let needs_targets =
+            step.script.is_some() || step.push_file.is_some() || step.push_config.is_some();
         match &step.targets {
             None if needs_targets => {
                 self.error(

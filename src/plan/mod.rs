@@ -7,6 +7,7 @@ pub mod findings;
 pub mod job_exports;
 pub mod load;
 pub mod model;
+pub mod push_config;
 pub mod schema;
 pub mod secrets;
 pub mod span;

@@ -186,7 +186,7 @@ pub struct TopoNode {
     pub id: u64,
 }
 
-/// One runbook step: exactly one of `script`, `push_file` or `job`.
+/// One runbook step: exactly one of `script`, `push_file`, `push_config` or `job`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -219,6 +219,9 @@ pub struct Step {
     /// Start a job plan (`execute_job` / `execute_job_plan` / cross-business job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobStep>,
+    /// Push files rendered from the plan (`push_config_file`, v2 and v3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_config: Option<crate::plan::push_config::PushConfigStep>,
     /// Roll the step over its targets (or source files) batch by batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling: Option<Rolling>,

@@ -3,6 +3,7 @@
 mod bad_plans;
 mod callback_surface;
 mod cli_inspect;
+mod config_push;
 mod emulator_api;
 mod emulator_exec;
 mod exactly_once;

@@ -9,6 +9,7 @@
 pub mod answer_holds;
 pub mod auth;
 pub mod catalog;
+pub mod config_push;
 pub mod context;
 pub mod control;
 pub mod envelope;

@@ -1,4 +1,5 @@
 //! ESB v2 (`/api/c/compapi/v2/job/<name>/`): fast_execute_script, fast_push_file,
+//! push_config_file,
 //! execute_job (with `steps` overrides and `global_vars`), execute_platform_job (source
 //! and target business), get_job_instance_status, get_job_instance_log,
 //! operate_job_instance, operate_step_instance, get_job_list, get_job_detail,
@@ -7,6 +8,7 @@
 
 use serde_json::{Value, json};
 
+use crate::emulator::http::config_push;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{self, FastTask};
@@ -26,6 +28,7 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
     Some(match name {
         "fast_execute_script"
         | "fast_push_file"
+        | "push_config_file"
         | "execute_job"
         | "execute_platform_job"
         | "operate_job_instance"
@@ -44,6 +47,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => fast_execute_script(ctx, p),
         "fast_push_file" => fast_push_file(ctx, p),
+        "push_config_file" => config_push::push_config_file(ctx, p, config_push::Door::V2),
         "execute_job" => execute_job(ctx, p),
         "execute_platform_job" => execute_platform_job(ctx, p),
         "get_job_instance_status" => {

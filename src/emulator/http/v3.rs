@@ -1,5 +1,5 @@
 //! Gateway v3 (`/api/v3/<name>`; also ESB jobv3): fast_execute_script,
-//! fast_transfer_file, execute_job_plan, get_job_instance_status,
+//! fast_transfer_file, push_config_file, execute_job_plan, get_job_instance_status,
 //! get_job_instance_ip_log, batch_get_job_instance_ip_log, get_job_instance_list,
 //! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail,
 //! get_job_instance_global_var_value, get_account_list, get_script_version_detail and
@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::emulator::http::catalog;
+use crate::emulator::http::config_push;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{self, FastTask};
@@ -29,6 +30,7 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
     Some(match name {
         "fast_execute_script"
         | "fast_transfer_file"
+        | "push_config_file"
         | "execute_job_plan"
         | "batch_get_job_instance_ip_log"
         | "operate_job_instance"
@@ -51,6 +53,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => fast_execute_script(ctx, p),
         "fast_transfer_file" => fast_transfer_file(ctx, p),
+        "push_config_file" => config_push::push_config_file(ctx, p, config_push::Door::V3),
         "execute_job_plan" => execute_job_plan(ctx, p),
         "get_job_instance_status" => {
             let scope = ctx.scope(p)?;
