@@ -6,6 +6,7 @@ pub mod compiled;
 pub mod dry_run;
 #[cfg(test)]
 mod encoding_tests;
+pub mod fan_out;
 pub mod fingerprint;
 pub mod graph;
 pub mod job_rules;

@@ -116,6 +116,12 @@ impl<A: JobApi> Run<A> {
                 on_failure: validated
                     .settings(i)
                     .map_or(OnFailure::Stop, |settings| settings.on_failure),
+                group: validated
+                    .fan_out
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|g| (g.group, g.max_parallel)),
             })
             .collect();
         let runner = Arc::new(JobStepRunner::new(setup).with_resume(resumed.from));

@@ -28,6 +28,9 @@ pub struct StepNode {
     pub needs: Vec<usize>,
     /// What its failure means for the rest of the run.
     pub on_failure: OnFailure,
+    /// A fanned-out group's `(group, max_parallel)`: at most that many of the group
+    /// run at once.
+    pub group: Option<(usize, usize)>,
 }
 
 /// Cancellation handed to every running step.
@@ -234,6 +237,8 @@ pub async fn run_graph_from<R: StepRunner>(
     let mut task_steps: std::collections::HashMap<tokio::task::Id, usize> =
         std::collections::HashMap::new();
     let mut running = 0usize;
+    let mut group_running: std::collections::HashMap<usize, usize> =
+        std::collections::HashMap::new();
     let mut stopped = false;
     let mut interrupted = false;
 
@@ -245,7 +250,18 @@ pub async fn run_graph_from<R: StepRunner>(
     loop {
         if !stopped && !interrupted {
             while running < max_parallel {
-                let Some(i) = ready.pop_first() else { break };
+                let room = |i: &usize| {
+                    steps[*i].group.is_none_or(|(g, limit)| {
+                        group_running.get(&g).copied().unwrap_or(0) < limit
+                    })
+                };
+                let Some(i) = ready.iter().copied().find(room) else {
+                    break;
+                };
+                ready.remove(&i);
+                if let Some((g, _)) = steps[i].group {
+                    *group_running.entry(g).or_insert(0) += 1;
+                }
                 state[i] = State::Running;
                 running += 1;
                 let needs_at = steps[i].needs.iter().filter_map(|&d| observed_at[d]).max();
@@ -271,6 +287,15 @@ pub async fn run_graph_from<R: StepRunner>(
                 let Some(joined) = joined else { break };
                 running -= 1;
                 slot_freed_at = Some(Instant::now());
+                let finished = match &joined {
+                    Ok((i, _)) => Some(*i),
+                    Err(error) => task_steps.get(&error.id()).copied(),
+                };
+                if let Some((g, _)) = finished.and_then(|i| steps[i].group)
+                    && let Some(count) = group_running.get_mut(&g)
+                {
+                    *count = count.saturating_sub(1);
+                }
                 let (i, end) = match joined {
                     Ok(pair) => pair,
                     Err(error) => {
@@ -536,6 +561,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ns)| StepNode {
+                group: None,
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure,
@@ -633,6 +659,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ns)| StepNode {
+                group: None,
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure: OnFailure::Continue,

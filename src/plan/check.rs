@@ -88,10 +88,22 @@ pub fn is_empty_set(set: &HostSet) -> bool {
 }
 
 fn is_step_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    };
+    // A fan-out instance: `<id>[<key>]`, the key also allowing `.` and `:`.
+    match id.strip_suffix(']').and_then(|s| s.split_once('[')) {
+        Some((base, key)) => {
+            plain(base)
+                && !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        }
+        None => plain(id),
+    }
 }
 
 struct Checker<'f, 'a> {

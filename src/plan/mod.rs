@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod expansion;
+pub mod fan_out;
 pub mod findings;
 pub mod job_exports;
 pub mod load;

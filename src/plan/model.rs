@@ -198,9 +198,13 @@ pub struct Step {
     /// JOB task name (≤ 512 characters after rendering); baton adds its run id at run time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_name: Option<String>,
-    /// Steps that must be done before this one starts.
+    /// Steps that must be done before this one starts; a fanned-out step's id means
+    /// all its instances, `<id>[<key>]` one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
+    /// Run this step once per item (`{{item}}`, `{{item.<key>}}`), as `<id>[<key>]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<crate::plan::fan_out::ForEach>,
     /// A template; when it renders to `false`, `no`, `0` or nothing, the step is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,

@@ -8,6 +8,7 @@ mod emulator_api;
 mod emulator_exec;
 mod exactly_once;
 mod examples;
+mod fan_out;
 mod faults;
 mod job_outputs;
 mod lock_holder;
