@@ -14,7 +14,7 @@ use regex::Regex;
 
 use super::render::template_fields;
 use crate::plan::fan_out::{FanItem, ForEach};
-use crate::plan::model::{OnFailure, Plan, Targets};
+use crate::plan::model::{JobVarValue, OnFailure, Plan, Targets};
 use crate::plan::span::{Issue, PlanSource};
 use crate::plan::vars::ResolvedVars;
 
@@ -87,14 +87,38 @@ fn items(
     }
 }
 
-/// Fills `{{item}}` / `{{item.<key>}}` in `text`; an unknown key is left for the
-/// template engine to report.
+fn same_item_pattern() -> &'static Regex {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        Regex::new(r"(steps\.[A-Za-z0-9_-]+\.items\.)item\.(?:([A-Za-z0-9_-]+)\.)?")
+            .expect("a valid pattern")
+    })
+}
+
+/// Fills `{{item}}` / `{{item.<key>}}` in `text`, and the item's key in a path
+/// `steps.<group>.items.item[.<key>].…` (the instance of another group for the same
+/// item); an unknown key is left for the template engine to report.
 fn fill(text: &str, item: &FanItem) -> String {
     if !text.contains("item") {
         return text.to_owned();
     }
+    let text = same_item_pattern().replace_all(text, |caps: &regex::Captures<'_>| {
+        match (item, caps.get(2)) {
+            // A string item has no keys: what follows `item.` is the rest of the path.
+            (FanItem::Text(value), next) => format!(
+                "{}{value}.{}",
+                &caps[1],
+                next.map(|n| format!("{}.", n.as_str())).unwrap_or_default()
+            ),
+            (FanItem::Map(map), Some(key)) => match map.get(key.as_str()) {
+                Some(value) => format!("{}{value}.", &caps[1]),
+                None => caps[0].to_owned(),
+            },
+            (FanItem::Map(_), None) => caps[0].to_owned(),
+        }
+    });
     item_pattern()
-        .replace_all(text, |caps: &regex::Captures<'_>| {
+        .replace_all(&text, |caps: &regex::Captures<'_>| {
             let value = match (item, caps.get(1)) {
                 (FanItem::Text(text), None) => Some(text.clone()),
                 (FanItem::Map(map), Some(key)) => map.get(key.as_str()).cloned(),
@@ -214,6 +238,20 @@ pub fn expand(
             if let Some(targets) = &mut instance.targets {
                 fill_targets(targets, item);
             }
+            if let Some(job) = &mut instance.job {
+                for var in &mut job.vars.0 {
+                    if let JobVarValue::Hosts(targets) = &mut var.value {
+                        fill_targets(targets, item);
+                    }
+                }
+            }
+            if let Some(push) = &mut instance.push_file {
+                for source in &mut push.sources {
+                    if let Some(from) = &mut source.from {
+                        fill_targets(from, item);
+                    }
+                }
+            }
             instance.needs = widen(
                 &instance
                     .needs
@@ -276,6 +314,14 @@ mod tests {
         assert_eq!(
             fill("{{item.name}}/{{item.zone}}/{{item.nope}}", &map),
             "sh/\\{{x}}/{{item.nope}}"
+        );
+        assert_eq!(
+            fill("{{steps.migrate.items.item.name.vars.v}}", &map),
+            "{{steps.migrate.items.sh.vars.v}}"
+        );
+        assert_eq!(
+            fill("{{steps.migrate.items.item.outputs.v}}", &text),
+            "{{steps.migrate.items.sh.outputs.v}}"
         );
     }
 }

@@ -97,7 +97,9 @@ pub(crate) fn register(
                 }
             };
             for reference in references {
-                let segments = &reference.0;
+                // `steps.<group>.items.<key>.…` reads the fan-out instance `<group>[<key>]`.
+                let instance_path = instance_segments(&reference.0, &ids);
+                let segments = instance_path.as_ref().unwrap_or(&reference.0);
                 if segments.first().map(String::as_str) != Some("steps") {
                     let place = format!("step `{id}`, field `{suffix}`");
                     if let Err(message) = check_plain_reference(&reference, &declared, &place) {
@@ -230,4 +232,21 @@ fn check_plain_reference(
             reference: shown,
         }),
     }
+}
+
+/// `steps.<group>.items.<key>.<rest>` as `steps.<group>[<key>].<rest>` when that
+/// instance is a step of the (expanded) plan.
+fn instance_segments(segments: &[String], ids: &HashMap<String, usize>) -> Option<Vec<String>> {
+    if segments.first().map(String::as_str) != Some("steps")
+        || segments.get(2).map(String::as_str) != Some("items")
+        || ids.contains_key(segments.get(1)?)
+    {
+        return None;
+    }
+    let instance = format!("{}[{}]", segments[1], segments.get(3)?);
+    ids.contains_key(&instance).then(|| {
+        let mut out = vec!["steps".to_owned(), instance];
+        out.extend(segments[4..].iter().cloned());
+        out
+    })
 }

@@ -169,13 +169,14 @@ impl Renderer<'_> {
         let refs = self.upstream_refs.get(index).map_or(&[][..], Vec::as_slice);
         for id in refs {
             if let Some(result) = ctx.step_results.get(id) {
-                steps.insert(id.clone(), template::step_value(result));
+                insert_step(&mut steps, id, template::step_value(result));
             } else if ctx.preview {
                 let step = self.index_by_id.get(id).map(|&i| &self.plan.steps[i]);
                 let keys = step.map(|s| s.outputs.clone()).unwrap_or_default();
                 let names = step.map(exported_names).unwrap_or_default();
-                steps.insert(
-                    id.clone(),
+                insert_step(
+                    &mut steps,
+                    id,
                     template::placeholder_step_value(id, &keys, &names),
                 );
             }
@@ -286,4 +287,18 @@ pub(crate) fn exported_names(step: &Step) -> Vec<String> {
         .as_ref()
         .map(|job| job.exports.iter().map(|e| e.name.clone()).collect())
         .unwrap_or_default()
+}
+
+/// Puts a step's result under `steps.<id>`, and a fan-out instance `<group>[<key>]`'s
+/// under `steps.<group>.items.<key>` too, where templates can name it.
+fn insert_step(steps: &mut Map<String, Value>, id: &str, value: Value) {
+    if let Some((group, key)) = id.strip_suffix(']').and_then(|s| s.split_once('[')) {
+        let entry = steps
+            .entry(group.to_owned())
+            .or_insert_with(|| serde_json::json!({ "items": {} }));
+        if let Some(items) = entry.get_mut("items").and_then(Value::as_object_mut) {
+            items.insert(key.to_owned(), value.clone());
+        }
+    }
+    steps.insert(id.to_owned(), value);
 }
