@@ -50,31 +50,33 @@ fn items(
     index: usize,
     for_each: &ForEach,
     vars: &ResolvedVars,
-) -> Result<Vec<FanItem>, Issue> {
+) -> Result<Vec<FanItem>, Box<Issue>> {
     let at = |field: &str| format!("steps[{index}].for_each{field}");
     match (&for_each.items, &for_each.var) {
-        (Some(_), Some(_)) => {
-            Err(source.issue(at(""), "`for_each` takes `items` or `var`, not both"))
-        }
-        (None, None) => Err(source.issue(at(""), "`for_each` needs `items` or `var`")),
-        (Some(items), None) if items.is_empty() => {
-            Err(source.issue(at(".items"), "`for_each.items` is empty"))
-        }
+        (Some(_), Some(_)) => Err(Box::new(
+            source.issue(at(""), "`for_each` takes `items` or `var`, not both"),
+        )),
+        (None, None) => Err(Box::new(
+            source.issue(at(""), "`for_each` needs `items` or `var`"),
+        )),
+        (Some(items), None) if items.is_empty() => Err(Box::new(
+            source.issue(at(".items"), "`for_each.items` is empty"),
+        )),
         (Some(items), None) => Ok(items.clone()),
         (None, Some(name)) => {
             let Some(text) = vars.get(name) else {
-                return Err(source.issue(
+                return Err(Box::new(source.issue(
                     at(".var"),
                     format!("`{name}` is not a declared variable (declare it under `vars:`)"),
-                ));
+                )));
             };
             let trimmed = text.trim();
             if trimmed.starts_with('[') {
                 return serde_yaml::from_str::<Vec<FanItem>>(trimmed).map_err(|e| {
-                    source.issue(
+                    Box::new(source.issue(
                         at(".var"),
                         format!("variable `{name}` is not a list of strings or maps: {e}"),
-                    )
+                    ))
                 });
             }
             Ok(trimmed
@@ -145,6 +147,9 @@ fn fill_targets(targets: &mut Targets, item: &FanItem) {
     }
 }
 
+/// A fanned-out step's items and the ids of their instances.
+type Instances = (Vec<FanItem>, Vec<String>);
+
 /// Expands every `for_each` step of `plan`. Problems are returned located at the
 /// declaration; the plan is then left as written.
 pub fn expand(
@@ -157,7 +162,7 @@ pub fn expand(
         return (Expansion::default(), Vec::new());
     }
     let mut issues = Vec::new();
-    let mut planned: Vec<(usize, Option<(Vec<FanItem>, Vec<String>)>)> = Vec::new();
+    let mut planned: Vec<(usize, Option<Instances>)> = Vec::new();
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let Some(for_each) = &step.for_each else {
@@ -182,7 +187,7 @@ pub fn expand(
                 planned.push((i, Some((items, ids))));
             }
             Err(issue) => {
-                issues.push(issue);
+                issues.push(*issue);
                 planned.push((i, None));
             }
         }
