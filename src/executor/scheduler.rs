@@ -589,6 +589,46 @@ mod tests {
         (runner, finals)
     }
 
+    /// A fanned-out group's `max_parallel` holds below the run's own limit.
+    #[test]
+    fn a_group_limit_caps_its_instances() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let n = 5;
+        let nodes: Vec<StepNode> = (0..n)
+            .map(|i| StepNode {
+                group: Some((0, 2)),
+                id: format!("deploy[{i}]"),
+                needs: Vec::new(),
+                on_failure: OnFailure::Stop,
+            })
+            .collect();
+        let runner = Arc::new(FakeRunner::new(
+            vec![Vec::new(); n],
+            vec![false; n],
+            vec![false; n],
+            vec![50; n],
+        ));
+        let options = ScheduleOptions {
+            max_parallel: 8,
+            abort_running: false,
+            detach: false,
+        };
+        let (sink, _rx) = EventSink::channel();
+        let finals = rt.block_on(run_graph(
+            &nodes,
+            Arc::clone(&runner),
+            &options,
+            CancellationToken::new(),
+            &sink,
+        ));
+        assert!(finals.iter().all(|f| *f == Final::Succeeded), "{finals:?}");
+        assert!(runner.max_seen.load(Ordering::SeqCst) <= 2);
+        assert_eq!(runner.started.lock().unwrap().len(), n);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
