@@ -118,6 +118,33 @@ pub(crate) fn register(
                     findings.error(&name, format!("{place}: `{{{{steps}}}}` needs a step id, e.g. `steps.build.outputs.version`"));
                     continue;
                 };
+                // `steps.<group>.all`: every instance of a fan-out group, in order.
+                if segments.len() == 3 && segments[2] == "all" && !ids.contains_key(target_id) {
+                    let prefix = format!("{target_id}[");
+                    let mut members: Vec<(usize, &String)> = ids
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(&prefix) && k.ends_with(']'))
+                        .map(|(k, &v)| (v, k))
+                        .collect();
+                    members.sort();
+                    if members.is_empty() {
+                        findings.error(&name, format!("{place}: `{reference}` reads all instances of `{target_id}`, which is not a fanned-out step of this plan"));
+                        continue;
+                    }
+                    let missing: Vec<&str> = members
+                        .iter()
+                        .filter(|(m, _)| graph.is_some_and(|g| !g.is_upstream(*m, i)))
+                        .map(|(_, k)| k.as_str())
+                        .collect();
+                    if !missing.is_empty() {
+                        let issue = findings.error(&name, format!("{place}: `{reference}` reads every instance of `{target_id}`, but {} not upstream of `{id}`", missing.join(", ")));
+                        issue.help =
+                            Some(format!("add `{target_id}` to the `needs` of step `{id}`"));
+                        continue;
+                    }
+                    upstream.extend(members.into_iter().map(|(_, k)| k.clone()));
+                    continue;
+                }
                 let Some(&target) = ids.get(target_id) else {
                     let issue = findings.error(&name, format!("{place}: `{reference}` names step `{target_id}`, which is not a step of this plan"));
                     if let Some(near) = vars::closest(target_id, ids.keys().map(String::as_str)) {

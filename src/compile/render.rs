@@ -166,7 +166,14 @@ impl Renderer<'_> {
 
     fn context_for(&self, index: usize, ctx: &RenderContext) -> Value {
         let mut steps = Map::new();
-        let refs = self.upstream_refs.get(index).map_or(&[][..], Vec::as_slice);
+        let mut refs: Vec<&String> = self
+            .upstream_refs
+            .get(index)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .collect();
+        // Plan order, so `steps.<group>.all` lists instances as declared.
+        refs.sort_by_key(|id| self.index_by_id.get(*id).copied().unwrap_or(usize::MAX));
         for id in refs {
             if let Some(result) = ctx.step_results.get(id) {
                 insert_step(&mut steps, id, template::step_value(result));
@@ -291,13 +298,22 @@ pub(crate) fn exported_names(step: &Step) -> Vec<String> {
 
 /// Puts a step's result under `steps.<id>`, and a fan-out instance `<group>[<key>]`'s
 /// under `steps.<group>.items.<key>` too, where templates can name it.
+/// and in the list `steps.<group>.all` (each with its `key`), in plan order when the
+/// instances are inserted in plan order.
 fn insert_step(steps: &mut Map<String, Value>, id: &str, value: Value) {
     if let Some((group, key)) = id.strip_suffix(']').and_then(|s| s.split_once('[')) {
         let entry = steps
             .entry(group.to_owned())
-            .or_insert_with(|| serde_json::json!({ "items": {} }));
+            .or_insert_with(|| serde_json::json!({ "items": {}, "all": [] }));
         if let Some(items) = entry.get_mut("items").and_then(Value::as_object_mut) {
             items.insert(key.to_owned(), value.clone());
+        }
+        if let Some(all) = entry.get_mut("all").and_then(Value::as_array_mut) {
+            let mut listed = value.clone();
+            if let Some(object) = listed.as_object_mut() {
+                object.insert("key".into(), Value::String(key.to_owned()));
+            }
+            all.push(listed);
         }
     }
     steps.insert(id.to_owned(), value);

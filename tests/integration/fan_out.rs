@@ -36,7 +36,10 @@ steps:
     targets: { ips: ["0:10.0.9.9"] }
     script:
       language: shell
-      content: "ls /opt > /opt/done.txt"
+      content: |
+        ls /opt > /opt/done.txt
+        echo "{{#each steps.check.all}}{{this.key}}={{this.status}} {{/each}}" > /opt/all.txt
+        echo "{{steps.deploy.items.gz.status}}" > /opt/gz.status
 "#;
 
 #[test]
@@ -68,6 +71,15 @@ fn every_item_runs_and_the_group_is_awaited() {
     assert_eq!(
         read("0:10.0.9.9", "/opt/done.txt").as_deref(),
         Some("done.txt\ngz.txt\nsh.txt\n")
+    );
+    // The list of all instances, in plan order, and one instance by its key.
+    assert_eq!(
+        read("0:10.0.9.9", "/opt/all.txt").as_deref(),
+        Some("sh=success gz=success \n")
+    );
+    assert_eq!(
+        read("0:10.0.9.9", "/opt/gz.status").as_deref(),
+        Some("success\n")
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
@@ -113,6 +125,24 @@ fn plan_shows_the_instances_and_a_list_variable_sets_them() {
         "10.0.1.1"
     );
     assert!(steps.iter().any(|s| s["id"] == "check[gz]"));
+}
+
+#[test]
+fn reading_every_instance_needs_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = PLAN.replace("    needs: [check]\n", "    needs: [\"check[sh]\"]\n");
+    std::fs::write(dir.path().join("plan.yaml"), bad).unwrap();
+    let out = baton(dir.path())
+        .arg("validate")
+        .arg(dir.path().join("plan.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("`steps.check.all` reads every instance of `check`, but check[gz] not upstream of `done`"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
