@@ -350,7 +350,26 @@ impl Auth {
 
 /// Runs `baton graph`.
 pub fn graph(args: GraphArgs) -> Result<ExitCode, Error> {
-    let loaded = crate::plan::load(&args.plan)?;
+    let mut loaded = crate::plan::load(&args.plan)?;
+    // Fan-out instances are nodes too; list variables take their defaults (or
+    // BATON_VAR_*), since the graph takes no other inputs.
+    let (resolved, _, _) = crate::plan::vars::resolve(
+        &loaded.source,
+        &loaded.plan.vars,
+        &VarInputs::default().with_process_env(),
+    );
+    let (expansion, issues) = crate::compile::fan_out::expand(
+        &mut loaded.plan,
+        &loaded.source,
+        &resolved,
+        &mut loaded.script_files,
+    );
+    if !issues.is_empty() {
+        return Err(Error::Plan(loaded.source.errors(issues)));
+    }
+    if !expansion.origins.is_empty() {
+        loaded.source.set_step_origins(expansion.origins);
+    }
     let graph = PlanGraph::build(&loaded.plan.steps).map_err(|problems| {
         Error::Plan(
             loaded

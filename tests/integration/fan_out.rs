@@ -125,6 +125,23 @@ fn plan_shows_the_instances_and_a_list_variable_sets_them() {
         "10.0.1.1"
     );
     assert!(steps.iter().any(|s| s["id"] == "check[gz]"));
+
+    let out = baton(dir.path())
+        .arg("graph")
+        .arg(dir.path().join("plan.yaml"))
+        .args(["--format", "mermaid"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mermaid = String::from_utf8_lossy(&out.stdout);
+    for node in [
+        "s0[\"deploy[sh]\"]",
+        "s3[\"check[gz]\"]",
+        "s1 --> s3",
+        "s3 --> s4",
+    ] {
+        assert!(mermaid.contains(node), "{node} missing in\n{mermaid}");
+    }
 }
 
 #[test]
