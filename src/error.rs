@@ -152,6 +152,11 @@ pub enum UsageError {
         /// Why not.
         why: OutputProblem,
     },
+    /// `baton validate --online` without a JOB to ask.
+    #[error(
+        "--online asks JOB: give --endpoint (or BATON_ENDPOINT, or a profile) and credentials (BK_APP_CODE, BK_APP_SECRET and a user)"
+    )]
+    OnlineNeedsEndpoint,
     /// A step could not be rendered for `baton plan`.
     #[error("{0}")]
     Render(RenderError),

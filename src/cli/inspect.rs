@@ -64,6 +64,15 @@ pub struct ValidateArgs {
     /// The plan and its inputs.
     #[command(flatten)]
     pub input: PlanInputArgs,
+    /// Also ask JOB: job plans and their variables, accounts, scripts, the scope.
+    #[arg(long)]
+    pub online: bool,
+    /// With --online: JOB base URL (else $BATON_ENDPOINT or the profile).
+    #[arg(long, value_name = "URL", requires = "online")]
+    pub endpoint: Option<String>,
+    /// With --online: profile name.
+    #[arg(long, value_name = "NAME", requires = "online")]
+    pub profile: Option<String>,
 }
 
 /// Output of `baton plan`.
@@ -115,6 +124,9 @@ fn checked_plan(input: &PlanInputArgs) -> Result<CompiledPlan, Error> {
 /// Runs `baton validate`.
 pub fn validate(args: ValidateArgs) -> Result<ExitCode, Error> {
     let validated = checked_plan(&args.input)?;
+    if args.online {
+        super::preflight::online(&validated, &args)?;
+    }
     let steps = validated.plan.steps.len();
     let waves = validated.graph.waves().len();
     print_out(&format!(
@@ -146,7 +158,26 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Error> {
 
 /// Runs `baton graph`.
 pub fn graph(args: GraphArgs) -> Result<ExitCode, Error> {
-    let loaded = crate::plan::load(&args.plan)?;
+    let mut loaded = crate::plan::load(&args.plan)?;
+    // Fan-out instances are nodes too; list variables take their defaults (or
+    // BATON_VAR_*), since the graph takes no other inputs.
+    let (resolved, _, _) = crate::plan::vars::resolve(
+        &loaded.source,
+        &loaded.plan.vars,
+        &VarInputs::default().with_process_env(),
+    );
+    let (expansion, issues) = crate::compile::fan_out::expand(
+        &mut loaded.plan,
+        &loaded.source,
+        &resolved,
+        &mut loaded.script_files,
+    );
+    if !issues.is_empty() {
+        return Err(Error::Plan(loaded.source.errors(issues)));
+    }
+    if !expansion.origins.is_empty() {
+        loaded.source.set_step_origins(expansion.origins);
+    }
     let graph = PlanGraph::build(&loaded.plan.steps).map_err(|problems| {
         Error::Plan(
             loaded

@@ -200,12 +200,24 @@ pub fn resumed(session: &Session) -> Resumed {
         .iter()
         .enumerate()
         .map(|(index, action)| match action {
-            Action::KeepSucceeded(outcome) => Initial::Succeeded(StepOutput {
-                id: session.step_id(index),
-                job_instance_id: outcome.job_instance_id,
-                status: "success".into(),
-                outputs: outcome.outputs.clone(),
-            }),
+            Action::KeepSucceeded(outcome) => {
+                // Exported job variables were recorded beside the outputs as `vars.<name>`.
+                let (vars, outputs): (BTreeMap<_, _>, BTreeMap<_, _>) = outcome
+                    .outputs
+                    .clone()
+                    .into_iter()
+                    .partition(|(k, _)| k.starts_with("vars."));
+                Initial::Succeeded(StepOutput {
+                    id: session.step_id(index),
+                    job_instance_id: outcome.job_instance_id,
+                    status: "success".into(),
+                    outputs,
+                    vars: vars
+                        .into_iter()
+                        .map(|(k, v)| (k["vars.".len()..].to_owned(), v))
+                        .collect(),
+                })
+            }
             Action::KeepSkipped => Initial::Skipped,
             Action::KeepFailed | Action::KeepUnknown { .. } => Initial::Failed,
             Action::KeepNotRun => Initial::NotRun,

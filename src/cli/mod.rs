@@ -11,6 +11,7 @@ pub mod logs;
 pub mod notices;
 pub mod outputs;
 pub mod plan_output;
+pub mod preflight;
 pub mod resume;
 pub mod run;
 pub mod runtime;

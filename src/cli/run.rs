@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// Log what baton does to stderr (-vv for more).
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Against a real JOB, do not ask it about the plan's job plans, accounts and
+    /// scripts before the first submission (for emergencies).
+    #[arg(long)]
+    pub skip_preflight: bool,
     /// Run records, locks, skip-if-successful and the log file.
     #[command(flatten)]
     pub state: StateArgs,
@@ -327,6 +331,11 @@ async fn run_async(
             plan: plan_path.clone(),
         })?;
     let api = Arc::new(HttpJobApi::new(transport, JobCodec::new(protocol, scope)));
+    // The embedded emulator is built from the same world the plan rehearses in; a real
+    // JOB (or an emulator served on its own) is asked before anything is sent.
+    if backend.emulator.is_none() && !args.skip_preflight {
+        super::preflight::check(&validated, api.as_ref(), protocol, scope).await?;
+    }
 
     let (mut watchers, display) = watchers_for(&args);
     watchers.extend(launch::log_watchers(&args.state)?);

@@ -65,6 +65,8 @@ pub struct CompiledPlan {
     settings: Vec<StepSettings>,
     /// Per step, its compiled `if`.
     conditions: Vec<Option<StepCondition>>,
+    /// Per step of a fanned-out group with `max_parallel`, the group's limit.
+    pub fan_out: Vec<Option<super::fan_out::GroupLimit>>,
 }
 
 /// A variable that feeds a `sensitive: true` parameter string is masked wherever the
@@ -105,9 +107,9 @@ pub fn load_and_compile(path: &Path, options: &CompileOptions) -> Result<Compile
 /// Runs every check on `loaded` and compiles it.
 pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledPlan, PlanErrors> {
     let LoadedPlan {
-        source,
+        mut source,
         mut plan,
-        script_files,
+        mut script_files,
         file_issues,
         ..
     } = loaded;
@@ -115,9 +117,22 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         .api
         .or(plan.api.map(Into::into))
         .unwrap_or(DEFAULT_PROTOCOL);
-    let mut findings = Findings::new(&source, file_issues);
 
     let (resolved, var_errors, var_warnings) = vars::resolve(&source, &plan.vars, &options.vars);
+    // Fan-out first: every later check sees the instances, located at their declaration.
+    let (expansion, fan_issues) =
+        super::fan_out::expand(&mut plan, &source, &resolved, &mut script_files);
+    if !fan_issues.is_empty() {
+        // Unexpanded, every `{{item}}` would be reported too: say only what blocks it.
+        let mut issues = fan_issues;
+        issues.extend(var_errors);
+        crate::plan::findings::sort_issues(&mut issues);
+        return Err(source.errors(issues));
+    }
+    if !expansion.origins.is_empty() {
+        source.set_step_origins(expansion.origins);
+    }
+    let mut findings = Findings::new(&source, file_issues);
     findings.errors.extend(var_errors);
     findings.warnings.extend(var_warnings);
 
@@ -192,6 +207,7 @@ pub fn compile(loaded: LoadedPlan, options: &CompileOptions) -> Result<CompiledP
         index_by_id,
         settings,
         conditions,
+        fan_out: expansion.groups,
     })
 }
 
@@ -380,6 +396,7 @@ steps:
                     job_instance_id: 42,
                     status: "success".into(),
                     outputs,
+                    vars: BTreeMap::new(),
                 },
             )]),
             ..RenderContext::default()

@@ -7,6 +7,7 @@ pub mod condition;
 pub mod dry_run;
 #[cfg(test)]
 mod encoding_tests;
+pub mod fan_out;
 pub mod fingerprint;
 pub mod graph;
 pub mod job_rules;
@@ -19,6 +20,7 @@ pub mod settings;
 pub mod template;
 pub mod vocabulary;
 
+pub use crate::plan::job_exports::JobExport;
 pub use compiled::{
     CompileOptions, CompiledPlan, DEFAULT_PROTOCOL, StepOutline, compile, load_and_compile,
 };

@@ -36,6 +36,11 @@ pub(crate) fn register(
         .iter()
         .map(|s| s.outputs.iter().cloned().collect())
         .collect();
+    let exported: Vec<HashSet<String>> = plan
+        .steps
+        .iter()
+        .map(|s| super::render::exported_names(s).into_iter().collect())
+        .collect();
     let mut upstream_cache: HashMap<(usize, usize), bool> = HashMap::new();
 
     if let Some(description) = &plan.description {
@@ -92,7 +97,9 @@ pub(crate) fn register(
                 }
             };
             for reference in references {
-                let segments = &reference.0;
+                // `steps.<group>.items.<key>.…` reads the fan-out instance `<group>[<key>]`.
+                let instance_path = instance_segments(&reference.0, &ids);
+                let segments = instance_path.as_ref().unwrap_or(&reference.0);
                 if segments.first().map(String::as_str) != Some("steps") {
                     let place = format!("step `{id}`, field `{suffix}`");
                     if let Err(message) = check_plain_reference(&reference, &declared, &place) {
@@ -111,6 +118,33 @@ pub(crate) fn register(
                     findings.error(&name, format!("{place}: `{{{{steps}}}}` needs a step id, e.g. `steps.build.outputs.version`"));
                     continue;
                 };
+                // `steps.<group>.all`: every instance of a fan-out group, in order.
+                if segments.len() == 3 && segments[2] == "all" && !ids.contains_key(target_id) {
+                    let prefix = format!("{target_id}[");
+                    let mut members: Vec<(usize, &String)> = ids
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(&prefix) && k.ends_with(']'))
+                        .map(|(k, &v)| (v, k))
+                        .collect();
+                    members.sort();
+                    if members.is_empty() {
+                        findings.error(&name, format!("{place}: `{reference}` reads all instances of `{target_id}`, which is not a fanned-out step of this plan"));
+                        continue;
+                    }
+                    let missing: Vec<&str> = members
+                        .iter()
+                        .filter(|(m, _)| graph.is_some_and(|g| !g.is_upstream(*m, i)))
+                        .map(|(_, k)| k.as_str())
+                        .collect();
+                    if !missing.is_empty() {
+                        let issue = findings.error(&name, format!("{place}: `{reference}` reads every instance of `{target_id}`, but {} not upstream of `{id}`", missing.join(", ")));
+                        issue.help =
+                            Some(format!("add `{target_id}` to the `needs` of step `{id}`"));
+                        continue;
+                    }
+                    upstream.extend(members.into_iter().map(|(_, k)| k.clone()));
+                    continue;
+                }
                 let Some(&target) = ids.get(target_id) else {
                     let issue = findings.error(&name, format!("{place}: `{reference}` names step `{target_id}`, which is not a step of this plan"));
                     if let Some(near) = vars::closest(target_id, ids.keys().map(String::as_str)) {
@@ -130,8 +164,18 @@ pub(crate) fn register(
                             continue;
                         }
                     }
+                    (Some("vars"), 4) => {
+                        let key = &segments[3];
+                        if !exported[target].contains(key) {
+                            let issue = findings.error(&name, format!("{place}: `{reference}` reads job variable `{key}`, which step `{target_id}` does not list in `job.exports`"));
+                            issue.help = Some(format!(
+                                "add `{key}` to the `job.exports` of step `{target_id}`"
+                            ));
+                            continue;
+                        }
+                    }
                     _ => {
-                        findings.error(&name, format!("{place}: `{reference}` is not a step result; use `steps.{target_id}.job_instance_id`, `steps.{target_id}.status` or `steps.{target_id}.outputs.<key>`"));
+                        findings.error(&name, format!("{place}: `{reference}` is not a step result; use `steps.{target_id}.job_instance_id`, `steps.{target_id}.status`, `steps.{target_id}.outputs.<key>` or `steps.{target_id}.vars.<name>`"));
                         continue;
                     }
                 }
@@ -215,4 +259,21 @@ fn check_plain_reference(
             reference: shown,
         }),
     }
+}
+
+/// `steps.<group>.items.<key>.<rest>` as `steps.<group>[<key>].<rest>` when that
+/// instance is a step of the (expanded) plan.
+fn instance_segments(segments: &[String], ids: &HashMap<String, usize>) -> Option<Vec<String>> {
+    if segments.first().map(String::as_str) != Some("steps")
+        || segments.get(2).map(String::as_str) != Some("items")
+        || ids.contains_key(segments.get(1)?)
+    {
+        return None;
+    }
+    let instance = format!("{}[{}]", segments[1], segments.get(3)?);
+    ids.contains_key(&instance).then(|| {
+        let mut out = vec!["steps".to_owned(), instance];
+        out.extend(segments[4..].iter().cloned());
+        out
+    })
 }

@@ -166,17 +166,26 @@ impl Renderer<'_> {
 
     fn context_for(&self, index: usize, ctx: &RenderContext) -> Value {
         let mut steps = Map::new();
-        let refs = self.upstream_refs.get(index).map_or(&[][..], Vec::as_slice);
+        let mut refs: Vec<&String> = self
+            .upstream_refs
+            .get(index)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .collect();
+        // Plan order, so `steps.<group>.all` lists instances as declared.
+        refs.sort_by_key(|id| self.index_by_id.get(*id).copied().unwrap_or(usize::MAX));
         for id in refs {
             if let Some(result) = ctx.step_results.get(id) {
-                steps.insert(id.clone(), template::step_value(result));
+                insert_step(&mut steps, id, template::step_value(result));
             } else if ctx.preview {
-                let keys = self
-                    .index_by_id
-                    .get(id)
-                    .map(|&i| self.plan.steps[i].outputs.clone())
-                    .unwrap_or_default();
-                steps.insert(id.clone(), template::placeholder_step_value(id, &keys));
+                let step = self.index_by_id.get(id).map(|&i| &self.plan.steps[i]);
+                let keys = step.map(|s| s.outputs.clone()).unwrap_or_default();
+                let names = step.map(exported_names).unwrap_or_default();
+                insert_step(
+                    &mut steps,
+                    id,
+                    template::placeholder_step_value(id, &keys, &names),
+                );
             }
         }
         self.context_with_steps(ctx, steps)
@@ -249,6 +258,13 @@ pub(crate) fn template_fields(step: &mut Step) -> Vec<(String, &mut String)> {
             out.push(("push_file.target_name".into(), text));
         }
     }
+    if let Some(config) = step.push_config.as_mut() {
+        out.push(("push_config.target_path".into(), &mut config.target_path));
+        for (f, file) in config.files.iter_mut().enumerate() {
+            out.push((format!("push_config.files[{f}].name"), &mut file.name));
+            out.push((format!("push_config.files[{f}].content"), &mut file.content));
+        }
+    }
     if let Some(job) = step.job.as_mut() {
         for var in job.vars.0.iter_mut() {
             if let JobVarValue::Text(text) = &mut var.value {
@@ -273,4 +289,35 @@ pub(crate) fn template_fields(step: &mut Step) -> Vec<(String, &mut String)> {
         }
     }
     out
+}
+
+/// The global variables a job-plan step reads back (`job.exports`).
+pub(crate) fn exported_names(step: &Step) -> Vec<String> {
+    step.job
+        .as_ref()
+        .map(|job| job.exports.iter().map(|e| e.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Puts a step's result under `steps.<id>`, and a fan-out instance `<group>[<key>]`'s
+/// under `steps.<group>.items.<key>` too, where templates can name it.
+/// and in the list `steps.<group>.all` (each with its `key`), in plan order when the
+/// instances are inserted in plan order.
+fn insert_step(steps: &mut Map<String, Value>, id: &str, value: Value) {
+    if let Some((group, key)) = id.strip_suffix(']').and_then(|s| s.split_once('[')) {
+        let entry = steps
+            .entry(group.to_owned())
+            .or_insert_with(|| serde_json::json!({ "items": {}, "all": [] }));
+        if let Some(items) = entry.get_mut("items").and_then(Value::as_object_mut) {
+            items.insert(key.to_owned(), value.clone());
+        }
+        if let Some(all) = entry.get_mut("all").and_then(Value::as_array_mut) {
+            let mut listed = value.clone();
+            if let Some(object) = listed.as_object_mut() {
+                object.insert("key".into(), Value::String(key.to_owned()));
+            }
+            all.push(listed);
+        }
+    }
+    steps.insert(id.to_owned(), value);
 }

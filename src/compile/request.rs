@@ -9,8 +9,8 @@
 use crate::compile::settings::StepSettings;
 use crate::job_api::build::{ApiCall, BuildError, encode};
 use crate::job_api::request::{
-    self as req, Account, GlobalVar, Hosts, JobPlanRun, JobRequest, ScriptRun, StepOverride,
-    Timeout, VarKey, VarValue, Work,
+    self as req, Account, ConfigPush, GlobalVar, Hosts, JobPlanRun, JobRequest, ScriptRun,
+    StepOverride, Timeout, VarKey, VarValue, Work,
 };
 use crate::job_api::types::{HostAddr, Protocol};
 use crate::plan::model::{
@@ -39,19 +39,28 @@ pub fn job_request(
         step.script.is_some(),
         step.push_file.is_some(),
         step.job.is_some(),
+        step.push_config.is_some(),
     ]
     .iter()
     .filter(|set| **set)
     .count();
-    let work = match (&step.script, &step.push_file, &step.job) {
-        (Some(script), None, None) => Work::Script(script_run(script)),
-        (None, Some(push), None) => Work::Push(file_push(plan, push)),
-        (None, None, Some(job)) => Work::Job(job_plan_run(plan, job)),
+    let work = match (&step.script, &step.push_file, &step.job, &step.push_config) {
+        (Some(script), None, None, None) => Work::Script(script_run(script)),
+        (None, Some(push), None, None) => Work::Push(file_push(plan, push)),
+        (None, None, Some(job), None) => Work::Job(job_plan_run(plan, job)),
+        (None, None, None, Some(config)) => Work::Config(ConfigPush {
+            target_path: config.target_path.clone(),
+            files: config
+                .files
+                .iter()
+                .map(|f| (f.name.clone(), f.content.clone()))
+                .collect(),
+        }),
         _ => {
             return Err(vec![BuildError {
                 field: "step".into(),
                 message: format!(
-                    "a step needs exactly one of `script`, `push_file` or `job` ({kinds} given)"
+                    "a step needs exactly one of `script`, `push_file`, `push_config` or `job` ({kinds} given)"
                 ),
             }]);
         }

@@ -267,6 +267,8 @@ pub struct StepResult {
     pub status: String,
     /// `<BATON_VAR>key:value</BATON_VAR>` values from the step's logs.
     pub outputs: BTreeMap<String, String>,
+    /// A job plan's exported global variables (`job.exports`), as JOB returned them.
+    pub vars: BTreeMap<String, String>,
 }
 
 /// Builds the JSON context a template renders against: variables at the top level,
@@ -293,12 +295,22 @@ pub fn step_value(result: &StepResult) -> Value {
         "job_instance_id": result.job_instance_id,
         "status": result.status,
         "outputs": result.outputs,
+        "vars": result.vars,
     })
 }
 
 /// The JSON under `steps.<id>` before the step has run: every attribute renders as a
 /// readable placeholder such as `<steps.build.outputs.tag>`.
-pub fn placeholder_step_value(id: &str, output_keys: &[String]) -> Value {
+pub fn placeholder_step_value(id: &str, output_keys: &[String], var_names: &[String]) -> Value {
+    let vars: Map<String, Value> = var_names
+        .iter()
+        .map(|name| {
+            (
+                name.clone(),
+                Value::String(format!("<steps.{id}.vars.{name}>")),
+            )
+        })
+        .collect();
     let outputs: Map<String, Value> = output_keys
         .iter()
         .map(|key| {
@@ -312,6 +324,7 @@ pub fn placeholder_step_value(id: &str, output_keys: &[String]) -> Value {
         "job_instance_id": format!("<steps.{id}.job_instance_id>"),
         "status": format!("<steps.{id}.status>"),
         "outputs": outputs,
+        "vars": vars,
     })
 }
 

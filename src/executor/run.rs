@@ -126,6 +126,12 @@ impl<A: JobApi> Run<A> {
                     Some(c) if c.handler => Handles::Failure,
                     _ => Handles::Nothing,
                 },
+                group: validated
+                    .fan_out
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|g| (g.group, g.max_parallel)),
             })
             .collect();
         let runner = Arc::new(

@@ -34,6 +34,9 @@ pub struct StepNode {
     pub on_failure: OnFailure,
     /// Whether its `if` admits upstream failures (a handler), and interrupts.
     pub handles: Handles,
+    /// A fanned-out group's `(group, max_parallel)`: at most that many of the group
+    /// run at once.
+    pub group: Option<(usize, usize)>,
 }
 
 /// What endings of its needs a step is considered after.
@@ -256,6 +259,8 @@ pub async fn run_graph_from<R: StepRunner>(
     let mut task_steps: std::collections::HashMap<tokio::task::Id, usize> =
         std::collections::HashMap::new();
     let mut running = 0usize;
+    let mut group_running: std::collections::HashMap<usize, usize> =
+        std::collections::HashMap::new();
     let mut stopped = false;
     let mut interrupted = false;
 
@@ -286,7 +291,15 @@ pub async fn run_graph_from<R: StepRunner>(
         }
         {
             while running < max_parallel {
-                let Some(i) = ready.pop_first() else { break };
+                let room = |i: &usize| {
+                    steps[*i].group.is_none_or(|(g, limit)| {
+                        group_running.get(&g).copied().unwrap_or(0) < limit
+                    })
+                };
+                let Some(i) = ready.iter().copied().find(room) else {
+                    break;
+                };
+                ready.remove(&i);
                 let blocked = match steps[i].handles {
                     Handles::Nothing => stopped || interrupted,
                     Handles::Failure => interrupted,
@@ -305,6 +318,9 @@ pub async fn run_graph_from<R: StepRunner>(
                     state[i] = State::Done(Final::NotRun);
                     release(i, steps, &dependents, &state, &mut ready);
                     continue;
+                }
+                if let Some((g, _)) = steps[i].group {
+                    *group_running.entry(g).or_insert(0) += 1;
                 }
                 state[i] = State::Running;
                 running += 1;
@@ -345,6 +361,15 @@ pub async fn run_graph_from<R: StepRunner>(
                 let Some(joined) = joined else { break };
                 running -= 1;
                 slot_freed_at = Some(Instant::now());
+                let finished = match &joined {
+                    Ok((i, _)) => Some(*i),
+                    Err(error) => task_steps.get(&error.id()).copied(),
+                };
+                if let Some((g, _)) = finished.and_then(|i| steps[i].group)
+                    && let Some(count) = group_running.get_mut(&g)
+                {
+                    *count = count.saturating_sub(1);
+                }
                 let (i, end) = match joined {
                     Ok(pair) => pair,
                     Err(error) => {
@@ -657,6 +682,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ns)| StepNode {
+                group: None,
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure,
@@ -683,6 +709,47 @@ mod tests {
             &sink,
         ));
         (runner, finals)
+    }
+
+    /// A fanned-out group's `max_parallel` holds below the run's own limit.
+    #[test]
+    fn a_group_limit_caps_its_instances() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let n = 5;
+        let nodes: Vec<StepNode> = (0..n)
+            .map(|i| StepNode {
+                group: Some((0, 2)),
+                id: format!("deploy[{i}]"),
+                needs: Vec::new(),
+                on_failure: OnFailure::Stop,
+                handles: Handles::Nothing,
+            })
+            .collect();
+        let runner = Arc::new(FakeRunner::new(
+            vec![Vec::new(); n],
+            vec![false; n],
+            vec![false; n],
+            vec![50; n],
+        ));
+        let options = ScheduleOptions {
+            max_parallel: 8,
+            abort_running: false,
+            detach: false,
+        };
+        let (sink, _rx) = EventSink::channel();
+        let finals = rt.block_on(run_graph(
+            &nodes,
+            Arc::clone(&runner),
+            &options,
+            CancellationToken::new(),
+            &sink,
+        ));
+        assert!(finals.iter().all(|f| *f == Final::Succeeded), "{finals:?}");
+        assert!(runner.max_seen.load(Ordering::SeqCst) <= 2);
+        assert_eq!(runner.started.lock().unwrap().len(), n);
     }
 
     proptest! {
@@ -755,6 +822,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ns)| StepNode {
+                group: None,
                 id: format!("s{i}"),
                 needs: ns.clone(),
                 on_failure: OnFailure::Continue,
@@ -844,6 +912,7 @@ mod tests {
                 needs: ns.clone(),
                 on_failure,
                 handles: handles[i],
+                group: None,
             })
             .collect()
     }

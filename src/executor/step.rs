@@ -31,6 +31,7 @@ mod approval;
 mod confirm;
 mod decide;
 mod ending;
+mod job_vars;
 mod outputs;
 mod progress;
 mod results;
@@ -58,6 +59,8 @@ pub struct StepOutput {
     pub status: String,
     /// Extracted outputs (raw values: later steps need them unmasked).
     pub outputs: BTreeMap<String, String>,
+    /// A job plan's exported global variables (raw values).
+    pub vars: BTreeMap<String, String>,
 }
 
 /// Things shared by every step of a run.
@@ -258,10 +261,17 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     h
                 })
                 .collect(),
+            // Exported job variables are shown beside the outputs as `vars.<name>`.
             outputs: ending
                 .outputs
                 .iter()
                 .map(|(k, v)| (k.clone(), masker.mask(v)))
+                .chain(
+                    ending
+                        .vars
+                        .iter()
+                        .map(|(k, v)| (format!("vars.{k}"), masker.mask(v))),
+                )
                 .collect(),
             host_outputs: ending
                 .host_outputs
@@ -302,6 +312,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     job_instance_id: ending.job,
                     status: "success".into(),
                     outputs: ending.outputs,
+                    vars: ending.vars,
                 },
                 observed_at,
             },
@@ -400,7 +411,8 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     }
                     // Only fast tasks carry the name (see `decorate`), so only they can
                     // be looked up by it.
-                    let lookup = call.api.starts_with("fast_").then(|| name.clone());
+                    let lookup =
+                        crate::job_api::build::carries_task_name(call.api).then(|| name.clone());
                     // Not raced against an interrupt: dropping the request midway would
                     // leave an instance we could neither see nor terminate.
                     match setup.api.submit(call, lookup).await {
@@ -457,6 +469,25 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                 .collect_results(job, &final_status, want_all_logs)
                 .await;
             if ok {
+                let exports = resolved
+                    .step
+                    .job
+                    .as_ref()
+                    .map_or(&[][..], |j| j.exports.as_slice());
+                let vars = if exports.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    match self.read_job_vars(job, exports).await {
+                        Ok(vars) => vars,
+                        Err(error) => {
+                            let mut ending = Ending::failed(error, current.number, Some(job));
+                            ending.job_status = Some(final_status.status);
+                            ending.hosts = hosts;
+                            ending.observed = Some(observed);
+                            return ending;
+                        }
+                    }
+                };
                 return Ending {
                     status: StepStatus::Succeeded,
                     job_status: Some(final_status.status),
@@ -465,6 +496,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     hosts,
                     outputs,
                     host_outputs,
+                    vars,
                     error: None,
                     observed: Some(observed),
                     job_ms: final_status.job_ms,
@@ -493,6 +525,7 @@ impl<A: JobApi, S: StepSource> JobStepRunner<A, S> {
                     hosts,
                     outputs,
                     host_outputs,
+                    vars: BTreeMap::new(),
                     error: Some(error),
                     observed: Some(observed),
                     job_ms: final_status.job_ms,

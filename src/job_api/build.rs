@@ -200,14 +200,15 @@ fn is_submission(api: &str) -> bool {
             | "execute_job"
             | "execute_platform_job"
             | "execute_job_plan"
+            | "push_config_file"
     )
 }
 
 /// Whether `api` has a `task_name` field.
-pub(crate) fn carries_task_name(api: &str) -> bool {
+pub fn carries_task_name(api: &str) -> bool {
     matches!(
         api,
-        "fast_execute_script" | "fast_push_file" | "fast_transfer_file"
+        "fast_execute_script" | "fast_push_file" | "fast_transfer_file" | "push_config_file"
     )
 }
 

@@ -166,6 +166,28 @@ pub fn operate_step_instance(
     Ok(ApiCall::post(protocol, "operate_step_instance", body))
 }
 
+/// `get_job_instance_global_var_value`: v2 POST (ESB `job`), gateway GET. v4 has none;
+/// a v4 plan asks the gateway's v3 one, like its operations.
+pub fn get_job_instance_global_var_value(
+    protocol: Protocol,
+    scope: Scope,
+    job: JobInstanceId,
+) -> Result<ApiCall, BuildError> {
+    const API: &str = "get_job_instance_global_var_value";
+    match protocol {
+        Protocol::V2 => {
+            let mut body = scope_body(protocol, scope)?;
+            body.insert("job_instance_id".into(), json!(job.0));
+            Ok(ApiCall::post(protocol, API, body))
+        }
+        Protocol::V3 | Protocol::V4 => {
+            let mut query = scope_query(scope);
+            query.insert("job_instance_id".into(), json!(job.0));
+            Ok(ApiCall::get(Protocol::V3, API, query))
+        }
+    }
+}
+
 /// What to list: instances created in a time window, optionally by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceQuery {
@@ -377,6 +399,24 @@ mod tests {
             "ESB credentials, not the gateway header"
         );
         assert_eq!(v2.body, v3.body);
+    }
+
+    /// The requests of the documentation's examples.
+    #[test]
+    fn global_var_values_per_protocol() {
+        let v2 = get_job_instance_global_var_value(Protocol::V2, BIZ, JobInstanceId(100)).unwrap();
+        assert_eq!(
+            v2.path,
+            "/api/c/compapi/v2/job/get_job_instance_global_var_value/"
+        );
+        assert_eq!(v2.body, json!({"bk_biz_id": 2, "job_instance_id": 100}));
+        let v4 = get_job_instance_global_var_value(Protocol::V4, BIZ, JobInstanceId(100)).unwrap();
+        assert_eq!(v4.method, HttpMethod::Get);
+        assert_eq!(v4.path, "/api/v3/get_job_instance_global_var_value");
+        assert_eq!(
+            v4.body,
+            json!({"bk_scope_type": "biz", "bk_scope_id": "2", "job_instance_id": 100})
+        );
     }
 
     #[test]

@@ -42,6 +42,17 @@ pub enum Work {
     Push(FilePush),
     /// `execute_job` / `execute_job_plan` / `execute_platform_job`.
     Job(JobPlanRun),
+    /// `push_config_file`.
+    Config(ConfigPush),
+}
+
+/// Small text files pushed to the targets (`push_config_file`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigPush {
+    /// Target folder.
+    pub target_path: String,
+    /// `(file name, text)` pairs, the text not yet base64-encoded.
+    pub files: Vec<(String, String)>,
 }
 
 /// A merged, de-duplicated set of hosts, every list in first-seen order.

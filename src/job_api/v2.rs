@@ -31,6 +31,7 @@ pub(crate) fn encode(request: &JobRequest) -> Result<ApiCall, Vec<BuildError>> {
         Work::Script(script) => script_call(request, script, &mut errors),
         Work::Push(push) => push_call(request, push, &mut errors),
         Work::Job(job) => job_call(request, job, &mut errors),
+        Work::Config(push) => super::config_push::v2_call(request, push, &mut errors),
     };
     errors.finish(call)
 }

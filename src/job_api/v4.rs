@@ -32,6 +32,13 @@ pub(crate) fn encode(request: &JobRequest) -> Result<ApiCall, Vec<BuildError>> {
             );
             Err(errors.into_vec())
         }
+        Work::Config(_) => {
+            errors.add(
+                "push_config",
+                "a config push cannot be sent with protocol v4: v4 has no push_config_file; use protocol v3 or v2",
+            );
+            Err(errors.into_vec())
+        }
         Work::Job(_) => {
             errors.add(
                 "job",

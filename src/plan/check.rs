@@ -88,10 +88,22 @@ pub fn is_empty_set(set: &HostSet) -> bool {
 }
 
 fn is_step_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    };
+    // A fan-out instance: `<id>[<key>]`, the key also allowing `.` and `:`.
+    match id.strip_suffix(']').and_then(|s| s.split_once('[')) {
+        Some((base, key)) => {
+            plain(base)
+                && !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        }
+        None => plain(id),
+    }
 }
 
 struct Checker<'f, 'a> {
@@ -214,6 +226,7 @@ impl Checker<'_, '_> {
         let actions: Vec<&str> = [
             step.script.as_ref().map(|_| "script"),
             step.push_file.as_ref().map(|_| "push_file"),
+            step.push_config.as_ref().map(|_| "push_config"),
             step.job.as_ref().map(|_| "job"),
         ]
         .into_iter()
@@ -228,7 +241,7 @@ impl Checker<'_, '_> {
                 self.error(
                     format!("steps[{i}]"),
                     format!(
-                        "step `{id}` does nothing: give it one of `script`, `push_file`, `job` or `approve`"
+                        "step `{id}` does nothing: give it one of `script`, `push_file`, `push_config`, `job` or `approve`"
                     ),
                 );
             }
@@ -236,12 +249,13 @@ impl Checker<'_, '_> {
             _ => {
                 self.error(
                     format!("steps[{i}]"),
-                    format!("step `{id}` has {}; a step does exactly one of `script`, `push_file` or `job`", actions.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and ")),
+                    format!("step `{id}` has {}; a step does exactly one of `script`, `push_file`, `push_config` or `job`", actions.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and ")),
                 );
             }
         }
 
-        let needs_targets = step.script.is_some() || step.push_file.is_some();
+        let needs_targets =
+            step.script.is_some() || step.push_file.is_some() || step.push_config.is_some();
         match &step.targets {
             None if needs_targets => {
                 self.error(

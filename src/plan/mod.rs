@@ -4,11 +4,14 @@
 pub mod check;
 pub mod condition;
 pub mod expansion;
+pub mod fan_out;
 pub mod findings;
 pub mod handlers;
+pub mod job_exports;
 pub mod load;
 pub mod model;
 pub mod notify;
+pub mod push_config;
 pub mod schema;
 pub mod secrets;
 pub mod span;

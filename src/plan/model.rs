@@ -189,7 +189,8 @@ pub struct TopoNode {
     pub id: u64,
 }
 
-/// One runbook step: exactly one of `script`, `push_file`, `job` or `approve`.
+/// One runbook step: exactly one of `script`, `push_file`, `push_config`, `job` or
+/// `approve`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -201,9 +202,13 @@ pub struct Step {
     /// JOB task name (≤ 512 characters after rendering); baton adds its run id at run time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_name: Option<String>,
-    /// Steps that must be done before this one starts.
+    /// Steps that must be done before this one starts; a fanned-out step's id means
+    /// all its instances, `<id>[<key>]` one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
+    /// Run this step once per item (`{{item}}`, `{{item.<key>}}`), as `<id>[<key>]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<crate::plan::fan_out::ForEach>,
     /// A template; when it renders to `false`, `no`, `0` or nothing, the step is skipped.
     /// The older form of `if`; it sees only steps that succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,6 +236,9 @@ pub struct Step {
     /// Wait for a person's approval (`baton approve`, a terminal, or `--approve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approve: Option<super::handlers::ApproveStep>,
+    /// Push files rendered from the plan (`push_config_file`, v2 and v3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_config: Option<crate::plan::push_config::PushConfigStep>,
     /// Roll the step over its targets (or source files) batch by batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling: Option<Rolling>,
@@ -412,6 +420,11 @@ pub struct JobStep {
     /// Cross-business job: the business files go to (v2 `target_bk_biz_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_biz: Option<u64>,
+    /// Global variables read back once the job finished
+    /// (`get_job_instance_global_var_value`); later steps use
+    /// `{{steps.<id>.vars.<name>}}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<crate::plan::job_exports::JobExport>,
 }
 
 /// An override of one step of a job plan (v2 `steps[]`).

@@ -242,6 +242,9 @@ pub struct PlanSource {
     /// The whole file.
     pub text: Arc<str>,
     index: Arc<SpanIndex>,
+    /// After fan-out, the written step each step of the expanded plan comes from, so
+    /// `steps[k]` of an instance is found where its declaration is.
+    step_origins: Option<Arc<[usize]>>,
 }
 
 impl PlanSource {
@@ -252,6 +255,29 @@ impl PlanSource {
             name: name.into(),
             text,
             index,
+            step_origins: None,
+        }
+    }
+
+    /// Locates `steps[k]` of an expanded plan at the step `origins[k]` declares.
+    pub fn set_step_origins(&mut self, origins: Vec<usize>) {
+        self.step_origins = Some(origins.into());
+    }
+
+    /// `field` with an expanded step index turned into its declaration's.
+    fn written_field(&self, field: &str) -> String {
+        let Some(origins) = &self.step_origins else {
+            return field.to_owned();
+        };
+        let Some(rest) = field.strip_prefix("steps[") else {
+            return field.to_owned();
+        };
+        let Some((index, tail)) = rest.split_once(']') else {
+            return field.to_owned();
+        };
+        match index.parse::<usize>().ok().and_then(|k| origins.get(k)) {
+            Some(origin) => format!("steps[{origin}]{tail}"),
+            None => field.to_owned(),
         }
     }
 
@@ -262,7 +288,7 @@ impl PlanSource {
 
     /// An issue located at the value of `field`.
     pub fn issue(&self, field: impl Into<String>, message: impl Into<String>) -> Issue {
-        let field = field.into();
+        let field = self.written_field(&field.into());
         let location = self.index.locate(&field);
         Issue {
             field,
@@ -275,7 +301,7 @@ impl PlanSource {
 
     /// An issue located at the key that introduces `field`.
     pub fn key_issue(&self, field: impl Into<String>, message: impl Into<String>) -> Issue {
-        let field = field.into();
+        let field = self.written_field(&field.into());
         let location = self.index.locate_key(&field);
         Issue {
             location: Some(location),

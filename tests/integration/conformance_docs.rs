@@ -10,10 +10,7 @@ pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fi
 /// Documented APIs with fixtures that the emulator does not answer yet. When one is
 /// added to the emulator, move it out of this list so that its examples are checked.
 pub(crate) const NOT_SERVED_YET: &[(&str, &str)] = &[
-    ("*", "get_job_instance_global_var_value"),
-    ("*", "get_account_list"),
     ("*", "get_script_list"),
-    ("*", "push_config_file"),
     // The page describes what JOB posts to a callback URL (checked by
     // `callbacks_have_the_documented_keys`); ESB has no such component.
     ("esb_v2", "callback_protocol"),

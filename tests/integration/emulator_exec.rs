@@ -31,6 +31,7 @@ fn script(language: u8, content: &str) -> ScriptRun {
         timeout: Duration::from_secs(60),
         env: Vec::new(),
         account: "root".into(),
+        capture: Vec::new(),
     }
 }
 

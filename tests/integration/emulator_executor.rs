@@ -33,6 +33,7 @@ fn script(content: &str) -> ScriptRun {
         timeout: Duration::from_secs(60),
         env: Vec::new(),
         account: "root".into(),
+        capture: Vec::new(),
     }
 }
 

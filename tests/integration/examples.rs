@@ -97,3 +97,31 @@ fn cross_business_copy_delivers_both_reports_and_a_receipt() {
     }
     assert!(read(import.join("RECEIPT")).contains("reports=2"));
 }
+
+#[test]
+fn regional_rollout_configures_migrates_and_reports_every_region() {
+    let (sandbox, _) = rehearse("regional-rollout");
+    for (region, web, db) in [
+        ("sh", "10.0.2.1", "10.0.2.20"),
+        ("gz", "10.0.3.1", "10.0.3.20"),
+    ] {
+        let web = host(sandbox.path(), web);
+        assert_eq!(
+            read(web.join("opt/app/conf/app.conf")),
+            format!("region={region}\nversion=2.5.0\ndatabase={db}:5432\n")
+        );
+        // The schema the region's migration job plan set, read back from JOB.
+        assert_eq!(
+            read(web.join("opt/app/state")).trim(),
+            "running 2.5.0 schema 41"
+        );
+        assert_eq!(
+            read(host(sandbox.path(), db).join("var/lib/appdb/schema")).trim(),
+            "41"
+        );
+    }
+    assert_eq!(
+        read(host(sandbox.path(), "10.0.0.10").join("data/rollout/2.5.0.txt")),
+        "sh 41\ngz 41\n"
+    );
+}

@@ -611,13 +611,24 @@ fn bad_usage_exits_2_and_sends_nothing() {
 }
 
 #[test]
-fn permission_denied_exits_3_listing_the_missing_actions() {
+fn permission_denied_is_a_preflight_finding_and_exits_3_without_it() {
     let r = Scratch::new(ONE_STEP);
     let world = format!(
         "{CREDENTIALS}  users: [admin, alice]\nscopes:\n  - {{ type: biz, id: \"2\", name: secret-biz, users: [alice] }}\n"
     );
     let emulator = Emulator::start(&world, &r.sandbox());
+    // The preflight finds it first: a plan problem at `scope`, nothing submitted.
     let out = r.run(&emulator, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("permission denied") && all.contains("access_business"),
+        "{all}"
+    );
+    assert!(all.contains("scope"), "{all}");
+    assert!(emulator.requests("fast_execute_script").is_empty());
+    // Without the preflight, the submission itself is refused: exit 3.
+    let out = r.run(&emulator, &["--skip-preflight"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let all = text(&out);
     assert!(

@@ -3,7 +3,7 @@
 //! hosts 5 → 7 → 9 / 11 / 1xx, then the job's finish and its callback. The task ends
 //! whenever the job finishes or waits for an operator; operations (`ops.rs`) set the
 //! next action and start a new task. Hosts run under the instance's and the emulator's
-//! semaphores, through `exec::run_script` / `files::copy::transfer_to_host` (or a host fault,
+//! semaphores, through `exec::run_script_capturing` / `files::copy::transfer_to_host` (or a host fault,
 //! or the `simulate` setting), each in its own task so a panic there fails one host
 //! instead of the emulator.
 
@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::emulator::app::App;
 use crate::emulator::exec::callback;
 use crate::emulator::exec::files::copy::{SourceFiles, TransferSpec, transfer_to_host};
-use crate::emulator::exec::script::{ScriptRun, run_script};
+use crate::emulator::exec::script::{ScriptRun, run_script_capturing};
 use crate::emulator::model::clock::delay;
 use crate::emulator::model::host_result::FileLogEntry;
 use crate::emulator::model::host_result::HostResult;
+use crate::emulator::model::job_vars::JobVar;
 use crate::emulator::model::jobs::{
     Batch, HostRun, JobInstance, JobState, Next, RollingMode, StepKind, now_ms,
 };
@@ -301,11 +302,12 @@ async fn run_host(
         if state.status == RunStatus::Stopping {
             return;
         }
+        let vars = state.vars.clone();
         let Some(step) = state.steps.get_mut(index) else {
             return;
         };
         let work = match &step.kind {
-            StepKind::Script(script) => Work::Script(script_run(script)),
+            StepKind::Script(script) => Work::Script(script_run(script, &vars)),
             StepKind::File(file) => Work::File(
                 transfer_spec(file, step.batches.get(batch)),
                 std::time::Duration::from_secs(file.timeout_secs),
@@ -324,10 +326,28 @@ async fn run_host(
     if !app.gates.pass(job.id, Some(&addr), &cancel).await {
         return terminated(&job, index, &addr);
     }
-    let (result, file_logs) = execute(&app, &addr, work, &cancel).await;
+    let is_script = matches!(work, Work::Script(_));
+    let (result, file_logs, captured) = execute(&app, &addr, work, &cancel).await;
     let mut state = job.lock();
     if let Some(run) = state.steps.get_mut(index).and_then(|s| s.host_mut(&addr)) {
         run.finish(result, file_logs);
+    }
+    if is_script && !state.vars.is_empty() {
+        // Hosts of a step finish in any order: the last one to report sets the value,
+        // as the last write to JOB's step variable record does.
+        for (name, value) in captured {
+            if let Some(var) = state
+                .vars
+                .iter_mut()
+                .find(|v| v.name == name && v.is_captured())
+            {
+                var.value = value;
+            }
+        }
+        let snapshot = state.vars.clone();
+        if let Some(step) = state.steps.get_mut(index) {
+            step.var_values = Some(snapshot);
+        }
     }
 }
 
@@ -344,7 +364,7 @@ async fn execute(
     addr: &HostAddr,
     work: Work,
     cancel: &CancellationToken,
-) -> (HostResult, Vec<FileLogEntry>) {
+) -> (HostResult, Vec<FileLogEntry>, Vec<(String, String)>) {
     let start = now_ms();
     if let Some(forced) = app.faults.on_host(addr) {
         let mut log = forced.log;
@@ -361,6 +381,7 @@ async fn execute(
                 end_ms: now_ms(),
             },
             Vec::new(),
+            Vec::new(),
         );
     }
     if app.settings.simulate {
@@ -374,6 +395,7 @@ async fn execute(
                 end_ms: now_ms(),
             },
             Vec::new(),
+            Vec::new(),
         );
     }
     let sandboxes = app.sandboxes.clone();
@@ -382,8 +404,9 @@ async fn execute(
         Work::Script(run) => {
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let result = run_script(&sandboxes, &host, &run, cancel).await;
-                (result, Vec::new())
+                let (result, captured) =
+                    run_script_capturing(&sandboxes, &host, &run, cancel).await;
+                (result, Vec::new(), captured)
             })
             .await
         }
@@ -391,7 +414,7 @@ async fn execute(
             let mut task =
                 tokio::spawn(async move { transfer_to_host(&sandboxes, &host, &spec).await });
             tokio::select! {
-                joined = &mut task => joined,
+                joined = &mut task => joined.map(|(result, logs)| (result, logs, Vec::new())),
                 _ = tokio::time::sleep(timeout) => {
                     task.abort();
                     return (
@@ -402,6 +425,7 @@ async fn execute(
                             end_ms: now_ms(),
                             ..HostResult::default()
                         },
+                        Vec::new(),
                         Vec::new(),
                     );
                 }
@@ -414,6 +438,7 @@ async fn execute(
                             end_ms: now_ms(),
                             ..HostResult::default()
                         },
+                        Vec::new(),
                         Vec::new(),
                     );
                 }
@@ -431,18 +456,37 @@ async fn execute(
                 end_ms: now_ms(),
             },
             Vec::new(),
+            Vec::new(),
         )
     })
 }
 
 /// The script as the host agent gets it. String globals of a plan are exported both
 /// as environment variables and, for shell scripts, as `name='value'` assignments after
-/// the shebang line, which is how JOB makes them visible to shell steps.
-fn script_run(script: &crate::emulator::model::jobs::ScriptStep) -> ScriptRun {
+/// the shebang line, which is how JOB makes them visible to shell steps. Values come
+/// from the job's variables as earlier steps left them (`vars`), and a shell step's
+/// changeable variables are read back after it ran.
+fn script_run(script: &crate::emulator::model::jobs::ScriptStep, vars: &[JobVar]) -> ScriptRun {
     let mut content = script.content.clone();
-    if script.language == language_code::SHELL && !script.env.is_empty() {
+    let env: Vec<(String, String)> = script
+        .env
+        .iter()
+        .map(|(name, value)| {
+            let current = vars.iter().find(|v| &v.name == name).map(|v| &v.value);
+            (name.clone(), current.unwrap_or(value).clone())
+        })
+        .collect();
+    let capture: Vec<String> = if script.language == language_code::SHELL {
+        vars.iter()
+            .filter(|v| v.is_captured())
+            .map(|v| v.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if script.language == language_code::SHELL && !env.is_empty() {
         let mut prefix = String::new();
-        for (name, value) in &script.env {
+        for (name, value) in &env {
             prefix.push_str(&format!("{name}='{}'\n", value.replace('\'', "'\\''")));
         }
         let text = String::from_utf8_lossy(&content).into_owned();
@@ -460,8 +504,9 @@ fn script_run(script: &crate::emulator::model::jobs::ScriptStep) -> ScriptRun {
         content,
         params: script.params.clone(),
         timeout: std::time::Duration::from_secs(script.timeout_secs),
-        env: script.env.clone(),
+        env,
         account: script.account.alias.clone(),
+        capture,
     }
 }
 
@@ -520,7 +565,7 @@ mod tests {
             sensitive: false,
             env: vec![("v".into(), "it's".into())],
         };
-        let run = script_run(&step);
+        let run = script_run(&step, &[]);
         assert_eq!(
             String::from_utf8(run.content).unwrap(),
             "#!/bin/bash\nv='it'\\''s'\necho $v\n"

@@ -25,6 +25,7 @@ use crate::emulator::exec::sandbox::isolation::Isolation;
 use crate::emulator::exec::sandbox::launch::SANDBOX_PATH;
 use crate::emulator::exec::sandbox::wire::Spec;
 use crate::emulator::model::host_result::HostResult;
+use crate::emulator::model::job_vars::parse_set_output;
 use crate::job_api::types::{HostAddr, host_status};
 
 /// A script as JOB hands it to a host agent.
@@ -42,6 +43,8 @@ pub struct ScriptRun {
     pub env: Vec<(String, String)>,
     /// Execution account alias (informational in the emulator).
     pub account: String,
+    /// Changeable string variables a shell script's assignments are read back for.
+    pub capture: Vec<String>,
 }
 
 /// The most host log kept per host and run; the rest is dropped with a note.
@@ -170,9 +173,21 @@ pub async fn run_script(
     run: &ScriptRun,
     cancel: CancellationToken,
 ) -> HostResult {
+    run_script_capturing(sandboxes, host, run, cancel).await.0
+}
+
+/// [`run_script`], also returning the values the script left in the variables of
+/// `run.capture`.
+pub async fn run_script_capturing(
+    sandboxes: &HostSandboxes,
+    host: &HostAddr,
+    run: &ScriptRun,
+    cancel: CancellationToken,
+) -> (HostResult, Vec<(String, String)>) {
     let start_ms = now_ms();
     let log = Arc::new(Mutex::new(HostLog::default()));
-    let (status, exit_code) = execute(sandboxes, host, run, cancel, &log).await;
+    let mut captured = Vec::new();
+    let (status, exit_code) = execute(sandboxes, host, run, cancel, &log, &mut captured).await;
     let log = match Arc::try_unwrap(log) {
         Ok(log) => log.into_inner().unwrap_or_else(|e| e.into_inner()),
         // A reader task we gave up on still holds a reference: copy what is there.
@@ -184,14 +199,15 @@ pub async fn run_script(
             }
         }
     };
-    HostResult {
+    let result = HostResult {
         status,
         exit_code,
         log: log.into_text(),
         tag: String::new(),
         start_ms,
         end_ms: now_ms(),
-    }
+    };
+    (result, captured)
 }
 
 fn note(log: &Mutex<HostLog>, line: &str) {
@@ -246,6 +262,7 @@ async fn execute(
     run: &ScriptRun,
     cancel: CancellationToken,
     log: &Arc<Mutex<HostLog>>,
+    captured: &mut Vec<(String, String)>,
 ) -> (u16, Option<i32>) {
     let fail = |reason: &str| {
         note(log, reason);
@@ -269,10 +286,33 @@ async fn execute(
         Ok(params) => params,
         Err(e) => return fail(&format!("cannot split the script parameters: {e}")),
     };
+    // Where the wrapper's EXIT trap leaves the changeable variables: the path as the
+    // script sees it, and as this machine does.
+    let capture = if run.language == 1 && !run.capture.is_empty() {
+        let host_path = format!(
+            "/tmp/bk_job/{}_params_output.env",
+            uuid::Uuid::now_v7().simple()
+        );
+        match sandboxes.resolve(host, &host_path) {
+            Ok(real) => {
+                let seen = match sandboxes.isolation() {
+                    Isolation::Namespace { .. } => host_path,
+                    Isolation::Unisolated => real.to_string_lossy().into_owned(),
+                };
+                Some((seen, real))
+            }
+            Err(e) => return fail(&format!("cannot place the variable file: {e}")),
+        }
+    } else {
+        None
+    };
     let prepared = {
         let sandboxes = sandboxes.clone();
         let host = host.clone();
-        let content = run.content.clone();
+        let content = match &capture {
+            Some((seen, _)) => capture_wrapper(&run.content, &run.capture, seen),
+            None => run.content.clone(),
+        };
         let extension = interp.extension;
         tokio::task::spawn_blocking(move || prepare(&sandboxes, &host, &content, extension)).await
     };
@@ -338,7 +378,38 @@ async fn execute(
     let real_path = prepared.real_path;
     // The script file is ours, not the runbook's: leave the host's /tmp as it was.
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(real_path)).await;
+    if let Some((_, real)) = capture {
+        let names = run.capture.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let text = std::fs::read_to_string(&real).unwrap_or_default();
+            let _ = std::fs::remove_file(&real);
+            parse_set_output(&text, &names)
+        })
+        .await;
+        if let Ok(values) = read {
+            *captured = values;
+        }
+    }
     outcome
+}
+
+/// The user's shell script with JOB's EXIT trap in front of it: on exit, bash's `set`
+/// lines of the changeable variables go to `out_path`, and the exit code is kept.
+fn capture_wrapper(content: &[u8], names: &[String], out_path: &str) -> Vec<u8> {
+    let pattern = names
+        .iter()
+        .map(|n| format!("^{n}="))
+        .collect::<Vec<_>>()
+        .join("|");
+    let trap = format!(
+        "__job_output_vars() {{\n  __job_exit=$?\n  set | grep -E '{pattern}' > '{out_path}'\n  return $__job_exit\n}}\ntrap '__job_output_vars' EXIT\n"
+    );
+    let text = String::from_utf8_lossy(content);
+    let joined = match text.strip_prefix("#!").and_then(|_| text.split_once('\n')) {
+        Some((shebang, rest)) => format!("{shebang}\n{trap}{rest}"),
+        None => format!("{trap}{text}"),
+    };
+    joined.into_bytes()
 }
 
 /// How the wait for a script ended.

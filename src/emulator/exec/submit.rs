@@ -68,6 +68,7 @@ pub fn create(app: &Arc<App>, new: NewJob) -> Result<Submitted, JobError> {
             batch: 0,
             resume_batch: None,
             history: Vec::new(),
+            var_values: None,
             kind: step.kind,
         })
         .collect();
@@ -89,6 +90,7 @@ pub fn create(app: &Arc<App>, new: NewJob) -> Result<Submitted, JobError> {
         driving: false,
         skip_requested: false,
         finishes: 0,
+        vars: new.vars,
     };
     let job = Arc::new(JobInstance::new(
         job_id,

@@ -8,6 +8,8 @@
 
 pub mod answer_holds;
 pub mod auth;
+pub mod catalog;
+pub mod config_push;
 pub mod context;
 pub mod control;
 pub mod envelope;
@@ -18,5 +20,6 @@ pub mod shared;
 pub mod v2;
 pub mod v3;
 pub mod v4;
+pub mod var_values;
 pub mod views;
 pub mod wire;

@@ -224,6 +224,7 @@ pub fn submit_fast(ctx: &Ctx, task: FastTask) -> Result<Submitted, JobError> {
                 targets: task.targets,
                 rolling: task.rolling,
             }],
+            vars: Vec::new(),
         },
     )
 }

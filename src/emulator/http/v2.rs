@@ -1,14 +1,18 @@
 //! ESB v2 (`/api/c/compapi/v2/job/<name>/`): fast_execute_script, fast_push_file,
+//! push_config_file,
 //! execute_job (with `steps` overrides and `global_vars`), execute_platform_job (source
 //! and target business), get_job_instance_status, get_job_instance_log,
-//! operate_job_instance, operate_step_instance, get_job_list, get_job_detail.
+//! operate_job_instance, operate_step_instance, get_job_list, get_job_detail,
+//! get_job_instance_global_var_value.
 //! Parsed from JOB's v2 wire format, independently of baton's client.
 
 use serde_json::{Value, json};
 
+use crate::emulator::http::config_push;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{self, FastTask};
+use crate::emulator::http::var_values;
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
 use crate::emulator::model::job_error::JobError;
@@ -24,13 +28,16 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
     Some(match name {
         "fast_execute_script"
         | "fast_push_file"
+        | "push_config_file"
         | "execute_job"
         | "execute_platform_job"
         | "operate_job_instance"
         | "operate_step_instance" => ApiKind::Action,
-        "get_job_instance_status" | "get_job_instance_log" | "get_job_list" | "get_job_detail" => {
-            ApiKind::Query
-        }
+        "get_job_instance_status"
+        | "get_job_instance_log"
+        | "get_job_list"
+        | "get_job_detail"
+        | "get_job_instance_global_var_value" => ApiKind::Query,
         _ => return None,
     })
 }
@@ -40,6 +47,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => fast_execute_script(ctx, p),
         "fast_push_file" => fast_push_file(ctx, p),
+        "push_config_file" => config_push::push_config_file(ctx, p, config_push::Door::V2),
         "execute_job" => execute_job(ctx, p),
         "execute_platform_job" => execute_platform_job(ctx, p),
         "get_job_instance_status" => {
@@ -57,6 +65,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
         "operate_job_instance" => shared::operate_job(ctx, p),
         "operate_step_instance" => shared::operate_step(ctx, p),
         "get_job_list" => get_job_list(ctx, p),
+        "get_job_instance_global_var_value" => var_values::v2(ctx, p),
         "get_job_detail" => {
             let scope = ctx.scope(p)?;
             let id = p.req_i64("bk_job_id")?;

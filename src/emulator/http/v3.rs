@@ -1,14 +1,18 @@
 //! Gateway v3 (`/api/v3/<name>`; also ESB jobv3): fast_execute_script,
-//! fast_transfer_file, execute_job_plan, get_job_instance_status,
+//! fast_transfer_file, push_config_file, execute_job_plan, get_job_instance_status,
 //! get_job_instance_ip_log, batch_get_job_instance_ip_log, get_job_instance_list,
-//! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail
-//! and callback_protocol. Parsed from JOB's v3 wire format.
+//! operate_job_instance, operate_step_instance, get_job_plan_list, get_job_plan_detail,
+//! get_job_instance_global_var_value, get_account_list, get_script_version_detail and
+//! callback_protocol. Parsed from JOB's v3 wire format.
 
 use serde_json::{Value, json};
 
+use crate::emulator::http::catalog;
+use crate::emulator::http::config_push;
 use crate::emulator::http::context::{ApiKind, Ctx};
 use crate::emulator::http::params::Params;
 use crate::emulator::http::shared::{self, FastTask};
+use crate::emulator::http::var_values;
 use crate::emulator::http::views;
 use crate::emulator::http::wire;
 use crate::emulator::model::inventory::{HostSel, Inventory, TargetSpec};
@@ -26,6 +30,7 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
     Some(match name {
         "fast_execute_script"
         | "fast_transfer_file"
+        | "push_config_file"
         | "execute_job_plan"
         | "batch_get_job_instance_ip_log"
         | "operate_job_instance"
@@ -34,7 +39,10 @@ pub fn api_kind(name: &str) -> Option<ApiKind> {
         | "get_job_instance_ip_log"
         | "get_job_instance_list"
         | "get_job_plan_list"
-        | "get_job_plan_detail" => ApiKind::Query,
+        | "get_job_plan_detail"
+        | "get_job_instance_global_var_value"
+        | "get_account_list"
+        | "get_script_version_detail" => ApiKind::Query,
         "callback_protocol" => ApiKind::Open,
         _ => return None,
     })
@@ -45,6 +53,7 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
     match name {
         "fast_execute_script" => fast_execute_script(ctx, p),
         "fast_transfer_file" => fast_transfer_file(ctx, p),
+        "push_config_file" => config_push::push_config_file(ctx, p, config_push::Door::V3),
         "execute_job_plan" => execute_job_plan(ctx, p),
         "get_job_instance_status" => {
             let scope = ctx.scope(p)?;
@@ -59,6 +68,9 @@ pub fn dispatch(ctx: &Ctx, name: &str, p: &Params) -> Result<Value, JobError> {
         "operate_job_instance" => shared::operate_job(ctx, p),
         "operate_step_instance" => shared::operate_step(ctx, p),
         "get_job_plan_list" => plan_list(ctx, p),
+        "get_job_instance_global_var_value" => var_values::v3(ctx, p),
+        "get_account_list" => catalog::account_list(ctx, p),
+        "get_script_version_detail" => catalog::script_version_detail(ctx, p),
         "get_job_plan_detail" => {
             let scope = ctx.scope(p)?;
             let id = p

@@ -4,6 +4,7 @@
 //! from `settings.first_id`) and keeps memory bounded by dropping the oldest finished
 //! instances. The state machine that moves them lives in `engine.rs` and `ops.rs`.
 
+use crate::emulator::model::job_vars::JobVar;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -224,6 +225,9 @@ pub struct StepInstance {
     pub hosts: Vec<HostRun>,
     /// Host runs of earlier execute counts.
     pub history: Vec<Vec<HostRun>>,
+    /// The job plan's global variables as this step left them (script steps of a
+    /// plan with variables, once a host ran).
+    pub var_values: Option<Vec<JobVar>>,
 }
 
 impl StepInstance {
@@ -302,6 +306,8 @@ pub struct JobState {
     pub skip_requested: bool,
     /// How many times the job finished (callbacks sent).
     pub finishes: u32,
+    /// A job plan's global variables, as its steps changed them so far.
+    pub vars: Vec<JobVar>,
 }
 
 /// A job instance.

@@ -14,6 +14,7 @@ pub mod faults;
 pub mod host_result;
 pub mod inventory;
 pub mod job_error;
+pub mod job_vars;
 pub mod jobs;
 pub mod new_job;
 pub mod plans;

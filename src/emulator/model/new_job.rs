@@ -67,4 +67,6 @@ pub struct NewJob {
     pub start: bool,
     /// Steps.
     pub steps: Vec<NewStep>,
+    /// A job plan's global variables with the values it starts with.
+    pub vars: Vec<crate::emulator::model::job_vars::JobVar>,
 }

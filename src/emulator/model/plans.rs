@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::emulator::model::inventory::{Account, Host, Inventory, TargetSpec};
 use crate::emulator::model::job_error::JobError;
+use crate::emulator::model::job_vars::JobVar;
 use crate::emulator::model::jobs::{
     ConfirmStep, FileSource, FileStep, RollingMode, ScriptStep, StepKind,
 };
@@ -91,6 +92,7 @@ pub struct PlanRun {
 pub fn build(inventory: &Inventory, plan: &PlanDef, run: PlanRun) -> Result<NewJob, JobError> {
     let mut host_vars: HashMap<String, Vec<Host>> = HashMap::new();
     let mut env = Vec::new();
+    let mut vars = Vec::new();
     for var in &plan.global_vars {
         let given = run.vars.iter().find(|v| match (v.id, &v.name) {
             (Some(id), _) if id > 0 => id == var.id,
@@ -102,11 +104,28 @@ pub fn build(inventory: &Inventory, plan: &PlanDef, run: PlanRun) -> Result<NewJ
                 Some(spec) if !spec.is_empty() => spec,
                 _ => TargetSpec::from_def(&var.targets)?,
             };
-            host_vars.insert(var.name.clone(), inventory.resolve(&spec, &HashMap::new())?);
+            let hosts = inventory.resolve(&spec, &HashMap::new())?;
+            vars.push(JobVar {
+                id: var.id,
+                name: var.name.clone(),
+                kind: var.kind,
+                value: String::new(),
+                changeable: false,
+                hosts: hosts.clone(),
+            });
+            host_vars.insert(var.name.clone(), hosts);
         } else {
             let value = given
                 .and_then(|g| g.value.clone())
                 .unwrap_or_else(|| var.value.clone());
+            vars.push(JobVar {
+                id: var.id,
+                name: var.name.clone(),
+                kind: var.kind,
+                value: value.clone(),
+                changeable: var.changeable && is_identifier(&var.name),
+                hosts: Vec::new(),
+            });
             if matches!(var.kind, 1 | 2 | 4) && is_identifier(&var.name) {
                 env.push((var.name.clone(), value));
             }
@@ -133,6 +152,7 @@ pub fn build(inventory: &Inventory, plan: &PlanDef, run: PlanRun) -> Result<NewJ
         protocol: run.protocol,
         start: run.start,
         steps,
+        vars,
     })
 }
 

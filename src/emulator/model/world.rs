@@ -26,6 +26,7 @@
 //!     name: deploy
 //!     global_vars:
 //!       - { id: 437, name: version, type: 1, value: "1.0" }          # 1 string
+//!       - { id: 439, name: schema, type: 1, value: "0", changeable: true }  # a shell step may set it
 //!       - { id: 436, name: web, type: 3, hosts: ["0:10.0.0.1"] }     # 3 host list
 //!       - { id: 438, name: pw, type: 4, value: "secret" }           # 4 password
 //!     steps:
@@ -51,7 +52,9 @@
 //! ```
 //!
 //! String global variables reach scripts as shell assignments prepended to shell
-//! scripts (`name='value'`), and as environment variables for every language.
+//! scripts (`name='value'`), and as environment variables for every language. A shell
+//! step's assignment to a `changeable` string variable is read back as JOB does (see
+//! `model/job_vars.rs`).
 
 use std::collections::BTreeMap;
 
@@ -313,6 +316,10 @@ pub struct VarDef {
     /// Whether a value is required.
     #[serde(default)]
     pub required: bool,
+    /// A string variable a shell step may assign (JOB's "changeable" variable); its
+    /// new value reaches later steps and `get_job_instance_global_var_value`.
+    #[serde(default)]
+    pub changeable: bool,
 }
 
 /// A plan step.

@@ -17,6 +17,8 @@ pub(super) struct Ending {
     pub(super) hosts: Vec<HostOutcome>,
     pub(super) outputs: BTreeMap<String, String>,
     pub(super) host_outputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// A job plan's exported global variables (raw values).
+    pub(super) vars: BTreeMap<String, String>,
     pub(super) error: Option<String>,
     pub(super) observed: Option<(Instant, Observed)>,
     pub(super) job_ms: Option<u64>,
@@ -57,6 +59,7 @@ impl Ending {
             hosts: Vec::new(),
             outputs: BTreeMap::new(),
             host_outputs: BTreeMap::new(),
+            vars: BTreeMap::new(),
             error: Some(error),
             observed: None,
             job_ms: None,

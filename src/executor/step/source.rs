@@ -105,6 +105,7 @@ fn render_context(input: &RenderInput<'_>) -> RenderContext {
                         job_instance_id: r.job_instance_id.map(|j| j.0).unwrap_or(0),
                         status: r.status.clone(),
                         outputs: r.outputs.clone(),
+                        vars: r.vars.clone(),
                     },
                 )
             })

@@ -38,7 +38,7 @@ pub(super) fn decorate(
     let Some(body) = call.body.as_object_mut() else {
         return;
     };
-    if call.api.starts_with("fast_") {
+    if crate::job_api::build::carries_task_name(call.api) {
         body.insert("task_name".into(), task_name.into());
     }
     if let Some(url) = callback_url {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::error::ClientError;
 use crate::job_api::build::ApiCall;
+pub use crate::job_api::decode::GlobalVarValue;
 use crate::job_api::types::Protocol;
 use crate::job_api::types::{
     HostResult, JobInstanceId, JobOperation, RunStatus, StepInstanceId, StepOperation, Submitted,
@@ -102,6 +103,20 @@ pub trait JobApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ClientError>> + Send;
     /// Whether `operate_step_instance` exists (v2, v3).
     fn has_step_operations(&self) -> bool;
+
+    /// Each global variable's final value in a finished job-plan instance
+    /// (`get_job_instance_global_var_value`). `Unsupported` where there is none.
+    fn global_vars(
+        &self,
+        job: JobInstanceId,
+    ) -> impl Future<Output = Result<Vec<GlobalVarValue>, ClientError>> + Send {
+        let _ = job;
+        async {
+            Err(ClientError::Unsupported(
+                "get_job_instance_global_var_value",
+            ))
+        }
+    }
 
     /// The instance named exactly `task_name` created since `since_ms` (epoch ms), as
     /// ambiguous submissions are reconciled: for `baton resume`, which finds a

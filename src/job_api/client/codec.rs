@@ -46,6 +46,23 @@ pub trait ProtocolCodec: Send + Sync + 'static {
         created_after_ms: i64,
         created_before_ms: i64,
     ) -> Option<Result<ApiCall, ClientError>>;
+    /// `get_job_instance_global_var_value`.
+    fn global_vars_call(&self, job: JobInstanceId) -> Result<ApiCall, ClientError> {
+        let _ = job;
+        Err(ClientError::Unsupported(
+            "get_job_instance_global_var_value",
+        ))
+    }
+    /// Decodes a global variable answer into each variable's final value.
+    fn decode_global_vars(
+        &self,
+        raw: &RawResponse<'_>,
+    ) -> Result<Vec<decode::GlobalVarValue>, ClientError> {
+        let _ = raw;
+        Err(ClientError::Unsupported(
+            "get_job_instance_global_var_value",
+        ))
+    }
     /// Decodes a submission answer.
     fn decode_submit(&self, api: &str, raw: &RawResponse<'_>) -> Result<Submitted, ClientError>;
     /// Decodes a status answer.
@@ -152,6 +169,24 @@ impl ProtocolCodec for JobCodec {
             calls::get_job_instance_list(list_protocol, self.scope, &query)
                 .map_err(|e| build_failed("get_job_instance_list", e)),
         )
+    }
+
+    fn global_vars_call(&self, job: JobInstanceId) -> Result<ApiCall, ClientError> {
+        calls::get_job_instance_global_var_value(self.protocol, self.scope, job)
+            .map_err(|e| build_failed("get_job_instance_global_var_value", e))
+    }
+
+    fn decode_global_vars(
+        &self,
+        raw: &RawResponse<'_>,
+    ) -> Result<Vec<decode::GlobalVarValue>, ClientError> {
+        // v4 asks the gateway's v3 API (see `global_vars_call`).
+        let protocol = match self.protocol {
+            Protocol::V2 => Protocol::V2,
+            Protocol::V3 | Protocol::V4 => Protocol::V3,
+        };
+        let steps = decode::decode_global_var_values(protocol, raw)?;
+        Ok(decode::final_values(&steps))
     }
 
     fn decode_submit(&self, _api: &str, raw: &RawResponse<'_>) -> Result<Submitted, ClientError> {

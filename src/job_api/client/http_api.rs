@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::api::{HostLog, JobApi, JobStatusView, SubmitOutcome};
+use super::api::{GlobalVarValue, HostLog, JobApi, JobStatusView, SubmitOutcome};
 use super::codec::ProtocolCodec;
 use super::error::ClientError;
 use super::retry::{is_rate_limited, rate_limit_hint};
@@ -115,6 +115,16 @@ impl<C: ProtocolCodec> HttpJobApi<C> {
                 other => return other,
             }
         }
+    }
+}
+
+impl<C: ProtocolCodec> HttpJobApi<C> {
+    /// Sends a read-only lookup (see `job_api::lookups`) and returns its `data`.
+    pub async fn lookup(&self, call: &ApiCall) -> Result<serde_json::Value, ClientError> {
+        self.query_decoded(call, |raw| {
+            crate::job_api::decode::unwrap_data(raw).map_err(ClientError::from)
+        })
+        .await
     }
 }
 
@@ -236,6 +246,12 @@ impl<C: ProtocolCodec> JobApi for HttpJobApi<C> {
         since_ms: i64,
     ) -> Result<Option<JobInstanceId>, ClientError> {
         self.reconcile(task_name, since_ms).await
+    }
+
+    async fn global_vars(&self, job: JobInstanceId) -> Result<Vec<GlobalVarValue>, ClientError> {
+        let call = self.codec.global_vars_call(job)?;
+        self.query_decoded(&call, |raw| self.codec.decode_global_vars(raw))
+            .await
     }
 
     async fn status(&self, job: JobInstanceId) -> Result<JobStatusView, ClientError> {

@@ -5,6 +5,7 @@
 
 mod envelope;
 mod error;
+mod global_vars;
 mod html;
 mod instances;
 mod logs;
@@ -19,6 +20,9 @@ mod wire;
 pub(crate) use envelope::excerpt;
 pub use envelope::{RATE_LIMIT_RESET_HEADER, RawResponse, unwrap_data};
 pub use error::{ApiError, ErrorCode, MissingAction};
+pub use global_vars::{
+    GlobalVarValue, PASSWORD_VAR, StepVarValues, decode_global_var_values, final_values,
+};
 pub use html::html_decode;
 pub use instances::decode_instance_list;
 pub use logs::decode_host_logs;
