@@ -68,6 +68,12 @@ class JobApi(OperationGroup):
     get_job_plan_detail = bind_property(
         Operation, name="get_job_plan_detail", method="GET", path="/api/v3/get_job_plan_detail"
     )
+    get_job_instance_global_var_value = bind_property(
+        Operation,
+        name="get_job_instance_global_var_value",
+        method="GET",
+        path="/api/v3/get_job_instance_global_var_value",
+    )
     operate_step_instance = bind_property(
         Operation, name="operate_step_instance", method="POST", path="/api/v3/operate_step_instance"
     )
@@ -242,6 +248,10 @@ class EmulatorTest(unittest.TestCase):
         listed = self.ok(self.esb.jobv3.get_job_instance_list(dict(
             SCOPE, create_time_start=0, create_time_end=int(time.time() * 1000) + 60000, job_instance_id=job)))
         self.assertEqual([j["job_instance_id"] for j in listed["data"]], [job])
+        values = self.ok(self.esb.jobv3.get_job_instance_global_var_value(dict(SCOPE, job_instance_id=job)))
+        self.assertEqual(values["job_instance_id"], job)
+        last = values["step_instance_var_list"][-1]["global_var_list"]
+        self.assertEqual({v["name"]: v["value"] for v in last}["released_at"], "v1.2.3", values)
 
     def test_esb_sdk_operations_confirm_a_waiting_step(self):
         job = self.ok(self.esb.jobv3.execute_job_plan(dict(SCOPE, job_plan_id=60)))["job_instance_id"]
@@ -298,6 +308,9 @@ class EmulatorTest(unittest.TestCase):
         logs = self.ok(self.gateway.api.batch_get_job_instance_ip_log(dict(
             SCOPE, job_instance_id=job, step_instance_id=step, host_id_list=[11])))
         self.assertEqual(dict(SOPS_VAR.findall(logs["script_task_logs"][0]["log_content"])), {"released": "2.0.0"})
+        values = self.ok(self.gateway.api.get_job_instance_global_var_value(dict(SCOPE, job_instance_id=job)))
+        last = values["step_instance_var_list"][-1]["global_var_list"]
+        self.assertEqual({v["name"]: v["value"] for v in last}["released_at"], "v2.0.0", values)
 
     def test_gateway_sdk_tells_gateway_errors_apart(self):
         wrong = BkJobClient(endpoint=self.base + "/api/bk-job/", stage="prod")
