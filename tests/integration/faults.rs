@@ -793,11 +793,24 @@ impl Drop for EmulatorProcess {
     }
 }
 
+/// A loopback port free now, for a process started next to listen on. It is drawn
+/// below the kernel's ephemeral range (32768–60999): a port from `bind(:0)` is in that
+/// range, and the many client sockets of tests running in parallel can take it before
+/// the process binds it. Each call in this test process gets a different port.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = FIRST + (offset + n) % SPAN;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN)
 }
 
 /// The emulator restarts while a step is held running. The new emulator does not know
