@@ -46,23 +46,45 @@ fn item_pattern() -> &'static Regex {
 
 /// The items of `for_each` at step `index`, or the issues that prevent them.
 fn items(
+    plan: &Plan,
     source: &PlanSource,
     index: usize,
     for_each: &ForEach,
     vars: &ResolvedVars,
 ) -> Result<Vec<FanItem>, Box<Issue>> {
     let at = |field: &str| format!("steps[{index}].for_each{field}");
+    let sources = [
+        for_each.items.is_some(),
+        for_each.var.is_some(),
+        for_each.from.is_some(),
+    ];
+    match sources.iter().filter(|s| **s).count() {
+        0 => {
+            return Err(Box::new(
+                source.issue(at(""), "`for_each` needs `items`, `var` or `from`"),
+            ));
+        }
+        1 => {}
+        _ => {
+            return Err(Box::new(
+                source.issue(at(""), "`for_each` takes one of `items`, `var` or `from`"),
+            ));
+        }
+    }
+    if for_each.output.is_some() && for_each.from.is_none() {
+        return Err(Box::new(source.issue(
+            at(".output"),
+            "`output` names an output of the step in `from`; add `from: <step>`",
+        )));
+    }
+    if let Some(from) = &for_each.from {
+        return Err(Box::new(from_output(plan, source, index, from, for_each)));
+    }
     match (&for_each.items, &for_each.var) {
-        (Some(_), Some(_)) => Err(Box::new(
-            source.issue(at(""), "`for_each` takes `items` or `var`, not both"),
-        )),
-        (None, None) => Err(Box::new(
-            source.issue(at(""), "`for_each` needs `items` or `var`"),
-        )),
-        (Some(items), None) if items.is_empty() => Err(Box::new(
+        (Some(items), _) if items.is_empty() => Err(Box::new(
             source.issue(at(".items"), "`for_each.items` is empty"),
         )),
-        (Some(items), None) => Ok(items.clone()),
+        (Some(items), _) => Ok(items.clone()),
         (None, Some(name)) => {
             let Some(text) = vars.get(name) else {
                 return Err(Box::new(source.issue(
@@ -70,23 +92,97 @@ fn items(
                     format!("`{name}` is not a declared variable (declare it under `vars:`)"),
                 )));
             };
-            let trimmed = text.trim();
-            if trimmed.starts_with('[') {
-                return serde_yaml::from_str::<Vec<FanItem>>(trimmed).map_err(|e| {
-                    Box::new(source.issue(
-                        at(".var"),
-                        format!("variable `{name}` is not a list of strings or maps: {e}"),
-                    ))
-                });
-            }
-            Ok(trimmed
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| FanItem::Text(s.to_owned()))
-                .collect())
+            parse_list(text).map_err(|e| {
+                Box::new(source.issue(
+                    at(".var"),
+                    format!("variable `{name}` is not a list of strings or maps: {e}"),
+                ))
+            })
+        }
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// Items written as a YAML/JSON list (`[sh, gz]`, or maps) or as comma-separated text.
+pub fn parse_list(text: &str) -> Result<Vec<FanItem>, serde_yaml::Error> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('[') {
+        return serde_yaml::from_str::<Vec<FanItem>>(trimmed);
+    }
+    Ok(trimmed
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| FanItem::Text(s.to_owned()))
+        .collect())
+}
+
+/// What is wrong with `for_each: { from, output }` at step `index`: the step must be
+/// upstream and declare the output. Such a list is known only once that step has
+/// finished, and expanding a group then is not supported, so even a well-formed one is
+/// refused here, before anything is submitted.
+fn from_output(
+    plan: &Plan,
+    source: &PlanSource,
+    index: usize,
+    from: &str,
+    for_each: &ForEach,
+) -> Issue {
+    let at = |field: &str| format!("steps[{index}].for_each{field}");
+    let id = plan.steps.get(index).map_or("", |s| s.id.as_str());
+    let Some(upstream) = plan.steps.iter().find(|s| s.id == from) else {
+        return source.issue(at(".from"), format!("`{from}` is not a step of this plan"));
+    };
+    if !is_upstream(plan, index, from) {
+        return source.issue(
+            at(".from"),
+            format!("step `{from}` is not upstream of `{id}`: add it to the `needs` of `{id}`"),
+        );
+    }
+    let Some(output) = &for_each.output else {
+        return source.issue(
+            at(""),
+            format!(
+                "`from: {from}` needs `output:`, the key of `{from}`'s output that holds the list"
+            ),
+        );
+    };
+    if !upstream.outputs.iter().any(|o| o == output) {
+        return source.issue(
+            at(".output"),
+            format!(
+                "step `{from}` does not declare the output `{output}` (add it to its `outputs:`)"
+            ),
+        );
+    }
+    source.issue(
+        at(".from"),
+        format!("the items of `{id}` come from `{from}`'s output `{output}`, known only at run time; expanding a group then is not supported yet: list them with `items:` or `var:`"),
+    )
+}
+
+/// Whether step `from` is among the `needs` of step `index`, directly or not. A need
+/// on one instance (`deploy[sh]`, or `deploy[{{item}}]`) counts as its group.
+fn is_upstream(plan: &Plan, index: usize, from: &str) -> bool {
+    let base = |need: &str| need.split('[').next().unwrap_or(need).to_owned();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<String> = plan
+        .steps
+        .get(index)
+        .map(|s| s.needs.iter().map(|n| base(n)).collect())
+        .unwrap_or_default();
+    while let Some(id) = stack.pop() {
+        if id == from {
+            return true;
+        }
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(step) = plan.steps.iter().find(|s| s.id == id) {
+            stack.extend(step.needs.iter().map(|n| base(n)));
         }
     }
+    false
 }
 
 fn same_item_pattern() -> &'static Regex {
@@ -170,7 +266,7 @@ pub fn expand(
             planned.push((i, None));
             continue;
         };
-        match items(source, i, for_each, vars) {
+        match items(plan, source, i, for_each, vars) {
             Ok(items) => {
                 let mut seen = HashSet::new();
                 let mut ids = Vec::with_capacity(items.len());

@@ -1,5 +1,5 @@
 //! Fan-out (`for_each:`): a step declared once that runs once per item of a literal
-//! list or of a list variable. Items are strings or maps of strings; each instance is
+//! list, of a list variable, or of a list output of an upstream step. Items are strings or maps of strings; each instance is
 //! the step `<id>[<key>]` (the string, or a map's `name` or `id`, else its position).
 //! Expansion itself is compile's (`compile/fan_out.rs`).
 
@@ -24,6 +24,13 @@ pub struct ForEach {
     /// comma-separated text (`sh,gz`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub var: Option<String>,
+    /// An upstream step whose `output` holds the items (a JSON list or comma-separated
+    /// text), known only once that step has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// With `from`: the output key (declared in that step's `outputs:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// Most instances running at once (default: no limit beyond `--max-parallel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,

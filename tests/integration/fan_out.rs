@@ -184,3 +184,75 @@ fn a_bad_for_each_is_reported_at_its_line() {
         text(&out)
     );
 }
+
+const FROM_PLAN: &str = r#"version: 1
+name: discovered
+api: v3
+scope: { type: biz, id: 2 }
+defaults: { account: root }
+steps:
+  - id: discover
+    targets: { ips: ["0:10.0.9.9"] }
+    outputs: [regions]
+    script:
+      language: shell
+      content: "echo '<BATON_VAR>regions:[\"sh\",\"gz\"]</BATON_VAR>'"
+  - id: deploy
+    needs: [discover]
+    for_each: { from: discover, output: regions }
+    targets: { ips: ["0:10.0.9.9"] }
+    script:
+      language: shell
+      content: "mkdir -p /opt && echo {{item}} > /opt/{{item}}.txt"
+"#;
+
+/// `baton validate PLAN` on `plan`: its exit code and what it printed.
+fn validate(plan: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = baton(dir.path())
+        .arg("validate")
+        .arg(dir.path().join("plan.yaml"))
+        .output()
+        .unwrap();
+    (out.status.code(), text(&out))
+}
+
+#[test]
+fn a_list_from_a_step_output_is_checked_at_its_line() {
+    // Not upstream: `deploy` does not need `discover`.
+    let (code, out) = validate(&FROM_PLAN.replace("    needs: [discover]\n", ""));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(
+            "plan.yaml:14:23: steps[1].for_each.from: step `discover` is not upstream of `deploy`"
+        ),
+        "{out}"
+    );
+    // The output is not declared by the step.
+    let (code, out) = validate(&FROM_PLAN.replace("output: regions }", "output: zones }"));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(
+            "steps[1].for_each.output: step `discover` does not declare the output `zones`"
+        ),
+        "{out}"
+    );
+    // Two sources at once.
+    let (code, out) = validate(&FROM_PLAN.replace(
+        "{ from: discover, output: regions }",
+        "{ items: [sh], from: discover, output: regions }",
+    ));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("steps[1].for_each: `for_each` takes one of `items`, `var` or `from`"),
+        "{out}"
+    );
+    // Well-formed, but expanded only at run time, which is refused before any request.
+    let (code, out) = validate(FROM_PLAN);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("plan.yaml:15:23: steps[1].for_each.from: the items of `deploy` come from `discover`'s output `regions`, known only at run time"),
+        "{out}"
+    );
+}
