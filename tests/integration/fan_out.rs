@@ -238,6 +238,22 @@ fn a_list_from_a_step_output_is_checked_at_its_line() {
         ),
         "{out}"
     );
+    // `from` without `output`, and `output` without `from`.
+    let (code, out) = validate(&FROM_PLAN.replace(", output: regions }", " }"));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("steps[1].for_each: `from: discover` needs `output:`"),
+        "{out}"
+    );
+    let (code, out) = validate(&FROM_PLAN.replace(
+        "{ from: discover, output: regions }",
+        "{ items: [sh], output: regions }",
+    ));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("steps[1].for_each.output: `output` names an output of the step in `from`"),
+        "{out}"
+    );
     // Two sources at once.
     let (code, out) = validate(&FROM_PLAN.replace(
         "{ from: discover, output: regions }",
