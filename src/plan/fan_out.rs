@@ -1,7 +1,8 @@
 //! Fan-out (`for_each:`): a step declared once that runs once per item of a literal
-//! list, of a list variable, or of a list output of an upstream step. Items are strings or maps of strings; each instance is
-//! the step `<id>[<key>]` (the string, or a map's `name` or `id`, else its position).
-//! Expansion itself is compile's (`compile/fan_out.rs`).
+//! list or of a list variable (a list output of an upstream step is declared and
+//! checked here, but not expanded yet). Items are strings or maps of strings; each
+//! instance is the step `<id>[<key>]` (the string, or a map's `name` or `id`, else
+//! its position). Expansion itself is compile's (`compile/fan_out.rs`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -25,7 +26,8 @@ pub struct ForEach {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub var: Option<String>,
     /// An upstream step whose `output` holds the items (a JSON list or comma-separated
-    /// text), known only once that step has finished.
+    /// text), known only once that step has finished. Checked, then refused: run-time
+    /// expansion is not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// With `from`: the output key (declared in that step's `outputs:`).
