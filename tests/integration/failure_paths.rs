@@ -5,17 +5,14 @@
 //! `baton approve` from another process, times out without an answer (`--yes` does not
 //! pass it), and `baton resume` continues from it once approved.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
+use crate::running::Running;
 use crate::support::{baton, sandbox_file, step, text};
 
-const DEADLINE: Duration = Duration::from_secs(60);
 const CANARY: &str = "0:10.0.2.1";
 const REST: [&str; 3] = ["0:10.0.2.2", "0:10.0.2.3", "0:10.0.2.4"];
 
@@ -236,81 +233,6 @@ fn a_failed_canary_is_rolled_back_and_the_rest_is_never_touched() {
         rest["reason"],
         "no targets: `deploy-rest` has no succeeded hosts"
     );
-}
-
-/// A running `baton` whose output lines are read on threads.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn baton");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Running {
-            child,
-            lines,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads lines until one contains `needle`, and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let end = Instant::now() + DEADLINE;
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let _ = self.child.kill();
-        panic!("never saw `{needle}`:\n{}", self.seen);
-    }
-
-    fn finish(mut self) -> (Option<i32>, String) {
-        let end = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < end, "baton did not exit:\n{}", self.seen);
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                self.seen.push_str(&line);
-                self.seen.push('\n');
-            }
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-        }
-        (status.code(), self.seen)
-    }
 }
 
 #[test]
@@ -534,11 +456,7 @@ fn a_runner_killed_during_a_rollback_resumes_by_attaching_to_it_not_resending_it
         &["run", plan.to_str().expect("path")],
     ));
     running.wait_for("step rollback submitted (job ");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).expect("pid")),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill");
+    running.signal(nix::sys::signal::Signal::SIGKILL);
     let (code, _) = running.finish();
     assert_eq!(code, None, "killed");
     emulator.release_host("0:10.0.0.3");
@@ -580,11 +498,7 @@ fn resuming_a_failed_step_that_now_succeeds_skips_its_failure_handler() {
         &["run", plan.to_str().expect("path")],
     ));
     running.wait_for("step deploy failed");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).expect("pid")),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal");
+    running.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, seen) = running.finish();
     assert_eq!(code, Some(130), "{seen}");
     assert!(
@@ -670,11 +584,7 @@ fn after_ctrl_c_an_always_handler_still_runs() {
     let plan = scratch.dir().join("plan.yaml");
     let mut running = Running::spawn(against_plan(&scratch, &emulator, &plan));
     running.wait_for("step first submitted (job ");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).expect("pid")),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("signal");
+    running.signal(nix::sys::signal::Signal::SIGINT);
     let (code, seen) = running.finish();
     assert_eq!(code, Some(130), "{seen}");
     let report = scratch.report();

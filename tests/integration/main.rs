@@ -25,6 +25,7 @@ mod plan_props;
 mod preflight;
 mod run;
 mod run_control;
+mod running;
 mod schema;
 mod sdk;
 mod secrets;

@@ -8,14 +8,15 @@
 //! released when baton has said what the test waits for; deadlines only bound polling
 //! loops so a broken build fails instead of hanging.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::running::Running;
 use crate::support::{BATON, Emulator, app_credentials, baton, step, text};
 
 /// Generous bound for anything baton does in these tests.
@@ -100,87 +101,6 @@ impl Scratch {
     fn report(&self) -> Value {
         let text = std::fs::read_to_string(self.path("report.json")).expect("report written");
         serde_json::from_str(&text).expect("report is JSON")
-    }
-}
-
-/// A running `baton run` whose stdout and stderr lines are read on threads.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn baton");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Running {
-            child,
-            lines,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads lines until one contains `needle`; panics with everything seen at the deadline.
-    fn wait_for(&mut self, needle: &str) {
-        let end = Instant::now() + DEADLINE;
-        while Instant::now() < end {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if line.contains(needle) {
-                        return;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let _ = self.child.kill();
-        panic!("never saw `{needle}`:\n{}", self.seen);
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
-        nix::sys::signal::kill(pid, signal).expect("signal");
-    }
-
-    /// Waits for the exit (bounded), then collects the remaining lines.
-    fn finish(mut self) -> (Option<i32>, String) {
-        let end = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                panic!("baton did not exit:\n{}", self.seen);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-        }
-        (status.code(), self.seen)
     }
 }
 
